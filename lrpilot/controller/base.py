@@ -1,0 +1,133 @@
+"""The `Controller` protocol: metrics in, learning-rate multiplier out.
+
+A controller is told the initial LR and the epoch budget by :meth:`Controller.reset`,
+then after every epoch :meth:`Controller.act` receives that epoch's
+:class:`~lrpilot.metrics.EpochMetrics` and answers with the multiplier to apply to the
+learning rate for the next epoch. The public ``act`` validates and clamps; subclasses
+implement ``_act`` (the SB3 ``predict`` / ``_predict`` split).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from lrpilot.metrics import EpochMetrics
+
+__all__ = ["Controller", "MIN_MULTIPLIER", "MAX_MULTIPLIER", "monitored_value", "is_better"]
+
+MIN_MULTIPLIER = 1e-6
+"""Smallest multiplier ``act`` returns; a zero LR could never be raised again."""
+MAX_MULTIPLIER = 1e6
+"""Largest multiplier ``act`` returns."""
+
+
+class Controller(ABC):
+    """Base class of every learning-rate controller.
+
+    Subclasses set ``name`` (the spec-string name), set ``self.required_metrics`` (the
+    :class:`EpochMetrics` fields they read, beyond ``lr``) and implement ``_act``.
+    State for ``state_dict`` lives in plain attributes listed in ``_state_keys``;
+    every value there must be a bool, int, float, str, None or a list of those, so the
+    state survives JSON and ``torch.load(weights_only=True)``.
+    """
+
+    name: ClassVar[str] = "controller"
+    _state_keys: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self.initial_lr: float = math.nan
+        self.total_epochs: int = 0
+        self.epochs_seen: int = 0
+        self.last_multiplier: float = 1.0
+        self.required_metrics: tuple[str, ...] = ()
+        """The metrics ``act`` reads (beyond ``lr``); deployment checks the caller gives them."""
+
+    # -- public API ---------------------------------------------------------------
+    def reset(self, initial_lr: float, total_epochs: int) -> None:
+        """Start a new run with learning rate ``initial_lr`` and a budget of ``total_epochs``."""
+        if not (isinstance(initial_lr, (int, float)) and math.isfinite(initial_lr) and initial_lr > 0):
+            raise ValueError(f"initial_lr must be a finite number > 0, got {initial_lr!r}")
+        if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
+            raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs!r}")
+        self.initial_lr = float(initial_lr)
+        self.total_epochs = total_epochs
+        self.epochs_seen = 0
+        self.last_multiplier = 1.0
+        self._reset()
+
+    def act(self, metrics: EpochMetrics) -> float:
+        """The LR multiplier for the next epoch, given the epoch that just ended.
+
+        Always a finite number in [MIN_MULTIPLIER, MAX_MULTIPLIER]; a subclass that
+        answers NaN or infinity is treated as answering 1 (keep the LR).
+        """
+        if not isinstance(metrics, EpochMetrics):
+            raise TypeError(f"act() takes an EpochMetrics, got {type(metrics).__name__}")
+        if self.total_epochs == 0:
+            raise RuntimeError(f"{type(self).__name__}.act() called before reset()")
+        self.epochs_seen += 1
+        multiplier = float(self._act(metrics))
+        if not math.isfinite(multiplier):
+            multiplier = 1.0
+        multiplier = min(max(multiplier, MIN_MULTIPLIER), MAX_MULTIPLIER)
+        self.last_multiplier = multiplier
+        return multiplier
+
+    def spec(self) -> str:
+        """The spec string that rebuilds this controller with :func:`from_spec`."""
+        return self.name
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this controller exactly (JSON-safe values)."""
+        state: dict[str, Any] = {
+            "spec": self.spec(),
+            "initial_lr": self.initial_lr,
+            "total_epochs": self.total_epochs,
+            "epochs_seen": self.epochs_seen,
+            "last_multiplier": self.last_multiplier,
+        }
+        for key in self._state_keys:
+            value = getattr(self, key)
+            state[key] = list(value) if isinstance(value, (list, tuple)) else value
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned; refuses a state of another controller."""
+        if state.get("spec") != self.spec():
+            raise ValueError(f"state is for controller {state.get('spec')!r}, not {self.spec()!r}")
+        self.initial_lr = float(state["initial_lr"])
+        self.total_epochs = int(state["total_epochs"])
+        self.epochs_seen = int(state["epochs_seen"])
+        self.last_multiplier = float(state["last_multiplier"])
+        for key in self._state_keys:
+            setattr(self, key, state[key])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec()!r})"
+
+    # -- for subclasses -----------------------------------------------------------
+    def _reset(self) -> None:
+        """Clear per-run state; called by :meth:`reset` after the common fields are set."""
+
+    @abstractmethod
+    def _act(self, metrics: EpochMetrics) -> float:
+        """Decide the multiplier; ``self.epochs_seen`` already counts this epoch."""
+
+
+def monitored_value(metrics: EpochMetrics, metric: str) -> float:
+    """The monitored metric as a float; None (no accuracy) reads as NaN."""
+    value = getattr(metrics, metric)
+    return math.nan if value is None else float(value)
+
+
+def is_better(value: float, best: float, mode: str, threshold: float, threshold_mode: str) -> bool:
+    """torch's ReduceLROnPlateau comparison; a NaN value is never better."""
+    if mode == "min" and threshold_mode == "rel":
+        return value < best * (1.0 - threshold)
+    if mode == "min":
+        return value < best - threshold
+    if threshold_mode == "rel":
+        return value > best * (threshold + 1.0)
+    return value > best + threshold

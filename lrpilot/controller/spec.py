@@ -1,0 +1,125 @@
+"""Spec strings: ``"name"`` or ``"name:key=value,key=value"`` -> a :class:`Controller`.
+
+Every place that accepts a controller (the CLI, study files, ``PolicyScheduler``)
+goes through :func:`from_spec`, so the same strings work everywhere.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import types
+import typing
+from typing import Any, Callable, Union
+
+from lrpilot.controller.base import Controller
+
+__all__ = ["register_controller", "from_spec", "list_controllers", "format_spec", "parse_spec"]
+
+_REGISTRY: dict[str, Callable[..., Controller]] = {}
+
+
+def register_controller(name: str, factory: Callable[..., Controller]) -> None:
+    """Make ``factory`` constructible as ``from_spec("name:...")``."""
+    if not name or ":" in name or "," in name:
+        raise ValueError(f"controller name must be non-empty without ':' or ',', got {name!r}")
+    _REGISTRY[name] = factory
+
+
+def list_controllers() -> list[str]:
+    """Names accepted by :func:`from_spec` (``ppo`` takes ``ppo:default`` or ``ppo:PATH``)."""
+    return sorted([*_REGISTRY, "ppo"])
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Split ``"name:k=v,k=v"`` into the name and the raw (string) parameters."""
+    if not isinstance(spec, str):
+        raise TypeError(f"a controller spec must be a string, got {type(spec).__name__}")
+    name, _, rest = spec.strip().partition(":")
+    name = name.strip()
+    params: dict[str, str] = {}
+    if rest.strip():
+        for item in rest.split(","):
+            key, sep, value = item.partition("=")
+            key, value = key.strip(), value.strip()
+            if not sep or not key or not value:
+                raise ValueError(f"bad controller spec {spec!r}: expected 'name:key=value,...', got item {item!r}")
+            if key in params:
+                raise ValueError(f"bad controller spec {spec!r}: parameter {key!r} given twice")
+            params[key] = value
+    return name, params
+
+
+def from_spec(spec: str | Controller) -> Controller:
+    """Build a controller from a spec string; a Controller passes through unchanged.
+
+    ``ppo:default`` and ``ppo:PATH`` load a learned policy (see :mod:`lrpilot.controller.policy`).
+
+    Example:
+        >>> from_spec("plateau:patience=2,factor=0.5").spec()
+        'plateau:factor=0.5,patience=2'
+    """
+    if isinstance(spec, Controller):
+        return spec
+    if isinstance(spec, str) and spec.strip().startswith("ppo:"):
+        from lrpilot.controller.policy import load_policy  # lazy: torch + safetensors
+
+        target = spec.strip()[4:].strip()
+        if not target:
+            raise ValueError(f"bad controller spec {spec!r}: expected 'ppo:default' or 'ppo:PATH'")
+        return load_policy(target)
+    name, raw = parse_spec(spec)
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown controller {name!r} in spec {spec!r}; known: {', '.join(list_controllers())}")
+    factory = _REGISTRY[name]
+    hints = _param_types(factory)
+    kwargs: dict[str, Any] = {}
+    for key, text in raw.items():
+        if key not in hints:
+            allowed = ", ".join(hints) or "none"
+            raise ValueError(f"unknown parameter {key!r} for controller {name!r}; allowed: {allowed}")
+        kwargs[key] = _convert(text, hints[key], name, key)
+    return factory(**kwargs)
+
+
+def format_spec(name: str, params: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """Canonical spec: parameters that differ from their defaults, sorted by name."""
+    items = [f"{k}={_fmt(v)}" for k, v in sorted(params.items()) if defaults.get(k, object()) != v]
+    return f"{name}:{','.join(items)}" if items else name
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _param_types(factory: Callable[..., Controller]) -> dict[str, Any]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    hints = typing.get_type_hints(target)
+    params = inspect.signature(factory).parameters
+    return {k: hints.get(k, str) for k, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def _convert(text: str, annotation: Any, name: str, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if text.lower() == "none":
+            return None
+        annotation = args[0]
+    try:
+        if annotation is bool:
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return text.lower() in ("true", "1")
+        if annotation is int:
+            return int(text)
+        if annotation is float:
+            value = float(text)
+            if math.isnan(value):
+                raise ValueError
+            return value
+    except ValueError:
+        raise ValueError(f"parameter {key!r} of controller {name!r} must be {annotation.__name__}, got {text!r}") from None
+    return text

@@ -1,0 +1,219 @@
+"""`TrainingSession`: one training run, advanced one epoch at a time.
+
+The session owns the model, the optimiser, the data on the device and every random
+generator the run uses (initialisation, data order, augmentation, dropout), so its
+``state_dict`` resumes a run exactly. It knows nothing of controllers: whoever drives
+it calls :meth:`run_epoch` and, between epochs, :meth:`scale_lr`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from lrpilot.metrics import EpochMetrics
+from lrpilot.training.data import DataSplits, Inputs, iter_batches
+from lrpilot.training.devices import autocast, resolve_device
+from lrpilot.training.loading import load_splits
+from lrpilot.training.optim import build_optimizer, optimizer_mode
+from lrpilot.training.task import Task, get_task
+
+__all__ = ["TrainingSession"]
+
+BatchCallback = Callable[[int, int], None]
+
+
+def forward(model: torch.nn.Module, inputs: Inputs) -> torch.Tensor:
+    """Logits for a batch: ``model(x)`` for a tensor, ``model(**x)`` for keyword inputs."""
+    return model(**inputs) if isinstance(inputs, dict) else model(inputs)
+
+
+class TrainingSession:
+    """Train ``task`` with ``seed`` on ``device``, one epoch per :meth:`run_epoch` call.
+
+    Runs with the same task and seed start from the same weights and see the same data
+    order, whatever drives their learning rate, so comparisons across controllers are
+    paired. ``scale_lr`` keeps every parameter group's LR within [``min_lr``, ``max_lr``].
+
+    Example:
+        >>> session = TrainingSession("digits-mlp", seed=0)
+        >>> for _ in range(3):
+        ...     metrics = session.run_epoch()
+        ...     session.scale_lr(0.5)
+    """
+
+    def __init__(
+        self,
+        task: Task | str,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+        *,
+        data_dir: str | None = None,
+        min_lr: float = 0.0,
+        max_lr: float = math.inf,
+        epoch_examples: int | None = None,
+        data: DataSplits | None = None,
+    ) -> None:
+        self.task = get_task(task)
+        self.task.validate()
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        if not (0 <= min_lr < max_lr):
+            raise ValueError(f"need 0 <= min_lr < max_lr, got min_lr={min_lr}, max_lr={max_lr}")
+        if epoch_examples is not None and epoch_examples < 1:
+            raise ValueError(f"epoch_examples must be >= 1 or None, got {epoch_examples}")
+        self.seed, self.min_lr, self.max_lr, self.epoch_examples = seed, min_lr, max_lr, epoch_examples
+        self.device = resolve_device(device)
+        splits = data if data is not None else load_splits(self.task, data_dir)
+        self.data = splits.to(self.device)
+        with self._rng(torch.Generator().manual_seed(seed).get_state(), None):
+            self.model = self.task.build_model(self.task, self.data).to(self.device)
+            self._torch_rng = torch.get_rng_state()
+        if self.device.type == "cuda" and self.data.meta.get("channels_last"):
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._cuda_rng = self._fresh_cuda_rng(seed)
+        self.optimizer = build_optimizer(self.task, self.model)
+        self._data_gen = torch.Generator().manual_seed(seed)
+        self.epoch = 0
+        self.history: list[EpochMetrics] = []
+
+    # -- properties ---------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first parameter group."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    # -- training -----------------------------------------------------------------
+    def run_epoch(self, on_batch: BatchCallback | None = None) -> EpochMetrics:
+        """Train one epoch, validate, and return (and remember) the epoch's metrics."""
+        start = time.perf_counter()
+        lr = self.lr
+        losses, norms, finite = self._train_pass(on_batch)
+        losses_cpu = torch.stack(losses).double().cpu() if losses else torch.tensor([math.nan])
+        train_loss = float(losses_cpu.mean()) if finite else math.nan
+        train_std = float(losses_cpu.std(unbiased=False)) if finite and len(losses_cpu) > 1 else 0.0
+        grad_norm = float(torch.stack(norms).double().mean().cpu()) if norms else math.nan
+        val = self.evaluate("val") if finite else {"loss": math.nan, "acc": None}
+        diverged = not (finite and math.isfinite(val["loss"]) and self._weights_finite())
+        self.epoch += 1
+        metrics = EpochMetrics(
+            epoch=self.epoch, lr=lr, train_loss=train_loss, train_loss_std=train_std,
+            val_loss=val["loss"], val_acc=val["acc"], grad_norm=grad_norm,
+            seconds=time.perf_counter() - start, diverged=diverged,
+        )
+        self.history.append(metrics)
+        return metrics
+
+    def _train_pass(self, on_batch: BatchCallback | None) -> tuple[list[torch.Tensor], list[torch.Tensor], bool]:
+        model, opt, task = self.model, self.optimizer, self.task
+        n = min(len(self.data.train), self.epoch_examples or len(self.data.train))
+        total = math.ceil(n / task.batch_size)
+        losses: list[torch.Tensor] = []
+        norms: list[torch.Tensor] = []
+        finite = True
+        check_every = 1 if self.device.type == "cpu" else 32
+        params = [p for p in model.parameters() if p.requires_grad]
+        model.train()
+        optimizer_mode(opt, train=True)
+        with self._rng(self._torch_rng, self._cuda_rng):
+            batches = iter_batches(self.data.train, task.batch_size, self._data_gen, limit=self.epoch_examples)
+            for i, (inputs, labels) in enumerate(batches):
+                inputs = self.data.train_transform(inputs, self._data_gen)
+                with autocast(self.device):
+                    logits = forward(model, inputs)
+                loss = F.cross_entropy(logits.float(), labels)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                norms.append(torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None]))
+                opt.step()
+                losses.append(loss.detach())
+                if on_batch is not None:
+                    on_batch(i + 1, total)
+                if (i + 1) % check_every == 0 and not bool(torch.isfinite(loss)):
+                    finite = False
+                    break
+            self._torch_rng = torch.get_rng_state()
+            if self.device.type == "cuda":
+                self._cuda_rng = torch.cuda.get_rng_state(self.device)
+        finite = finite and bool(torch.isfinite(torch.stack(losses)).all()) if losses else False
+        return losses, norms, finite
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "test") -> dict[str, Any]:
+        """Mean loss and accuracy on ``split`` ("val" or "test"); no gradients, no randomness."""
+        data = self.data.split(split)
+        self.model.eval()
+        optimizer_mode(self.optimizer, train=False)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for inputs, labels in iter_batches(data, self.task.eval_batch_size):
+            with autocast(self.device):
+                logits = forward(self.model, self.data.eval_transform(inputs, None))
+            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").double()
+            correct += (logits.argmax(dim=-1) == labels).sum()
+        n = len(data)
+        loss = float(loss_sum) / n
+        return {"loss": loss if math.isfinite(loss) else math.nan, "acc": float(correct) / n}
+
+    def scale_lr(self, factor: float) -> float:
+        """Multiply every group's LR by ``factor`` (clamped to [min_lr, max_lr]); returns the new LR."""
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
+        for group in self.optimizer.param_groups:
+            group["lr"] = min(max(group["lr"] * factor, self.min_lr), self.max_lr)
+        return self.lr
+
+    def _weights_finite(self) -> bool:
+        flags = [torch.isfinite(p).all() for p in self.model.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True
+
+    # -- state --------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Model, optimiser, every RNG, the epoch and the history; loads with ``weights_only=True``."""
+        return {
+            "task": self.task.name,
+            "seed": self.seed,
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "data_generator": self._data_gen.get_state(),
+            "torch_rng": self._torch_rng,
+            "cuda_rng": self._cuda_rng,
+            "history": [m.to_dict() for m in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` of a session of the same task."""
+        if state.get("task") != self.task.name:
+            raise ValueError(f"state is for task {state.get('task')!r}, this session trains {self.task.name!r}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._data_gen.set_state(state["data_generator"])
+        self._torch_rng = state["torch_rng"]
+        self._cuda_rng = state["cuda_rng"] if self.device.type == "cuda" else None
+        self.epoch = int(state["epoch"])
+        self.seed = int(state["seed"])
+        self.history = [EpochMetrics.from_dict(m) for m in state["history"]]
+
+    # -- randomness ---------------------------------------------------------------
+    def _fresh_cuda_rng(self, seed: int) -> torch.Tensor | None:
+        if self.device.type != "cuda":
+            return None
+        with torch.random.fork_rng(devices=[self.device]):
+            torch.cuda.manual_seed(seed)
+            return torch.cuda.get_rng_state(self.device)
+
+    @contextlib.contextmanager
+    def _rng(self, cpu_state: torch.Tensor, cuda_state: torch.Tensor | None):
+        """Run with this session's RNG state; the caller's global RNG is left untouched."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(cpu_state)
+            if cuda_state is not None:
+                torch.cuda.set_rng_state(cuda_state, self.device)
+            yield
