@@ -1,0 +1,1 @@
+"""Sub-commands of the ``lrpilot`` CLI, one module each (imported only when run)."""

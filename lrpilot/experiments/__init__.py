@@ -1,0 +1,1 @@
+"""Experiments: single runs with checkpoints, multi-seed comparisons, statistics and reports."""

@@ -1,0 +1,198 @@
+"""One run: a task, a controller and a seed, trained epoch by epoch with a checkpoint per epoch.
+
+Used by ``lrpilot train`` and by every run of ``lrpilot compare``. With an output
+directory, each epoch ends with an atomic checkpoint (session, controller, elapsed
+time) and an atomic rewrite of ``metrics.jsonl``, so the same call after a crash or
+``kill -9`` resumes from the last finished epoch and ends with identical results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from lrpilot.atomic import torch_save_atomic, write_text_atomic
+from lrpilot.controller import from_spec
+from lrpilot.metrics import EpochMetrics
+from lrpilot.training import TrainingSession, get_task
+from lrpilot.training.task import Task
+
+__all__ = ["RunConfig", "RunResult", "run_training", "read_metrics", "METRICS_FILE", "CHECKPOINT_FILE"]
+
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one run; ``None`` keeps the task's default."""
+
+    task: str
+    """Registered task name."""
+    controller: str = "constant"
+    """Controller spec string (``rule``, ``plateau:patience=2``, ``ppo:default``...)."""
+    seed: int = 0
+    """Seed of the initial weights, data order, augmentation and dropout."""
+    lr: float | None = None
+    """Initial learning rate."""
+    epochs: int | None = None
+    """Epoch budget."""
+    batch_size: int | None = None
+    """Training minibatch size."""
+    optimizer: str | None = None
+    """Optimiser name."""
+    weight_decay: float | None = None
+    """Weight decay."""
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    """Task-specific settings (e.g. ``max_length`` or ``model`` for imdb-bert)."""
+    data_dir: str | None = None
+    """Local copy of the dataset (``datasets.save_to_disk`` format)."""
+    device: str = "auto"
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+
+    def build_task(self) -> Task:
+        """The registered task with this run's overrides applied (validated)."""
+        return get_task(self.task).with_overrides(
+            lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
+            optimizer=self.optimizer, weight_decay=self.weight_decay, **dict(self.task_options),
+        )
+
+    @property
+    def name(self) -> str:
+        """A greppable run name: ``task__controller__lrX__sN``."""
+        lr = "default" if self.lr is None else f"{self.lr:g}"
+        opt = "" if self.optimizer is None else f"__{self.optimizer}"
+        return f"{self.task}__{self.controller}{opt}__lr{lr}__s{self.seed}".replace("/", "_").replace(" ", "")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["task_options"] = dict(self.task_options)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        allowed = {f.name for f in fields(cls)}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ValueError(f"unknown run setting(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return cls(**dict(data))
+
+
+@dataclass
+class RunResult:
+    """A finished run: its per-epoch metrics and the final (test) figures."""
+
+    config: RunConfig
+    history: list[EpochMetrics]
+    final: dict[str, Any]
+
+
+def run_training(
+    config: RunConfig,
+    out_dir: str | Path | None = None,
+    *,
+    on_epoch: Callable[[EpochMetrics], None] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    keep_checkpoint: bool = False,
+) -> RunResult:
+    """Train ``config`` to the end of its budget (or divergence), resuming from ``out_dir`` if possible."""
+    task = config.build_task()
+    controller = from_spec(config.controller)
+    session = TrainingSession(task, seed=config.seed, device=config.device, data_dir=config.data_dir)
+    controller.reset(task.lr, task.epochs)
+    out = Path(out_dir) if out_dir is not None else None
+    elapsed = 0.0
+    if out is not None:
+        done = read_metrics(out / METRICS_FILE)
+        if done is not None and done[1] is not None:
+            _check_same_config(out, config, done[1].get("config"))
+            return RunResult(config, done[0], done[1])
+        elapsed = _resume(out, config, session, controller)
+    for metrics in session.history:
+        if on_epoch is not None:
+            on_epoch(metrics)
+    while session.epoch < task.epochs and not (session.history and session.history[-1].diverged):
+        start = time.perf_counter()
+        metrics = session.run_epoch(on_batch)
+        if not metrics.diverged and session.epoch < task.epochs:
+            session.scale_lr(controller.act(metrics))
+        elapsed += time.perf_counter() - start
+        if on_epoch is not None:
+            on_epoch(metrics)
+        if out is not None:
+            torch_save_atomic(out / CHECKPOINT_FILE, {
+                "config": config.to_dict(), "session": session.state_dict(),
+                "controller": controller.state_dict(), "elapsed": elapsed,
+            })
+            _write_metrics(out, session.history, None)
+    final = _final(config, session, elapsed)
+    if out is not None:
+        _write_metrics(out, session.history, final)
+        if not keep_checkpoint:
+            (out / CHECKPOINT_FILE).unlink(missing_ok=True)
+    return RunResult(config, list(session.history), final)
+
+
+def _final(config: RunConfig, session: TrainingSession, elapsed: float) -> dict[str, Any]:
+    diverged_at = next((m.epoch for m in session.history if m.diverged), None)
+    test = {"loss": math.nan, "acc": None} if diverged_at else session.evaluate("test")
+    return {
+        "test_loss": test["loss"] if math.isfinite(test["loss"]) else None,
+        "test_acc": test["acc"],
+        "epochs_run": session.epoch,
+        "diverged": diverged_at is not None,
+        "diverged_epoch": diverged_at,
+        "final_lr": session.lr,
+        "wall_time": elapsed,
+        "config": config.to_dict(),
+    }
+
+
+def _resume(out: Path, config: RunConfig, session: TrainingSession, controller) -> float:  # noqa: ANN001
+    path = out / CHECKPOINT_FILE
+    if not path.exists():
+        return 0.0
+    import torch
+
+    state = torch.load(path, map_location=session.device, weights_only=True)
+    _check_same_config(out, config, state.get("config"))
+    session.load_state_dict(state["session"])
+    controller.load_state_dict(state["controller"])
+    return float(state["elapsed"])
+
+
+def _check_same_config(out: Path, config: RunConfig, saved: Mapping[str, Any] | None) -> None:
+    if saved is not None and dict(saved) != config.to_dict():
+        raise ValueError(f"{out} holds a run with a different configuration; use another --out or delete it")
+
+
+def _write_metrics(out: Path, history: list[EpochMetrics], final: dict[str, Any] | None) -> None:
+    lines = [json.dumps(m.to_dict(), allow_nan=False) for m in history]
+    if final is not None:
+        lines.append(json.dumps({"final": final}, allow_nan=False))
+    write_text_atomic(out / METRICS_FILE, "\n".join(lines) + "\n")
+
+
+def read_metrics(path: str | Path) -> tuple[list[EpochMetrics], dict[str, Any] | None] | None:
+    """Parse a ``metrics.jsonl``: (per-epoch metrics, the final record or None); None if absent."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    history: list[EpochMetrics] = []
+    final = None
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if "final" in record:
+            final = record["final"]
+        else:
+            history.append(EpochMetrics.from_dict(record))
+    return history, final
