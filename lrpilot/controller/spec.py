@@ -62,11 +62,11 @@ def from_spec(spec: str | Controller) -> Controller:
     if isinstance(spec, Controller):
         return spec
     if isinstance(spec, str) and spec.strip().startswith("ppo:"):
-        from lrpilot.controller.policy import load_policy  # lazy: torch + safetensors
-
         target = spec.strip()[4:].strip()
         if not target:
             raise ValueError(f"bad controller spec {spec!r}: expected 'ppo:default' or 'ppo:PATH'")
+        from lrpilot.controller.policy import load_policy  # lazy: torch + safetensors
+
         return load_policy(target)
     name, raw = parse_spec(spec)
     if name not in _REGISTRY:

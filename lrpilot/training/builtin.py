@@ -2,6 +2,8 @@
 
 from lrpilot.training.digits import DIGITS_CNN, DIGITS_MLP
 from lrpilot.training.task import register_task
+from lrpilot.training.text import IMDB_BERT
+from lrpilot.training.vision import CIFAR10_RESNET18
 
-for _task in (DIGITS_MLP, DIGITS_CNN):
+for _task in (DIGITS_MLP, DIGITS_CNN, CIFAR10_RESNET18, IMDB_BERT):
     register_task(_task, overwrite=True)

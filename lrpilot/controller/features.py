@@ -1,0 +1,219 @@
+"""`ObservationEncoder`: the one mapping from a metrics history to an observation vector.
+
+The Gymnasium environment and every deployed learned controller call the same
+encoder, and every policy file records its name, version and feature list, so a
+policy never silently reads features it was not trained on. Every feature is
+scale-free (log-ratios, relative changes, fractions of the budget), so a policy
+learned on small tasks can be applied to large ones.
+
+Conventions:
+
+* ``t`` is the epoch that just ended (the last entry of the history); "first" is
+  the first epoch of the run (the reference for loss ratios).
+* Every feature is clipped to its documented ``[low, high]`` (see :data:`FEATURES`).
+* A non-finite input (NaN or infinite loss, LR or accuracy) never produces NaN: a
+  loss-derived feature reads as its **high** clip value (an exploded loss is the
+  worst case), an LR-derived or accuracy-derived feature reads as 0, and the flag
+  ``nonfinite`` is 1. A loss that does not exist yet (the change at the first
+  epoch, history before the start) reads as 0.
+* Tasks without accuracy: ``val_acc`` and ``val_acc_change`` are 0 and ``has_acc`` is 0.
+
+Imports only ``math`` and ``numpy`` (deployment stays light).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from lrpilot.metrics import EpochMetrics
+
+__all__ = ["Feature", "FEATURES", "ObservationEncoder", "HISTORY"]
+
+HISTORY = 3
+"""Epochs of history (before ``t``) of the key loss features."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One entry of the observation vector."""
+
+    name: str
+    """Stable identifier written into policy files."""
+    low: float
+    """Clip minimum."""
+    high: float
+    """Clip maximum."""
+    description: str
+    """What it measures."""
+
+
+def _history_features() -> list[Feature]:
+    out = []
+    for k in range(1, HISTORY + 1):
+        out.append(Feature(f"val_loss_log_change_lag{k}", -3.0, 3.0, f"val_loss_log_change at epoch t-{k} (0 before the start)"))
+        out.append(Feature(f"train_loss_log_change_lag{k}", -3.0, 3.0, f"train_loss_log_change at epoch t-{k} (0 before the start)"))
+    return out
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("progress", 0.0, 1.0, "epochs done / epoch budget"),
+    Feature("log_lr_ratio", -12.0, 12.0, "log(lr of epoch t / initial LR)"),
+    Feature("log_lr_change", -12.0, 12.0, "log(lr of epoch t / lr of epoch t-1); 0 at the first epoch"),
+    Feature("log_train_loss_ratio", -10.0, 5.0, "log(train_loss_t / first train_loss)"),
+    Feature("log_val_loss_ratio", -10.0, 5.0, "log(val_loss_t / first val_loss)"),
+    Feature("train_loss_log_change", -3.0, 3.0, "log(train_loss_t / train_loss_t-1), the relative change; 0 at the first epoch"),
+    Feature("val_loss_log_change", -3.0, 3.0, "log(val_loss_t / val_loss_t-1), the relative change; 0 at the first epoch"),
+    Feature("generalization_gap", -5.0, 5.0, "log(val_loss_t / train_loss_t), the generalisation gap"),
+    Feature("train_loss_noise", 0.0, 5.0, "train_loss_std_t / train_loss_t (minibatch spread)"),
+    Feature("val_acc", 0.0, 1.0, "validation accuracy at t (0 without accuracy)"),
+    Feature("val_acc_change", -1.0, 1.0, "val_acc_t - val_acc_t-1 (0 at the first epoch or without accuracy)"),
+    Feature("has_acc", 0.0, 1.0, "1 when the task reports accuracy"),
+    Feature("since_best_val_loss", 0.0, 1.0, "epochs since the lowest val_loss / epoch budget"),
+    Feature("since_lr_change", 0.0, 1.0, "epochs since the LR last changed (or the start) / epoch budget"),
+    *_history_features(),
+    Feature("nonfinite", 0.0, 1.0, "1 when a loss, LR or accuracy of epoch t is NaN or infinite"),
+)
+"""The observation, in order. Changing it means bumping :attr:`ObservationEncoder.version`."""
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
+
+
+def _log_ratio(a: float | None, b: float | None) -> float | None:
+    """log(a/b) for positive finite a, b; None when undefined (non-finite or <= 0)."""
+    if _finite(a) and _finite(b) and a > 0 and b > 0:  # type: ignore[operator]
+        return math.log(a / b)  # type: ignore[operator]
+    return None
+
+
+class ObservationEncoder:
+    """Maps ``(history, initial_lr, total_epochs)`` to a float32 vector of :data:`FEATURES`.
+
+    Stateless and cheap (a few microseconds per call for a 50-epoch history), so the
+    environment and deployed controllers re-encode the whole history every epoch.
+
+    Example:
+        >>> enc = ObservationEncoder()
+        >>> obs = enc.encode([EpochMetrics(epoch=1, lr=1e-3, train_loss=2.0, val_loss=1.8, val_acc=0.4)], 1e-3, 10)
+        >>> obs.shape == (len(FEATURES),), obs.dtype.name
+        (True, 'float32')
+    """
+
+    name = "lrpilot-obs"
+    """Encoder identifier, recorded in policy files."""
+    version = 1
+    """Bumped whenever a feature's meaning, order or range changes."""
+
+    def __init__(self) -> None:
+        self.features = FEATURES
+        self.low = np.array([f.low for f in FEATURES], dtype=np.float32)
+        self.high = np.array([f.high for f in FEATURES], dtype=np.float32)
+        self._index = {f.name: i for i, f in enumerate(FEATURES)}
+
+    @property
+    def size(self) -> int:
+        """Length of the observation vector."""
+        return len(self.features)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Feature names in order."""
+        return [f.name for f in self.features]
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version and feature list, as written into policy files."""
+        return {"name": self.name, "version": self.version, "features": self.feature_names}
+
+    def check_compatible(self, recorded: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` naming the difference when ``recorded`` is not this encoder."""
+        mine = self.describe()
+        for key in ("name", "version", "features"):
+            if recorded.get(key) != mine[key]:
+                raise ValueError(f"encoder {key} mismatch: file has {recorded.get(key)!r}, this lrpilot has {mine[key]!r}")
+
+    def encode(self, history: Sequence[EpochMetrics], initial_lr: float, total_epochs: int) -> np.ndarray:
+        """The observation after the last epoch of ``history`` (at least one epoch)."""
+        if not history:
+            raise ValueError("encode() needs a history of at least one epoch, got an empty one")
+        if not (_finite(initial_lr) and initial_lr > 0):
+            raise ValueError(f"initial_lr must be a finite number > 0, got {initial_lr!r}")
+        if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
+            raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs!r}")
+        values = [0.0] * len(self.features)
+        flags = self._current(history, initial_lr, total_epochs, values)
+        self._lags(history, values)
+        values[self._index["nonfinite"]] = 1.0 if flags else 0.0
+        return np.clip(np.asarray(values, dtype=np.float32), self.low, self.high)
+
+    # -- pieces -------------------------------------------------------------------
+    def _set(self, values: list[float], name: str, value: float | None, missing: float) -> None:
+        values[self._index[name]] = missing if value is None else value
+
+    def _current(self, history: Sequence[EpochMetrics], initial_lr: float, total: int, values: list[float]) -> bool:
+        """Fill every feature of epoch t; True when an input was non-finite."""
+        first, last = history[0], history[-1]
+        prev = history[-2] if len(history) > 1 else None
+        high = {f.name: f.high for f in self.features}
+        nonfinite = not (_finite(last.train_loss) and _finite(last.val_loss) and _finite(last.lr))
+        nonfinite = nonfinite or (last.val_acc is not None and not _finite(last.val_acc))
+        self._set(values, "progress", len(history) / total, 0.0)
+        self._set(values, "log_lr_ratio", _log_ratio(last.lr, initial_lr), 0.0)
+        self._set(values, "log_lr_change", _log_ratio(last.lr, prev.lr) if prev else 0.0, 0.0)
+        for split in ("train", "val"):
+            cur, ref = getattr(last, f"{split}_loss"), getattr(first, f"{split}_loss")
+            self._set(values, f"log_{split}_loss_ratio", _log_ratio(cur, ref), high[f"log_{split}_loss_ratio"])
+            self._set(values, f"{split}_loss_log_change", self._change(history, len(history) - 1, split),
+                      high[f"{split}_loss_log_change"])
+        self._set(values, "generalization_gap", _log_ratio(last.val_loss, last.train_loss), high["generalization_gap"])
+        noise = last.train_loss_std / last.train_loss if _finite(last.train_loss_std) and _finite(last.train_loss) \
+            and last.train_loss > 0 else None
+        self._set(values, "train_loss_noise", noise, high["train_loss_noise"])
+        self._accuracy(last, prev, values)
+        self._set(values, "since_best_val_loss", self._since_best(history) / total, 1.0)
+        self._set(values, "since_lr_change", self._since_lr_change(history) / total, 1.0)
+        return nonfinite
+
+    def _accuracy(self, last: EpochMetrics, prev: EpochMetrics | None, values: list[float]) -> None:
+        if last.val_acc is None:
+            return  # val_acc, val_acc_change and has_acc stay 0
+        values[self._index["has_acc"]] = 1.0
+        if not _finite(last.val_acc):
+            return
+        values[self._index["val_acc"]] = float(last.val_acc)
+        if prev is not None and _finite(prev.val_acc):
+            values[self._index["val_acc_change"]] = float(last.val_acc) - float(prev.val_acc)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _change(history: Sequence[EpochMetrics], i: int, split: str) -> float | None:
+        """log(loss_i / loss_{i-1}); 0 when i is the first epoch, None when undefined."""
+        if i <= 0:
+            return 0.0
+        return _log_ratio(getattr(history[i], f"{split}_loss"), getattr(history[i - 1], f"{split}_loss"))
+
+    def _lags(self, history: Sequence[EpochMetrics], values: list[float]) -> None:
+        t = len(history) - 1
+        for k in range(1, HISTORY + 1):
+            for split in ("val", "train"):
+                name = f"{split}_loss_log_change_lag{k}"
+                value = self._change(history, t - k, split) if t - k >= 0 else 0.0
+                self._set(values, name, value, self.features[self._index[name]].high)
+
+    @staticmethod
+    def _since_best(history: Sequence[EpochMetrics]) -> int:
+        best_i, best = None, math.inf
+        for i, m in enumerate(history):
+            if _finite(m.val_loss) and m.val_loss < best:
+                best_i, best = i, m.val_loss
+        return len(history) if best_i is None else len(history) - 1 - best_i
+
+    @staticmethod
+    def _since_lr_change(history: Sequence[EpochMetrics]) -> int:
+        for back in range(1, len(history)):
+            if history[-back].lr != history[-back - 1].lr:
+                return back - 1
+        return len(history) - 1

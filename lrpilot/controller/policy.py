@@ -1,0 +1,315 @@
+"""Learned policy files and the controller that runs them.
+
+A policy is two files side by side:
+
+* ``NAME.safetensors``: the actor's weights, tensors ``actor.{i}.weight`` and
+  ``actor.{i}.bias`` for each linear layer ``i`` (float32);
+* ``NAME.json``: the card: ``format`` (``"lrpilot-policy"``), ``format_version``,
+  ``name``, ``architecture`` (MLP ``layer_sizes`` from observation to action
+  outputs, ``activation``), ``action`` (:class:`ActionSpec` as a dict), ``encoder``
+  (name, version, features of the :class:`ObservationEncoder` it was trained with),
+  ``normalization`` (None, or observation ``mean``/``var``/``epsilon``/``clip``),
+  ``provenance`` (tasks, LR range, epochs, timesteps, seed, command, lrpilot
+  version...) and ``evaluation``.
+
+Loading never unpickles: weights come from safetensors, the card from JSON, and
+everything is checked against the card and the running encoder. Any problem raises
+:class:`PolicyFormatError` naming the file. Imports only torch, numpy and safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from lrpilot.controller.actions import ActionSpec
+from lrpilot.controller.base import Controller
+from lrpilot.controller.features import ObservationEncoder
+from lrpilot.metrics import EpochMetrics
+
+__all__ = ["PolicyFormatError", "LearnedController", "load_policy", "save_policy", "read_policy",
+           "FORMAT", "FORMAT_VERSION", "SHIPPED_DIR"]
+
+FORMAT = "lrpilot-policy"
+FORMAT_VERSION = 1
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+REQUIRED_KEYS = ("format", "format_version", "name", "architecture", "action", "encoder", "normalization", "provenance")
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+"""Where shipped policies live (``lrpilot/checkpoints/``, inside the package, so wheels carry them)."""
+
+
+class PolicyFormatError(ValueError):
+    """A policy file is missing, malformed, or does not match this lrpilot."""
+
+
+def _error(path: Path, problem: str) -> PolicyFormatError:
+    return PolicyFormatError(f"invalid policy file {path}: {problem}")
+
+
+# -- locating -------------------------------------------------------------------------
+def policy_paths(path_or_name: str | Path) -> tuple[Path, Path]:
+    """(card, weights) paths for a path (with or without suffix) or a shipped name."""
+    text = str(path_or_name)
+    if not text.strip():
+        raise ValueError("policy path or name must be non-empty")
+    base = text
+    for suffix in (".json", ".safetensors"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    local = (Path(base + ".json"), Path(base + ".safetensors"))
+    if local[0].exists() or local[1].exists():
+        return local
+    is_name = "/" not in text and "\\" not in text and base == text
+    if is_name:
+        shipped = (SHIPPED_DIR / f"{text}.json", SHIPPED_DIR / f"{text}.safetensors")
+        if shipped[0].exists() or shipped[1].exists():
+            return shipped
+        available = sorted(p.stem for p in SHIPPED_DIR.glob("*.json")) if SHIPPED_DIR.is_dir() else []
+        raise FileNotFoundError(f"no policy {text!r}: neither {local[0]} nor a shipped policy "
+                                f"(shipped: {', '.join(available) or 'none'})")
+    raise FileNotFoundError(f"no policy at {base}: expected {local[0]} and {local[1]}")
+
+
+# -- reading --------------------------------------------------------------------------
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise _error(path, "file is missing (a policy needs both NAME.json and NAME.safetensors)") from None
+
+
+def _parse_card(path: Path, data: bytes) -> dict[str, Any]:
+    def _no_constants(name: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    try:
+        card = json.loads(data.decode("utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _error(path, f"not a JSON card ({exc})") from None
+    if not isinstance(card, dict):
+        raise _error(path, f"the card must be a JSON object, got {type(card).__name__}")
+    missing = [k for k in REQUIRED_KEYS if k not in card]
+    if missing:
+        raise _error(path, f"missing key(s) {missing}")
+    if card["format"] != FORMAT:
+        raise _error(path, f"format is {card['format']!r}, expected {FORMAT!r}")
+    if card["format_version"] != FORMAT_VERSION:
+        raise _error(path, f"format_version {card['format_version']!r} is not supported (this lrpilot reads {FORMAT_VERSION})")
+    return card
+
+
+def _check_architecture(path: Path, card: dict[str, Any], encoder: ObservationEncoder, action: ActionSpec) -> list[int]:
+    arch = card["architecture"]
+    if not isinstance(arch, dict) or arch.get("type") != "mlp":
+        raise _error(path, f"architecture must be an object with type 'mlp', got {arch!r}")
+    sizes = arch.get("layer_sizes")
+    if not (isinstance(sizes, list) and len(sizes) >= 2 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
+                                                                 for s in sizes)):
+        raise _error(path, f"architecture.layer_sizes must be a list of >= 2 positive integers, got {sizes!r}")
+    if arch.get("activation") not in ACTIVATIONS:
+        raise _error(path, f"architecture.activation must be one of {sorted(ACTIVATIONS)}, got {arch.get('activation')!r}")
+    if sizes[0] != encoder.size:
+        raise _error(path, f"input size {sizes[0]} does not match the encoder's {encoder.size} features")
+    if sizes[-1] != action.size:
+        raise _error(path, f"output size {sizes[-1]} does not match the action set's {action.size} outputs")
+    return sizes
+
+
+def _check_normalization(path: Path, norm: Any, size: int) -> dict[str, Any] | None:
+    if norm is None:
+        return None
+    if not isinstance(norm, dict):
+        raise _error(path, f"normalization must be null or an object, got {type(norm).__name__}")
+    for key in ("mean", "var"):
+        values = norm.get(key)
+        if not (isinstance(values, list) and len(values) == size and all(isinstance(v, (int, float)) for v in values)):
+            raise _error(path, f"normalization.{key} must be a list of {size} numbers")
+    for key in ("epsilon", "clip"):
+        if not (isinstance(norm.get(key), (int, float)) and norm[key] > 0):
+            raise _error(path, f"normalization.{key} must be a number > 0, got {norm.get(key)!r}")
+    return norm
+
+
+def _load_weights(path: Path, data: bytes, sizes: list[int]) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load as load_safetensors
+
+    try:
+        tensors = load_safetensors(data)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not a safetensors file"
+        raise _error(path, f"not a safetensors file ({type(exc).__name__}: {exc})") from None
+    expected: dict[str, tuple[int, ...]] = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        expected[f"actor.{i}.weight"] = (n_out, n_in)
+        expected[f"actor.{i}.bias"] = (n_out,)
+    if set(tensors) != set(expected):
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise _error(path, f"tensor names differ from the card's architecture (missing {missing}, unexpected {extra})")
+    for key, shape in expected.items():
+        t = tensors[key]
+        if tuple(t.shape) != shape:
+            raise _error(path, f"tensor {key} has shape {tuple(t.shape)}, the card's architecture needs {shape}")
+        if t.dtype != torch.float32:
+            raise _error(path, f"tensor {key} has dtype {t.dtype}, expected torch.float32")
+        if not bool(torch.isfinite(t).all()):
+            raise _error(path, f"tensor {key} holds non-finite values")
+    return tensors
+
+
+def read_policy(path_or_name: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor], str, tuple[Path, Path]]:
+    """Validate and read a policy: (card, weights, sha256 over both files, (card path, weights path))."""
+    card_path, weights_path = policy_paths(path_or_name)
+    card_bytes, weight_bytes = _read_bytes(card_path), _read_bytes(weights_path)
+    card = _parse_card(card_path, card_bytes)
+    encoder = ObservationEncoder()
+    try:
+        encoder.check_compatible(card["encoder"] if isinstance(card["encoder"], dict) else {})
+        action = ActionSpec.from_dict(card["action"])
+    except ValueError as exc:
+        raise _error(card_path, str(exc)) from None
+    sizes = _check_architecture(card_path, card, encoder, action)
+    _check_normalization(card_path, card["normalization"], encoder.size)
+    weights = _load_weights(weights_path, weight_bytes, sizes)
+    digest = hashlib.sha256(card_bytes + weight_bytes).hexdigest()
+    return card, weights, digest, (card_path, weights_path)
+
+
+def load_policy(path_or_name: str | Path) -> "LearnedController":
+    """A :class:`LearnedController` from ``NAME.{json,safetensors}``, a path, or a shipped name (``default``).
+
+    Example:
+        >>> controller = load_policy("default")
+        >>> controller.spec()
+        'ppo:default'
+    """
+    card, weights, digest, paths = read_policy(path_or_name)
+    return LearnedController(card, weights, source=str(path_or_name), policy_hash=digest, paths=paths)
+
+
+# -- writing --------------------------------------------------------------------------
+def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tensor]], activation: str,
+                action: ActionSpec, provenance: Mapping[str, Any], evaluation: Mapping[str, Any] | None = None,
+                normalization: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``PATH.safetensors`` and ``PATH.json`` (atomically) and check they load; returns both paths.
+
+    ``layers`` are the actor's linear layers, ``(weight [out, in], bias [out])``, input
+    first; ``activation`` follows every layer but the last.
+    """
+    from safetensors.torch import save as save_safetensors
+
+    from lrpilot.atomic import write_atomic, write_json_atomic
+
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    if not layers:
+        raise ValueError("a policy needs at least one layer")
+    base = str(path)
+    for suffix in (".json", ".safetensors"):
+        base = base[: -len(suffix)] if base.endswith(suffix) else base
+    tensors: dict[str, torch.Tensor] = {}
+    for i, (weight, bias) in enumerate(layers):
+        tensors[f"actor.{i}.weight"] = weight.detach().to("cpu", torch.float32).contiguous().clone()
+        tensors[f"actor.{i}.bias"] = bias.detach().to("cpu", torch.float32).contiguous().clone()
+    sizes = [int(layers[0][0].shape[1]), *[int(w.shape[0]) for w, _ in layers]]
+    card = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "name": Path(base).name,
+        "architecture": {"type": "mlp", "layer_sizes": sizes, "activation": activation},
+        "action": action.to_dict(), "encoder": ObservationEncoder().describe(),
+        "normalization": dict(normalization) if normalization is not None else None,
+        "provenance": dict(provenance), "evaluation": dict(evaluation) if evaluation is not None else None,
+    }
+    card_path, weights_path = Path(base + ".json"), Path(base + ".safetensors")
+    write_atomic(weights_path, lambda fh: fh.write(save_safetensors(tensors)))
+    write_json_atomic(card_path, card)
+    read_policy(base)  # refuse to leave a file behind that would not load
+    return card_path, weights_path
+
+
+# -- the controller -------------------------------------------------------------------
+class LearnedController(Controller):
+    """A learned policy as a :class:`Controller`: metrics in, the policy's multiplier out.
+
+    Rebuilds the actor in plain torch (no stable-baselines3), encodes the metrics
+    history with the encoder it was trained with, and acts deterministically (the
+    most likely discrete action, or the mean continuous action). The history is
+    part of :meth:`state_dict` (JSON-safe); ``policy_hash`` (sha256 over both files)
+    identifies the policy, and a state from another policy is refused.
+
+    Example:
+        >>> c = load_policy("default"); c.reset(1e-3, 20)
+        >>> m = c.act(EpochMetrics(epoch=1, lr=1e-3, train_loss=2.0, val_loss=1.9, val_acc=0.3))
+    """
+
+    name: ClassVar[str] = "ppo"
+    _state_keys: ClassVar[tuple[str, ...]] = ("history",)
+
+    def __init__(self, card: dict[str, Any], weights: Mapping[str, torch.Tensor], *, source: str, policy_hash: str,
+                 paths: tuple[Path, Path] | None = None) -> None:
+        super().__init__()
+        self.card, self.source, self.policy_hash, self.paths = card, source, policy_hash, paths
+        self.encoder = ObservationEncoder()
+        self.action_spec = ActionSpec.from_dict(card["action"])
+        arch = card["architecture"]
+        modules: list[nn.Module] = []
+        sizes = arch["layer_sizes"]
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layer = nn.Linear(n_in, n_out)
+            with torch.no_grad():
+                layer.weight.copy_(weights[f"actor.{i}.weight"])
+                layer.bias.copy_(weights[f"actor.{i}.bias"])
+            modules.append(layer)
+            if i < len(sizes) - 2:
+                modules.append(ACTIVATIONS[arch["activation"]]())
+        self.actor = nn.Sequential(*modules).eval()
+        norm = card.get("normalization")
+        self._norm = None if norm is None else (np.asarray(norm["mean"], np.float32),
+                                                np.sqrt(np.asarray(norm["var"], np.float32) + norm["epsilon"]), norm["clip"])
+        self.required_metrics = ("train_loss", "val_loss")
+        """val_acc is read when given (tasks without accuracy leave it None)."""
+        self.history: list[dict[str, Any]] = []
+        self._metrics: list[EpochMetrics] = []
+
+    def spec(self) -> str:
+        return f"ppo:{self.source}"
+
+    def predict(self, observation: np.ndarray) -> np.ndarray:
+        """Deterministic actions for observations of shape ``(N,)`` or ``(B, N)``, like SB3's ``predict``."""
+        obs = np.asarray(observation, dtype=np.float32)
+        single = obs.ndim == 1
+        obs = obs.reshape(1, -1) if single else obs
+        if obs.ndim != 2 or obs.shape[1] != self.encoder.size:
+            raise ValueError(f"observation must have {self.encoder.size} features, got shape {np.shape(observation)}")
+        if self._norm is not None:
+            mean, std, clip = self._norm
+            obs = np.clip((obs - mean) / std, -clip, clip).astype(np.float32)
+        with torch.no_grad():
+            out = self.actor(torch.from_numpy(obs)).numpy()
+        actions = out.argmax(axis=1) if self.action_spec.kind == "discrete" else np.clip(out, -1.0, 1.0)
+        return actions[0] if single else actions
+
+    def _reset(self) -> None:
+        self.history = []
+        self._metrics = []
+
+    def _act(self, metrics: EpochMetrics) -> float:
+        self.history.append(metrics.to_dict())
+        self._metrics.append(metrics)
+        obs = self.encoder.encode(self._metrics, self.initial_lr, self.total_epochs)
+        return self.action_spec.to_multiplier(self.predict(obs))
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["policy_hash"] = self.policy_hash
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("policy_hash") != self.policy_hash:
+            raise ValueError(f"state is for policy {state.get('policy_hash')!r}, this one is {self.policy_hash!r}")
+        super().load_state_dict(state)
+        self.history = [dict(m) for m in self.history]
+        self._metrics = [EpochMetrics.from_dict(m) for m in self.history]

@@ -1,0 +1,129 @@
+"""`EnvConfig`: the validated keyword arguments of :class:`~lrpilot.envs.lr_control.LRControlEnv`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from lrpilot.controller.actions import ActionSpec
+
+__all__ = ["EnvConfig", "REWARDS"]
+
+REWARDS = ("log_val_loss", "final_acc", "final_loss")
+"""Reward choices: per-epoch log-improvement of val loss, final val accuracy, minus final val loss."""
+
+
+def _bad(name: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"LRControlEnv: {name} must be {allowed}, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _pair(name: str, value: Any, allowed: str) -> tuple[float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(_is_number(v) and v > 0 for v in value):
+        raise _bad(name, value, allowed)
+    lo, hi = float(value[0]), float(value[1])
+    if lo > hi:
+        raise _bad(name, value, allowed)
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """What an :class:`LRControlEnv` trains and how it scores; every field is validated."""
+
+    task: str | tuple[str, ...] = "digits-mlp"
+    """A registered task name, or several: each episode draws one uniformly."""
+    initial_lr: float | tuple[float, float] | None = None
+    """The episode's initial LR: a number, a ``(low, high)`` pair drawn log-uniformly, or None (the task's)."""
+    epochs: int | None = None
+    """Epoch budget of an episode, >= 2 (None: the task's). Reset runs the first epoch; each step one more."""
+    actions: str | ActionSpec | tuple[float, ...] = "0.1,0.5,1,2"
+    """Discrete multipliers (``"0.1,0.5,1,2"`` or a tuple), ``"continuous"`` or ``"continuous:LO,HI"``."""
+    reward: str = "log_val_loss"
+    """One of :data:`REWARDS`."""
+    lr_bounds: tuple[float, float] = (1e-4, 100.0)
+    """The LR stays within ``[initial_lr * lr_bounds[0], initial_lr * lr_bounds[1]]``."""
+    divergence_factor: float = 10.0
+    """A val loss above this multiple of the first epoch's val loss counts as divergence (> 1)."""
+    divergence_penalty: float = -10.0
+    """The (finite) reward of the step that diverges; the episode then terminates."""
+    session_seeds: tuple[int, int] = (0, 2**31 - 1)
+    """Training-session seeds are drawn uniformly from ``[low, high)``; keep evaluation seeds outside."""
+    device: str = "cpu"
+    """Device of the training sessions (``cpu``, ``cuda``, ``cuda:N`` or ``auto``)."""
+    data_dir: str | None = None
+    """Local dataset copy for tasks that need one."""
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    """Overrides applied to every task (``width``, ``batch_size``, ``optimizer``...)."""
+    epoch_examples: int | None = None
+    """Examples per training epoch (None: the whole train split)."""
+    evaluate_test: bool = False
+    """At the end of an episode, put the test loss and accuracy in ``info["test"]`` (for evaluation only)."""
+
+    def __post_init__(self) -> None:
+        tasks = (self.task,) if isinstance(self.task, str) else self.task
+        if not isinstance(tasks, (tuple, list)) or not tasks or not all(isinstance(t, str) and t for t in tasks):
+            raise _bad("task", self.task, "a task name or a non-empty list of task names")
+        object.__setattr__(self, "task", tuple(tasks) if len(tasks) > 1 else tasks[0])
+        self._check_lr()
+        if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 2):
+            raise _bad("epochs", self.epochs, "an integer >= 2 or None")
+        try:
+            object.__setattr__(self, "actions", self.action_spec)
+        except ValueError as exc:
+            raise ValueError(f"LRControlEnv: actions: {exc}") from None
+        if self.reward not in REWARDS:
+            raise _bad("reward", self.reward, f"one of {', '.join(REWARDS)}")
+        lo, hi = _pair("lr_bounds", self.lr_bounds, "a pair (low, high) of numbers > 0 with low <= 1 <= high")
+        if not lo <= 1.0 <= hi:
+            raise _bad("lr_bounds", self.lr_bounds, "a pair (low, high) of numbers > 0 with low <= 1 <= high")
+        object.__setattr__(self, "lr_bounds", (lo, hi))
+        if not (_is_number(self.divergence_factor) and self.divergence_factor > 1):
+            raise _bad("divergence_factor", self.divergence_factor, "a finite number > 1")
+        if not _is_number(self.divergence_penalty):
+            raise _bad("divergence_penalty", self.divergence_penalty, "a finite number")
+        self._check_seeds()
+        if self.epoch_examples is not None and (not isinstance(self.epoch_examples, int) or self.epoch_examples < 1):
+            raise _bad("epoch_examples", self.epoch_examples, "an integer >= 1 or None")
+        if not isinstance(self.task_options, Mapping):
+            raise _bad("task_options", self.task_options, "a mapping of task settings")
+        object.__setattr__(self, "task_options", dict(self.task_options))
+        if not isinstance(self.device, str):
+            raise _bad("device", self.device, "a device string such as 'cpu', 'cuda' or 'auto'")
+
+    def _check_lr(self) -> None:
+        lr = self.initial_lr
+        if lr is None:
+            return
+        if isinstance(lr, (tuple, list)):
+            object.__setattr__(self, "initial_lr", _pair("initial_lr", lr, "a number > 0, a (low, high) pair or None"))
+        elif not (_is_number(lr) and lr > 0):
+            raise _bad("initial_lr", lr, "a number > 0, a (low, high) pair or None")
+
+    def _check_seeds(self) -> None:
+        seeds = self.session_seeds
+        ok = isinstance(seeds, (tuple, list)) and len(seeds) == 2 and all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+        if not ok or not 0 <= seeds[0] < seeds[1] <= 2**63 - 1:
+            raise _bad("session_seeds", seeds, "a pair of integers (low, high) with 0 <= low < high")
+        object.__setattr__(self, "session_seeds", (int(seeds[0]), int(seeds[1])))
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        """The task names an episode draws from."""
+        return (self.task,) if isinstance(self.task, str) else tuple(self.task)
+
+    @property
+    def action_spec(self) -> ActionSpec:
+        """The action set as an :class:`ActionSpec`."""
+        if isinstance(self.actions, ActionSpec):
+            return self.actions
+        if isinstance(self.actions, str):
+            return ActionSpec.parse(self.actions)
+        if isinstance(self.actions, Sequence):
+            return ActionSpec(kind="discrete", multipliers=tuple(self.actions))
+        raise _bad("actions", self.actions, "'0.1,0.5,1,2', 'continuous', 'continuous:LO,HI' or a list of multipliers")
