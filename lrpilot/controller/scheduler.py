@@ -28,7 +28,7 @@ from lrpilot.metrics import EpochMetrics
 
 __all__ = [
     "PolicyScheduler", "ALLOWED_METRICS", "resolve_controller", "normalize_metrics",
-    "check_required", "build_epoch_metrics", "scaled_lr", "rescale_optimizer", "controller_identity",
+    "check_required", "build_epoch_metrics", "scaled_lr", "rescale_optimizer", "controller_identity", "check_identity", "check_bounds",
 ]
 
 ALLOWED_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_acc", "train_loss_std")
@@ -175,7 +175,8 @@ def check_identity(controller: Controller, saved: Mapping[str, Any]) -> dict[str
     return state
 
 
-def _check_bounds(min_lr: float, max_lr: float | None) -> None:
+def check_bounds(min_lr: float, max_lr: float | None) -> None:
+    """ValueError unless 0 <= min_lr < max_lr (max_lr None: no upper bound), both finite."""
     if isinstance(min_lr, bool) or not isinstance(min_lr, numbers.Real) or not (math.isfinite(min_lr) and min_lr >= 0):
         raise ValueError(f"min_lr must be a finite number >= 0, got {min_lr!r}")
     if max_lr is not None and (isinstance(max_lr, bool) or not isinstance(max_lr, numbers.Real)
@@ -231,7 +232,7 @@ class PolicyScheduler(LRScheduler):
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
-        _check_bounds(min_lr, max_lr)
+        check_bounds(min_lr, max_lr)
         self.controller = resolve_controller(controller)
         self.min_lr = float(min_lr)
         self.max_lr = None if max_lr is None else float(max_lr)

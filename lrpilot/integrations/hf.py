@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - transformers is a core dependen
 
 from lrpilot.controller.base import Controller
 from lrpilot.controller.scheduler import (
-    _check_bounds, build_epoch_metrics, check_identity, check_required, rescale_optimizer, resolve_controller,
+    check_bounds, build_epoch_metrics, check_identity, check_required, rescale_optimizer, resolve_controller,
 )
 
 __all__ = ["PolicyLRCallback"]
@@ -85,7 +85,7 @@ class PolicyLRCallback(TrainerCallback, ExportableState):
         min_lr: float = 0.0,
         max_lr: float | None = None,
     ) -> None:
-        _check_bounds(min_lr, max_lr)
+        check_bounds(min_lr, max_lr)
         if total_epochs is not None and (isinstance(total_epochs, bool) or not isinstance(total_epochs, int)
                                          or total_epochs < 1):
             raise ValueError(f"total_epochs must be None or an integer >= 1, got {total_epochs!r}")
@@ -172,13 +172,11 @@ class PolicyLRCallback(TrainerCallback, ExportableState):
         if state.global_step <= 0:
             return None
         entries = (state.stateful_callbacks or {}).get(type(self).__name__)
-        for entry in entries if isinstance(entries, list) else [entries]:
-            if not entry:
-                continue
-            saved = entry.get("attributes", {}).get("saved_state")
-            if saved and entry.get("args", {}).get("controller") == self.controller.spec():
-                return saved
-        return None
+        entries = [e for e in (entries if isinstance(entries, list) else [entries])
+                   if e and e.get("attributes", {}).get("saved_state")]
+        same_spec = [e for e in entries if e.get("args", {}).get("controller") == self.controller.spec()]
+        chosen = same_spec or entries  # a learned policy moved to another path keeps its hash
+        return chosen[0]["attributes"]["saved_state"] if chosen else None
 
 
 def _planned_evaluations(args: Any, state: Any) -> int:
