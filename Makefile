@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lrpilot-installed
-EXTRAS ?= dev,lightning
+EXTRAS ?= dev,lightning,lrfree
 
 .PHONY: demo test install clean
 

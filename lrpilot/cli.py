@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lrpilot.commands.train", "train one task with one controller, epoch by epoch"),
     "tasks": ("lrpilot.commands.tasks", "list the registered tasks"),
     "controllers": ("lrpilot.commands.tasks", "list the controller spec names"),
+    "train-controller": ("lrpilot.commands.train_controller", "train a PPO learning-rate controller and export its policy file"),
 }
 
 

@@ -263,6 +263,12 @@ class PolicyScheduler(LRScheduler):
             return list(current)
         return [scaled_lr(lr, self._multiplier, self.min_lr, self.max_lr) for lr in current]
 
+    def _get_closed_form_lr(self) -> list[float]:
+        """The base LRs: ``SequentialLR`` switches to this scheduler at a milestone with
+        ``_update_lr(0)``, and, like torch's closed-form schedulers, the controller then
+        starts from the full base LR (the end of a warm-up)."""
+        return [float(lr) for lr in self.base_lrs]
+
     def get_last_action(self) -> float | None:
         """The multiplier the controller answered at the last ``step(metrics)``; None before the first."""
         return self.controller.last_multiplier if self.controller.epochs_seen > 0 else None

@@ -20,7 +20,7 @@ from lrpilot.controller.base import Controller
 from lrpilot.envs.lr_control import LRControlEnv
 from lrpilot.metrics import EpochMetrics
 
-__all__ = ["EvalCase", "held_out_cases", "run_episode", "run_controller", "summarize", "HELD_OUT_SEED_BASE"]
+__all__ = ["EvalCase", "held_out_cases", "run_episode", "run_controller", "summarize", "paired", "HELD_OUT_SEED_BASE"]
 
 HELD_OUT_SEED_BASE = 1_000_000_000
 """Evaluation session seeds start here; controller training draws seeds below it."""

@@ -75,7 +75,8 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
     2. Truncation: the epoch budget ``epochs`` is used up.
 
     ``info["metrics"]`` holds the epoch's :class:`~lrpilot.metrics.EpochMetrics` as a
-    dict (non-finite values as None); ``info`` also has ``task``, ``initial_lr``,
+    dict (non-finite values as None; without ``seconds``, the epoch's wall time, so that
+    infos are reproducible: :attr:`history` has it); ``info`` also has ``task``, ``initial_lr``,
     ``session_seed``, ``lr`` and (in ``step``) ``multiplier``; with
     ``evaluate_test=True`` the last step adds ``info["test"]`` (test loss and accuracy).
 
@@ -220,7 +221,9 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         return self.encoder.encode(self.session.history, self.episode["initial_lr"], self._epochs)
 
     def _info(self, metrics: EpochMetrics, multiplier: float | None = None) -> dict[str, Any]:
-        info: dict[str, Any] = {**self.episode, "metrics": metrics.to_dict(), "lr": metrics.lr}
+        record = metrics.to_dict()
+        del record["seconds"]  # wall time is not reproducible; infos are (see the class docstring)
+        info: dict[str, Any] = {**self.episode, "metrics": record, "lr": metrics.lr}
         if multiplier is not None:
             info["multiplier"] = float(multiplier)
         return info

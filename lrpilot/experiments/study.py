@@ -176,7 +176,7 @@ class Study:
         for key, kind in (("task_options", Mapping), ("data_dir", str)):
             table = getattr(self, key)
             if not isinstance(table, Mapping) or not all(isinstance(v, kind) for v in table.values()):
-                raise ValueError(f"{key} must be a table with one {kind.__name__} per task, got {table!r}")
+                raise ValueError(f"{key} must be a table keyed by task name, got {table!r}")
         for key in ("convergence_acc_tol", "convergence_loss_rtol"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from lrpilot.training.loading import require
 from lrpilot.training.task import OPTIMIZERS, Task
 
-__all__ = ["build_optimizer", "optimizer_mode"]
+__all__ = ["build_optimizer", "optimizer_mode", "is_schedule_free"]
 
 
 def build_optimizer(task: Task, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -19,6 +20,10 @@ def build_optimizer(task: Task, model: torch.nn.Module) -> torch.optim.Optimizer
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+    if name == "prodigy":
+        return require("prodigyopt", "lrfree").Prodigy(params, lr=lr, weight_decay=wd)
+    if name == "schedulefree-adamw":
+        return require("schedulefree", "lrfree").AdamWScheduleFree(params, lr=lr, weight_decay=wd)
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {name!r}")
 
 
@@ -27,3 +32,8 @@ def optimizer_mode(optimizer: torch.optim.Optimizer, *, train: bool) -> None:
     method = getattr(optimizer, "train" if train else "eval", None)
     if callable(method):
         method()
+
+
+def is_schedule_free(optimizer: torch.optim.Optimizer) -> bool:
+    """True for optimisers that evaluate at different weights than they train (Schedule-Free)."""
+    return callable(getattr(optimizer, "eval", None)) and callable(getattr(optimizer, "train", None))

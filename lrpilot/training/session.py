@@ -20,7 +20,7 @@ from lrpilot.metrics import EpochMetrics
 from lrpilot.training.data import DataSplits, Inputs, iter_batches
 from lrpilot.training.devices import autocast, resolve_device
 from lrpilot.training.loading import load_splits
-from lrpilot.training.optim import build_optimizer, optimizer_mode
+from lrpilot.training.optim import build_optimizer, is_schedule_free, optimizer_mode
 from lrpilot.training.task import Task, get_task
 
 __all__ = ["TrainingSession"]
@@ -157,8 +157,9 @@ class TrainingSession:
     def evaluate(self, split: str = "test") -> dict[str, Any]:
         """Mean loss and accuracy on ``split`` ("val" or "test"); no gradients, no randomness."""
         data = self.data.split(split)
-        self.model.eval()
         optimizer_mode(self.optimizer, train=False)
+        self._refresh_batchnorm()
+        self.model.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
         for inputs, labels in iter_batches(data, self.task.eval_batch_size):
@@ -169,6 +170,28 @@ class TrainingSession:
         n = len(data)
         loss = float(loss_sum) / n
         return {"loss": loss if math.isfinite(loss) else math.nan, "acc": float(correct) / n}
+
+    def _refresh_batchnorm(self, batches: int = 50) -> None:
+        """Schedule-Free evaluates at averaged weights; as its README says, BatchNorm statistics
+        must then be recomputed at those weights: a few training batches in train mode, no
+        gradients, in a fixed order and without augmentation (no randomness consumed). The
+        statistics are recomputed from scratch as an exact average, so evaluation is repeatable."""
+        norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        if not norms or not is_schedule_free(self.optimizer):
+            return
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the refresh batches
+        self.model.train()
+        with torch.no_grad():
+            for i, (inputs, _) in enumerate(iter_batches(self.data.train, self.task.batch_size)):
+                if i == batches:
+                    break
+                with autocast(self.device):
+                    forward(self.model, self.data.eval_transform(inputs, None))
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
 
     def scale_lr(self, factor: float) -> float:
         """Multiply every group's LR by ``factor`` (clamped to [min_lr, max_lr]); returns the new LR."""

@@ -13,10 +13,13 @@ if TYPE_CHECKING:
 
     from lrpilot.training.data import DataSplits
 
-__all__ = ["Task", "register_task", "get_task", "list_tasks", "OPTIMIZERS"]
+__all__ = ["Task", "register_task", "get_task", "list_tasks", "OPTIMIZERS", "LR_FREE_DEFAULT_LR"]
 
-OPTIMIZERS = ("adam", "adamw", "sgd")
-"""Optimisers every task accepts (``sgd`` uses momentum 0.9)."""
+OPTIMIZERS = ("adam", "adamw", "sgd", "prodigy", "schedulefree-adamw")
+"""Optimisers every task accepts (``sgd`` uses momentum 0.9; the last two need ``lrpilot[lrfree]``)."""
+
+LR_FREE_DEFAULT_LR = {"prodigy": 1.0, "schedulefree-adamw": 0.0025}
+"""Learning-rate-free optimisers and their packages' recommended LR, used unless a run sets ``lr``."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,11 @@ class Task:
     """Task-specific settings (model name, max sequence length, sizes...)."""
 
     def with_overrides(self, **overrides: Any) -> "Task":
-        """A copy with fields changed; unknown names go into ``options`` only if already there."""
+        """A copy with fields changed; unknown names go into ``options`` only if already there.
+
+        Switching to a learning-rate-free optimiser without giving ``lr`` takes that
+        optimiser's recommended LR (1.0 for Prodigy), not the task's Adam LR.
+        """
         known = {f.name for f in dataclasses.fields(self)} - {"name", "load_data", "build_model", "options"}
         fields_: dict[str, Any] = {}
         options = dict(self.options)
@@ -66,6 +73,8 @@ class Task:
             else:
                 allowed = sorted(known | set(options))
                 raise ValueError(f"task {self.name!r} has no setting {key!r}; allowed: {', '.join(allowed)}")
+        if fields_.get("optimizer") in LR_FREE_DEFAULT_LR and "lr" not in fields_:
+            fields_["lr"] = LR_FREE_DEFAULT_LR[fields_["optimizer"]]
         task = dataclasses.replace(self, options=options, **fields_)
         task.validate()
         return task

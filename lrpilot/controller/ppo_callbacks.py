@@ -1,0 +1,128 @@
+"""stable-baselines3 callbacks of ``lrpilot train-controller``: a rich progress bar and held-out evaluation.
+
+Imported only by :mod:`lrpilot.controller.ppo` while training (stable-baselines3 is heavy).
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any, Callable
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+__all__ = ["ProgressCallback", "HeldOutEvalCallback"]
+
+
+class ProgressCallback(BaseCallback):
+    """A rich progress bar: timesteps, finished episodes, mean return of the last 20, env steps/second.
+
+    Also logs ``train/episodes`` and ``train/env_steps_per_second`` to TensorBoard.
+    """
+
+    def __init__(self, total_timesteps: int, console: Any | None, start_timesteps: int = 0,
+                 paused: Callable[[], float] = lambda: 0.0) -> None:
+        super().__init__()
+        self.total, self.console, self.start_timesteps = total_timesteps, console, start_timesteps
+        self.paused = paused
+        """Seconds to leave out of the rate (time spent in evaluation)."""
+        self.episodes = 0
+        self.returns: collections.deque[float] = collections.deque(maxlen=20)
+        self.progress: Any = None
+        self.bar: Any = None
+        self.started = 0.0
+
+    def _on_training_start(self) -> None:
+        self.started = time.perf_counter()
+        if self.console is None:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]PPO[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+            TextColumn("episodes {task.fields[episodes]}"), TextColumn("mean return {task.fields[ret]}"),
+            TextColumn("{task.fields[sps]} steps/s"), TimeElapsedColumn(), console=self.console,
+        )
+        self.progress.start()
+        self.bar = self.progress.add_task("ppo", total=self.total, completed=self.num_timesteps,
+                                          episodes=0, ret="n/a", sps="-")
+
+    def _on_step(self) -> bool:
+        for info in self.locals.get("infos", []):
+            if "episode" in info:
+                self.episodes += 1
+                self.returns.append(float(info["episode"]["r"]))
+        if self.progress is not None:
+            mean = f"{sum(self.returns) / len(self.returns):.3f}" if self.returns else "n/a"
+            self.progress.update(self.bar, completed=self.num_timesteps, episodes=self.episodes, ret=mean,
+                                 sps=f"{self.steps_per_second:.1f}")
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.logger.record("train/episodes", self.episodes)
+        self.logger.record("train/env_steps_per_second", self.steps_per_second)
+
+    @property
+    def steps_per_second(self) -> float:
+        """Environment steps per second since training (re)started: PPO updates included, evaluations not."""
+        elapsed = time.perf_counter() - self.started - self.paused()
+        return (self.num_timesteps - self.start_timesteps) / elapsed if elapsed > 0 else 0.0
+
+    def _on_training_end(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+class HeldOutEvalCallback(BaseCallback):
+    """Every ``every`` timesteps, play the held-out cases with the current policy (deterministic).
+
+    ``evaluate_policy(model)`` and ``evaluate_baseline()`` return summaries (see
+    :func:`lrpilot.envs.evaluate.summarize`); the baseline is evaluated once (it does
+    not change). Logs ``eval/policy_*`` and ``eval/rule_*`` to TensorBoard and prints a line.
+    """
+
+    def __init__(self, every: int, evaluate_policy: Callable[[Any], dict[str, Any]],
+                 evaluate_baseline: Callable[[], dict[str, Any]], console: Any | None) -> None:
+        super().__init__()
+        self.every, self.evaluate_policy, self.evaluate_baseline = every, evaluate_policy, evaluate_baseline
+        self.console = console
+        self.baseline: dict[str, Any] | None = None
+        self.next_at = 0
+        self.history: list[dict[str, Any]] = []
+        self.seconds = 0.0
+        """Wall time spent evaluating."""
+
+    def _on_training_start(self) -> None:
+        self.next_at = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self.next_at:
+            self.next_at += self.every * max(1, (self.num_timesteps - self.next_at) // self.every + 1)
+            self.run()
+        return True
+
+    def run(self) -> dict[str, Any]:
+        """Evaluate now, log and print; returns ``{"timesteps", "policy", "rule"}``."""
+        began = time.perf_counter()
+        if self.baseline is None:
+            self.baseline = self.evaluate_baseline()
+        policy = self.evaluate_policy(self.model)
+        for name, summary in (("policy", policy), ("rule", self.baseline)):
+            self.logger.record(f"eval/{name}_test_acc", summary["mean_test_acc"])
+            self.logger.record(f"eval/{name}_return", summary["mean_return"])
+            self.logger.record(f"eval/{name}_diverged", summary["diverged"])
+        self.logger.dump(self.num_timesteps)
+        entry = {"timesteps": self.num_timesteps, "policy": policy, "rule": self.baseline}
+        self.history.append(entry)
+        self.seconds += time.perf_counter() - began
+        if self.console is not None:
+            self.console.print(
+                f"eval @ {self.num_timesteps} steps (n={policy['n']}): policy test acc {_pct(policy['mean_test_acc'])}"
+                f" return {policy['mean_return']:.3f} diverged {policy['diverged']} | rule test acc "
+                f"{_pct(self.baseline['mean_test_acc'])} return {self.baseline['mean_return']:.3f} "
+                f"diverged {self.baseline['diverged']}")
+        return entry
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"

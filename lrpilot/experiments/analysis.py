@@ -1,0 +1,199 @@
+"""From the runs in a study's store to the tables of its report.
+
+Each finished run becomes a :class:`RunScore`; runs are grouped by task × optimiser ×
+initial LR (a *setting*) and controller. Conventions, stated again in every report:
+
+* A diverged run scores **0 test accuracy** (it left no usable model); its test loss,
+  final train loss and convergence epoch are left out (non-finite), so those figures
+  stand on fewer runs, and ``n`` says how many.
+* Paired comparisons use final test accuracy, seed by seed, against ``study.reference``
+  and against the best baseline of the setting (highest mean test accuracy among
+  ``study.baselines``).
+* Regret: per task and seed, the best test accuracy any controller reached at any
+  initial LR (and optimiser) minus this run's. Rank: within each setting and seed,
+  controllers ranked by test accuracy (1 = best, ties averaged).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from lrpilot.experiments.stats import Estimate, PairedTest, convergence_epoch, mean_ci, paired_comparison, rank_values
+from lrpilot.experiments.store import RunRecord
+from lrpilot.experiments.study import Study
+from lrpilot.metrics import EpochMetrics
+
+__all__ = ["RunScore", "SummaryRow", "PairedRow", "OverallRow", "Analysis", "analyse", "METRICS", "Setting"]
+
+Setting = tuple[str, str, float]
+"""(task, optimiser, initial LR), with the task's defaults filled in."""
+
+METRICS: tuple[tuple[str, str], ...] = (
+    ("test_acc", "final test acc"),
+    ("test_loss", "final test loss"),
+    ("best_val_acc", "best val acc"),
+    ("final_train_loss", "final train loss"),
+    ("wall_time", "training time (s)"),
+    ("convergence_epoch", "convergence epoch"),
+)
+"""(field of RunScore, label) of every per-run figure the summary aggregates."""
+
+
+@dataclass(frozen=True)
+class RunScore:
+    """One finished run reduced to the figures the report compares (NaN where not defined)."""
+
+    setting: Setting
+    controller: str
+    seed: int
+    test_acc: float
+    test_loss: float
+    best_val_acc: float
+    final_train_loss: float
+    wall_time: float
+    convergence_epoch: float
+    diverged: bool
+    history: tuple[EpochMetrics, ...] = field(repr=False, default=())
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One setting × controller: every metric's mean and CI, regret and rank."""
+
+    setting: Setting
+    controller: str
+    runs: int
+    diverged: int
+    metrics: dict[str, Estimate]
+    regret: Estimate
+    rank: Estimate
+
+
+@dataclass(frozen=True)
+class PairedRow:
+    """A controller against a reference controller in one setting (test accuracy, seed by seed)."""
+
+    setting: Setting
+    controller: str
+    versus: str
+    role: str
+    """``reference`` or ``best baseline``."""
+    test: PairedTest
+
+
+@dataclass(frozen=True)
+class OverallRow:
+    """One task × controller over every initial LR and optimiser: robustness to the setting."""
+
+    task: str
+    controller: str
+    regret: Estimate
+    rank: Estimate
+
+
+@dataclass
+class Analysis:
+    """Everything the report shows."""
+
+    study: Study
+    records: list[RunRecord]
+    scores: list[RunScore]
+    summary: list[SummaryRow]
+    paired: list[PairedRow]
+    overall: list[OverallRow]
+
+    def settings(self) -> list[Setting]:
+        """The settings that have results, in study order."""
+        return list(dict.fromkeys(row.setting for row in self.summary))
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None or not math.isfinite(value) else float(value)
+
+
+def score_run(record: RunRecord, study: Study) -> RunScore:
+    """The figures of one finished run."""
+    task = record.config.build_task()
+    final = record.final or {}
+    history = tuple(record.history)
+    diverged = bool(final.get("diverged"))
+    accs = [m.val_acc for m in history if m.val_acc is not None and not m.diverged]
+    conv = None if diverged else convergence_epoch(history, study.convergence_acc_tol, study.convergence_loss_rtol)
+    return RunScore(
+        setting=(task.name, task.optimizer, float(task.lr)), controller=record.config.controller, seed=record.config.seed,
+        test_acc=0.0 if diverged else _nan(final.get("test_acc")),
+        test_loss=_nan(final.get("test_loss")),
+        best_val_acc=max(accs) if accs else math.nan,
+        final_train_loss=math.nan if diverged or not history else _nan(history[-1].train_loss),
+        wall_time=_nan(final.get("wall_time")),
+        convergence_epoch=math.nan if conv is None else float(conv),
+        diverged=diverged, history=history,
+    )
+
+
+def analyse(records: list[RunRecord], study: Study, confidence: float = 0.95) -> Analysis:
+    """Score the finished runs and build every table."""
+    scores = [score_run(r, study) for r in records if r.status == "done"]
+    regret, rank = _regret_and_rank(scores)
+    groups: dict[tuple[Setting, str], list[RunScore]] = defaultdict(list)
+    for s in scores:
+        groups[(s.setting, s.controller)].append(s)
+    summary = [
+        SummaryRow(setting, controller, len(runs), sum(r.diverged for r in runs),
+                   {key: mean_ci([getattr(r, key) for r in runs], confidence) for key, _ in METRICS},
+                   mean_ci([regret[id(r)] for r in runs], confidence), mean_ci([rank[id(r)] for r in runs], confidence))
+        for (setting, controller), runs in groups.items()
+    ]
+    overall: dict[tuple[str, str], list[RunScore]] = defaultdict(list)
+    for s in scores:
+        overall[(s.setting[0], s.controller)].append(s)
+    overall_rows = [
+        OverallRow(task, controller, mean_ci([regret[id(r)] for r in runs], confidence),
+                   mean_ci([rank[id(r)] for r in runs], confidence))
+        for (task, controller), runs in overall.items()
+    ]
+    return Analysis(study, records, scores, summary, _paired(summary, scores, study, confidence), overall_rows)
+
+
+def _regret_and_rank(scores: list[RunScore]) -> tuple[dict[int, float], dict[int, float]]:
+    best: dict[tuple[str, int], float] = defaultdict(lambda: -math.inf)
+    blocks: dict[tuple[Setting, int], list[RunScore]] = defaultdict(list)
+    for s in scores:
+        if math.isfinite(s.test_acc):
+            best[(s.setting[0], s.seed)] = max(best[(s.setting[0], s.seed)], s.test_acc)
+        blocks[(s.setting, s.seed)].append(s)
+    regret = {id(s): best[(s.setting[0], s.seed)] - s.test_acc if math.isfinite(s.test_acc) else math.nan for s in scores}
+    rank: dict[int, float] = {}
+    for block in blocks.values():
+        rank.update(rank_values({id(s): s.test_acc for s in block}))
+    return regret, rank
+
+
+def _paired(summary: list[SummaryRow], scores: list[RunScore], study: Study, confidence: float) -> list[PairedRow]:
+    by_seed: dict[tuple[Setting, str], dict[int, float]] = defaultdict(dict)
+    for s in scores:
+        by_seed[(s.setting, s.controller)][s.seed] = s.test_acc
+    rows: list[PairedRow] = []
+    for setting in dict.fromkeys(row.setting for row in summary):
+        present = [row for row in summary if row.setting == setting]
+        names = [row.controller for row in present]
+        baselines = [row for row in present if row.controller.partition(":")[0] in study.baselines]
+        best = max(baselines, key=lambda row: _sort_key(row.metrics["test_acc"].mean), default=None)
+        references = [(study.reference, "reference")] if study.reference in names else []
+        if best is not None and best.controller != study.reference:
+            references.append((best.controller, "best baseline"))
+        for versus, role in references:
+            for controller in names:
+                if controller == versus:
+                    continue
+                a, b = by_seed[(setting, controller)], by_seed[(setting, versus)]
+                seeds = sorted(set(a) & set(b))
+                test = paired_comparison([a[k] for k in seeds], [b[k] for k in seeds], confidence)
+                rows.append(PairedRow(setting, controller, versus, role, test))
+    return rows
+
+
+def _sort_key(value: float) -> float:
+    return value if math.isfinite(value) else -math.inf

@@ -1,0 +1,143 @@
+"""The report's PNG plots (matplotlib, drawn on ``Figure`` objects: no pyplot, no global backend).
+
+Per setting (task × optimiser × initial LR): validation accuracy and loss curves per
+controller (mean over seeds with a CI band) and the LR traces (log scale, one line per
+seed). Per task: final test accuracy per controller (a point per seed, the mean and its
+CI). Legends carry the number of runs.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lrpilot.experiments.stats import mean_ci
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from lrpilot.experiments.analysis import Analysis, RunScore, Setting
+
+__all__ = ["write_plots", "setting_label", "slug"]
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text`` (no path separators, no leading dot)."""
+    return re.sub(r"[^A-Za-z0-9.=+-]+", "_", text).strip("._") or "plot"
+
+
+def setting_label(setting: "Setting") -> str:
+    """``task, adam, lr 0.001``."""
+    task, optimizer, lr = setting
+    return f"{task}, {optimizer}, lr {lr:g}"
+
+
+def write_plots(analysis: "Analysis", out_dir: str | Path) -> list[Path]:
+    """Draw every plot into ``out_dir``; returns the files written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    colors = _colors(analysis)
+    written: list[Path] = []
+    for setting in analysis.settings():
+        scores = [s for s in analysis.scores if s.setting == setting]
+        name = slug(f"{setting[0]}__{setting[1]}__lr{setting[2]:g}")
+        written.append(_save(_curves(scores, setting, colors), out / f"curves__{name}.png"))
+        written.append(_save(_lr_traces(scores, setting, colors), out / f"lr__{name}.png"))
+    for task in dict.fromkeys(s[0] for s in analysis.settings()):
+        written.append(_save(_final_acc(analysis, task, colors), out / f"test_acc__{slug(task)}.png"))
+    return written
+
+
+def _colors(analysis: "Analysis") -> dict[str, str]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {c: cmap(i % 10) for i, c in enumerate(analysis.study.controllers)}
+
+
+def _save(fig, path: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def _by_controller(scores: list["RunScore"]) -> dict[str, list["RunScore"]]:
+    out: dict[str, list[RunScore]] = {}
+    for s in scores:
+        out.setdefault(s.controller, []).append(s)
+    return out
+
+
+def _curves(scores: list["RunScore"], setting: "Setting", colors: dict[str, str]):  # noqa: ANN202
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4))
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    for controller, runs in _by_controller(scores).items():
+        label = f"{controller} (n={len(runs)})"
+        _band(acc_ax, runs, "val_acc", colors[controller], label, scale=100.0)
+        _band(loss_ax, runs, "val_loss", colors[controller], label)
+    acc_ax.set(title=f"val accuracy: {setting_label(setting)}", xlabel="epoch", ylabel="val accuracy (%)")
+    loss_ax.set(title="val loss (mean, 95% CI)", xlabel="epoch", ylabel="val loss", yscale="log")
+    acc_ax.legend(fontsize="small")
+    for ax in (acc_ax, loss_ax):
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def _band(ax: "Axes", runs: list["RunScore"], key: str, color: str, label: str, scale: float = 1.0) -> None:
+    """Mean over seeds per epoch with its CI band; an epoch counts the runs that reached it without diverging."""
+    epochs = max((len(r.history) for r in runs), default=0)
+    xs, means, lows, highs = [], [], [], []
+    for e in range(epochs):
+        values = [getattr(r.history[e], key) for r in runs if e < len(r.history) and not r.history[e].diverged]
+        est = mean_ci(values)
+        if est.n:
+            xs.append(e + 1)
+            means.append(est.mean * scale)
+            lows.append((est.low if est.n > 1 else est.mean) * scale)
+            highs.append((est.high if est.n > 1 else est.mean) * scale)
+    if xs:
+        ax.plot(xs, means, color=color, label=label, marker="." if len(xs) < 15 else None)
+        ax.fill_between(xs, lows, highs, color=color, alpha=0.2, linewidth=0)
+
+
+def _lr_traces(scores: list["RunScore"], setting: "Setting", colors: dict[str, str]):  # noqa: ANN202
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 4))
+    ax = fig.subplots()
+    for controller, runs in _by_controller(scores).items():
+        for i, run in enumerate(runs):
+            lrs = [m.lr for m in run.history]
+            ax.step(range(1, len(lrs) + 1), lrs, where="post", color=colors[controller], alpha=0.6, linewidth=1.2,
+                    label=f"{controller} (n={len(runs)})" if i == 0 else None)
+    ax.set(title=f"learning rate: {setting_label(setting)}", xlabel="epoch", ylabel="learning rate", yscale="log")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3, which="both")
+    return fig
+
+
+def _final_acc(analysis: "Analysis", task: str, colors: dict[str, str]):  # noqa: ANN202
+    from matplotlib.figure import Figure
+
+    settings = [s for s in analysis.settings() if s[0] == task]
+    fig = Figure(figsize=(max(5.0, 1.1 * len(analysis.study.controllers)) * len(settings), 4.2))
+    axes = fig.subplots(1, len(settings), squeeze=False)[0]
+    for ax, setting in zip(axes, settings):
+        rows = [r for r in analysis.summary if r.setting == setting]
+        for x, row in enumerate(rows):
+            accs = [100 * s.test_acc for s in analysis.scores if s.setting == setting and s.controller == row.controller]
+            jitter = [x + 0.12 * (i - (len(accs) - 1) / 2) / max(1, len(accs)) for i in range(len(accs))]
+            ax.scatter(jitter, accs, color=colors[row.controller], s=18, alpha=0.8, zorder=2)
+            est = row.metrics["test_acc"]
+            if est.n > 1 and math.isfinite(est.low):
+                ax.errorbar([x], [100 * est.mean], yerr=[[100 * (est.mean - est.low)], [100 * (est.high - est.mean)]],
+                            fmt="_", color="black", capsize=6, markersize=14, zorder=3)
+            elif est.n:
+                ax.plot([x], [100 * est.mean], "_", color="black", markersize=14, zorder=3)
+        ax.set_xticks(range(len(rows)), [f"{r.controller}\nn={r.runs}" for r in rows], fontsize="small", rotation=30)
+        ax.set(title=f"final test accuracy: {setting_label(setting)}", ylabel="test accuracy (%)")
+        ax.grid(alpha=0.3, axis="y")
+    return fig
