@@ -27,7 +27,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 POSITIVE = ["great", "wonderful", "superb", "moving", "brilliant", "delightful", "masterpiece", "loved", "charming", "fun"]
 NEGATIVE = ["awful", "terrible", "boring", "dull", "waste", "horrible", "clumsy", "hated", "painful", "mess"]
-NEUTRAL = ["the", "movie", "film", "plot", "actor", "scene", "was", "a", "and", "story", "director", "ending", "really", "it"]
+NEUTRAL = ["the", "movie", "film", "plot", "actor", "scene", "was", "a", "and", "story", "director", "ending", "it"]
 
 
 def _save(dd, path: str | os.PathLike) -> Path:  # noqa: ANN001

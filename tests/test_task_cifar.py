@@ -94,6 +94,8 @@ def test_train_transform_differs_between_generator_states():
     torch.testing.assert_close(a, tf(x, torch.Generator().manual_seed(1)))  # same state, same batch
     with pytest.raises(TypeError, match="Generator"):
         tf(x, None)
+    with pytest.raises(TypeError, match="uint8"):
+        tf(x.float(), torch.Generator())
 
 
 def test_flip_with_the_same_draws_twice_is_the_identity():

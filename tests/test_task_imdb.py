@@ -82,6 +82,8 @@ def test_bad_options_name_the_value(imdb_dir, task):
         load_imdb(task.with_overrides(max_length=0), str(imdb_dir))
     with pytest.raises(ValueError, match="val_size"):
         load_imdb(task.with_overrides(val_size=500), str(imdb_dir))
+    with pytest.raises(ValueError, match="max_length=200"):  # the tiny BERT has 128 positions
+        TrainingSession(task.with_overrides(max_length=200), seed=0, device="cpu", data_dir=str(imdb_dir))
 
 
 def test_offline_model_name_fails_fast_with_instructions(imdb_dir, monkeypatch):
@@ -128,9 +130,9 @@ def test_two_epochs_end_to_end_tiny_bert(imdb_dir, task):
 @pytest.mark.slow
 def test_pretrained_minilm_learns_the_fixture(imdb_dir, task):
     minilm = minilm_model_dir()
-    pretrained = task.with_overrides(model=str(minilm), epochs=1)
+    pretrained = task.with_overrides(model=str(minilm), epochs=1, lr=1e-4)  # a fine-tuning LR: 1e-3 is erratic here
     session = TrainingSession(pretrained, seed=0, device="cpu", data_dir=str(imdb_dir))
     assert session.model.model.config.num_hidden_layers == 6
     before = session.evaluate("val")["loss"]
     metrics = session.run_epoch()
-    assert math.isfinite(metrics.train_loss) and metrics.val_loss < before
+    assert math.isfinite(metrics.train_loss) and metrics.val_loss < before and metrics.val_acc >= 0.75

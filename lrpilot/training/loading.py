@@ -59,7 +59,8 @@ def require(module: str, extra: str | None = None):  # noqa: ANN201 - returns th
 
 def hf_offline() -> bool:
     """True when the user asked the Hugging Face libraries to work from the local cache only."""
-    return any(os.environ.get(k, "0") not in ("0", "", "false", "False") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    flags = (os.environ.get(k, "0") for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    return any(flag not in ("0", "", "false", "False") for flag in flags)
 
 
 def load_dataset_dict(hub_id: str, data_dir: str | None, splits: tuple[str, ...] = ("train", "test")):  # noqa: ANN201

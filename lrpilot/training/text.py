@@ -77,7 +77,8 @@ def _pretrained_kwargs(name: str, option: str) -> dict[str, Any]:
         return {"local_files_only": True}
     raise OfflineDataError(
         f"{option} {name!r} is not a local directory nor in the Hugging Face cache, and huggingface.co is "
-        f"unreachable: on a machine with internet run python -c \"from transformers import AutoTokenizer as T, AutoModelForSequenceClassification as M; "
+        f"unreachable: on a machine with internet run python -c \"from transformers import AutoTokenizer as T, "
+        f"AutoModelForSequenceClassification as M; "
         f"M.from_pretrained('{name}').save_pretrained('DIR'); T.from_pretrained('{name}').save_pretrained('DIR')\", "
         f"copy DIR here and set the task option {option}=DIR (task.with_overrides({option}=DIR))"
     )
@@ -172,8 +173,11 @@ def _tokenised_splits(task: Task, dd: Any, tokenizer_name: str, max_length: int)
         tensors[f"{split}.labels"] = torch.from_numpy(labels)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata={"key": key})
-    os.replace(tmp, path)  # atomic: concurrent runs never see half a file
+    try:
+        save_file(tensors, str(tmp), metadata={"key": key})
+        os.replace(tmp, path)  # atomic: concurrent runs never see half a file
+    finally:
+        tmp.unlink(missing_ok=True)
     return tensors
 
 
@@ -185,8 +189,6 @@ def _options(task: Task) -> tuple[str, str, int, int]:
     for key, value in (("max_length", max_length), ("val_size", val_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"option {key} must be an integer >= 1, got {value!r}")
-    if max_length < 8:
-        raise ValueError(f"option max_length must be >= 8, got {max_length}")
     return str(model), str(tokenizer), max_length, val_size
 
 
@@ -222,15 +224,18 @@ def load_imdb(task: Task, data_dir: str | None = None) -> DataSplits:
 
 def bert_classifier(task: Task, data: DataSplits) -> nn.Module:
     """``AutoModelForSequenceClassification`` from the ``model`` option (SDPA attention when supported)."""
-    transformers = require("transformers")
-    name = _options(task)[0]
+    auto = require("transformers").AutoModelForSequenceClassification
+    name, _, max_length, _ = _options(task)
     kwargs = {"num_labels": data.num_classes, **_pretrained_kwargs(name, "model")}
     try:
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(name, attn_implementation="sdpa", **kwargs)
+        model = auto.from_pretrained(name, attn_implementation="sdpa", **kwargs)
     except (ValueError, ImportError) as err:
         if "sdpa" not in str(err).lower():
             raise
-        model = transformers.AutoModelForSequenceClassification.from_pretrained(name, **kwargs)
+        model = auto.from_pretrained(name, **kwargs)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ValueError(f"option max_length={max_length} exceeds the {positions} positions model {name!r} supports")
     return SequenceClassifier(model)
 
 

@@ -49,7 +49,9 @@ class ImageTransform:
 
     Example:
         >>> train = ImageTransform(CIFAR10_MEAN, CIFAR10_STD, padding=4, flip=True)
-        >>> x = train(batch_uint8, torch.Generator().manual_seed(0))
+        >>> batch = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+        >>> train(batch, torch.Generator().manual_seed(0)).shape
+        torch.Size([8, 3, 32, 32])
     """
 
     def __init__(
@@ -74,6 +76,8 @@ class ImageTransform:
         if not isinstance(inputs, torch.Tensor) or inputs.dim() != 4 or inputs.shape[1] != len(self.mean):
             got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
             raise ValueError(f"expected a uint8 batch of shape (N, {len(self.mean)}, H, W), got {got}")
+        if inputs.dtype != torch.uint8:
+            raise TypeError(f"expected uint8 pixels (0-255), got {inputs.dtype}")
         x = self._crop_flip(inputs, generator) if self.augments else inputs
         # channels-last where the session converts the model to it (CUDA); plain NCHW on CPU (measured ~10% faster)
         x = x.contiguous(memory_format=torch.channels_last if x.is_cuda else torch.contiguous_format)
@@ -83,8 +87,8 @@ class ImageTransform:
     def _scale_shift(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Cached per device, so a batch costs no host-to-device copy for constants."""
         if device not in self._consts:
-            std, mean = torch.tensor(self.std), torch.tensor(self.mean)
-            self._consts[device] = ((1 / (255 * std)).view(1, -1, 1, 1).to(device), (-mean / std).view(1, -1, 1, 1).to(device))
+            std, mean = torch.tensor(self.std).view(1, -1, 1, 1), torch.tensor(self.mean).view(1, -1, 1, 1)
+            self._consts[device] = ((1 / (255 * std)).to(device), (-mean / std).to(device))
         return self._consts[device]
 
     def _crop_flip(self, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -92,6 +96,8 @@ class ImageTransform:
             raise TypeError(f"an augmenting transform needs a CPU torch.Generator, got {generator!r}")
         n, _, h, w = x.shape
         p = self.padding
+        if self.pad_mode == "reflect" and p >= min(h, w):
+            raise ValueError(f"reflect padding needs padding < image size; got padding={p} for {h}x{w} images")
         draws = torch.randint(0, 2 * p + 1, (2, n), generator=generator)  # top, left offsets in the padded image
         flips = torch.randint(0, 2, (1, n), generator=generator) if self.flip else torch.zeros(1, n, dtype=torch.long)
         draws = torch.cat([draws, flips]).to(x.device, non_blocking=True)  # one small copy per batch
