@@ -15,6 +15,15 @@ from typing import Any, Callable, IO
 __all__ = ["write_atomic", "write_text_atomic", "write_json_atomic", "torch_save_atomic"]
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(fileobj)`` on a temporary file, then move it over ``path``."""
     path = Path(path)
@@ -25,6 +34,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         try:

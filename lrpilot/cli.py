@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lrpilot.commands.train", "train one task with one controller, epoch by epoch"),
     "tasks": ("lrpilot.commands.tasks", "list the registered tasks"),
     "controllers": ("lrpilot.commands.tasks", "list the controller spec names"),
+    "compare": ("lrpilot.commands.compare", "compare controllers over tasks, LRs and seeds, locally or on Ray"),
+    "report": ("lrpilot.commands.compare", "write the report (tables, plots, CSV) of a compare results directory"),
     "train-controller": ("lrpilot.commands.train_controller", "train a PPO learning-rate controller and export its policy file"),
 }
 

@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"[bold]train-controller[/] {config.name}: tasks={','.join(config.tasks)} "
                   f"lr={config.lr_range[0]:g}..{config.lr_range[1]:g} epochs={config.epochs} "
                   f"timesteps={config.timesteps} n_envs={config.n_envs} seed={config.seed} out={config.out_dir}")
-    result = train_controller(config, console=None if args.no_progress else console)
+    result = train_controller(config, console=console, progress=not args.no_progress)
     ev = result.evaluation["controllers"]
     duel = result.evaluation["ppo_vs_rule_test_acc"]
     console.print(f"trained {result.timesteps} steps in {result.seconds:.0f} s ({result.steps_per_second:.1f} env steps/s)")

@@ -188,7 +188,10 @@ def load_policy(path_or_name: str | Path) -> "LearnedController":
         'ppo:default'
     """
     card, weights, digest, paths = read_policy(path_or_name)
-    return LearnedController(card, weights, source=str(path_or_name), policy_hash=digest, paths=paths)
+    source = str(path_or_name)
+    if paths[0].parent != SHIPPED_DIR or source != paths[0].stem:
+        source = str(paths[0].with_suffix(""))  # a path: named without suffix, however it was written
+    return LearnedController(card, weights, source=source, policy_hash=digest, paths=paths)
 
 
 # -- writing --------------------------------------------------------------------------
@@ -226,6 +229,8 @@ def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tens
     card_path, weights_path = Path(base + ".json"), Path(base + ".safetensors")
     write_atomic(weights_path, lambda fh: fh.write(save_safetensors(tensors)))
     write_json_atomic(card_path, card)
+    for written in (weights_path, card_path):
+        written.chmod(0o644)  # temporary files are created 0600; policy files are meant to be shared
     read_policy(base)  # refuse to leave a file behind that would not load
     return card_path, weights_path
 

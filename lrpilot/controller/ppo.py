@@ -64,7 +64,7 @@ class PPOConfig:
     """Continue from the latest checkpoint in ``out_dir/checkpoints`` up to ``timesteps`` in total."""
     checkpoint_every: int = 2048
     """Save an SB3 checkpoint every this many timesteps."""
-    eval_every: int = 0
+    eval_every: int = 2048
     """Evaluate policy and ``rule`` on held-out seeds every this many timesteps (0: only at the end)."""
     eval_lrs: int = 3
     """Held-out evaluation: number of log-spaced initial LRs over ``lr_range``."""
@@ -104,6 +104,10 @@ class PPOConfig:
         self.tasks, self.lr_range, self.net_arch = tuple(self.tasks), tuple(self.lr_range), tuple(self.net_arch)
         if not self.tasks:
             raise ValueError(f"tasks must name at least one task, got {self.tasks!r}")
+        from lrpilot.training import get_task
+
+        for task in self.tasks:
+            get_task(task)  # ValueError naming an unknown task, before any work
         lo, hi = self.lr_range
         if not (0 < lo <= hi and math.isfinite(hi)):
             raise ValueError(f"lr_range must be (low, high) with 0 < low <= high, got {self.lr_range!r}")
@@ -306,27 +310,30 @@ def _final_evaluation(config: PPOConfig, policy_path: Path, cases: list[EvalCase
     }
 
 
-def train_controller(config: PPOConfig, console: Any | None = None) -> TrainResult:
-    """Train, checkpoint, evaluate and export; ``console`` (a rich Console) shows progress when given."""
+def train_controller(config: PPOConfig, console: Any | None = None, progress: bool = True) -> TrainResult:
+    """Train, checkpoint, evaluate and export.
+
+    With a rich ``console``, evaluations are printed there, and (``progress``) a progress bar shows.
+    """
     import torch
 
     config.validate()
     threads = torch.get_num_threads()
     torch.set_num_threads(config.torch_threads)  # restored below: the caller's setting is not ours to keep
     try:
-        return _train_and_export(config, console)
+        return _train_and_export(config, console, progress)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_and_export(config: PPOConfig, console: Any | None) -> TrainResult:
+def _train_and_export(config: PPOConfig, console: Any | None, progress: bool) -> TrainResult:
     from lrpilot.atomic import write_json_atomic
 
     out = Path(config.out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     cases = config.eval_cases()
     rule: list[dict[str, Any]] = []  # the baseline is deterministic: played once, shared by every evaluation
-    model, start, seconds, history = _train(config, out, cases, rule, console)
+    model, start, seconds, history = _train(config, out, cases, rule, console, progress)
     base = Path(config.export_dir or out) / config.name
     provenance = _provenance(config, model.num_timesteps, seconds)
     action = ActionSpec.parse(config.actions)
@@ -340,7 +347,7 @@ def _train_and_export(config: PPOConfig, console: Any | None) -> TrainResult:
 
 
 def _train(config: PPOConfig, out: Path, cases: list[EvalCase], rule: list[dict[str, Any]],
-           console: Any | None) -> tuple[Any, int, float, list[dict[str, Any]]]:
+           console: Any | None, progress: bool) -> tuple[Any, int, float, list[dict[str, Any]]]:
     """PPO training with checkpoints and periodic evaluation: (model, start timesteps, seconds, eval history).
 
     ``seconds`` excludes the periodic evaluations.
@@ -361,12 +368,13 @@ def _train(config: PPOConfig, out: Path, cases: list[EvalCase], rule: list[dict[
         start = model.num_timesteps
         evaluator = HeldOutEvalCallback(config.eval_every or config.timesteps + 1,
                                         lambda m: summarize(evaluate_model(m, config, cases)), rule_summary, console)
-        progress = ProgressCallback(config.timesteps, console, start_timesteps=start, paused=lambda: evaluator.seconds)
+        bar = ProgressCallback(config.timesteps, console if progress else None, start_timesteps=start,
+                               paused=lambda: evaluator.seconds)
         checkpoints = CheckpointCallback(max(config.checkpoint_every // config.n_envs, 1), str(out / "checkpoints"),
                                          name_prefix=CHECKPOINT_PREFIX)
         began = time.perf_counter()
         if config.timesteps > start:
-            model.learn(config.timesteps - start, callback=CallbackList([progress, checkpoints, evaluator]),
+            model.learn(config.timesteps - start, callback=CallbackList([bar, checkpoints, evaluator]),
                         tb_log_name=config.name, reset_num_timesteps=not resumed)
         seconds = time.perf_counter() - began - evaluator.seconds
         model.save(out / "checkpoints" / f"{CHECKPOINT_PREFIX}_{model.num_timesteps}_steps.zip")

@@ -14,7 +14,7 @@ from lrpilot.envs.config import EnvConfig
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
 
-__all__ = ["LRControlEnv"]
+__all__ = ["LRControlEnv", "is_diverged", "epoch_reward"]
 
 
 class LRControlEnv(gym.Env[np.ndarray, Any]):
@@ -154,14 +154,7 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         if self._diverged(metrics):
             return self._finish(metrics, multiplier, terminated=True)
         truncated = session.epoch >= self._epochs
-        if self.config.reward == "log_val_loss":
-            reward = _log(before.val_loss) - _log(metrics.val_loss)
-        elif not truncated:
-            reward = 0.0
-        elif self.config.reward == "final_acc":
-            reward = float(metrics.val_acc or 0.0)
-        else:
-            reward = -float(metrics.val_loss)
+        reward = epoch_reward(self.config.reward, before, metrics, last=truncated)
         if truncated:
             return self._finish(metrics, multiplier, terminated=False, reward=reward)
         return self._observation(), float(reward), False, False, self._info(metrics, multiplier)
@@ -199,10 +192,8 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         return str(options.get("task", task)), lr, seed
 
     def _diverged(self, metrics: EpochMetrics) -> bool:
-        if metrics.diverged or not (math.isfinite(metrics.train_loss) and math.isfinite(metrics.val_loss)):
-            return True
         first = self.session.history[0].val_loss if self.session is not None else math.nan
-        return metrics.val_loss > self.config.divergence_factor * first
+        return is_diverged(metrics, first, self.config.divergence_factor)
 
     def _finish(self, metrics: EpochMetrics, multiplier: float, *, terminated: bool,
                 reward: float | None = None) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -227,6 +218,25 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         if multiplier is not None:
             info["multiplier"] = float(multiplier)
         return info
+
+
+def is_diverged(metrics: EpochMetrics, first_val_loss: float, divergence_factor: float) -> bool:
+    """The environments' divergence rule: the session flagged it, a loss is non-finite, or the
+    validation loss exceeds ``divergence_factor`` times the episode's first validation loss."""
+    if metrics.diverged or not (math.isfinite(metrics.train_loss) and math.isfinite(metrics.val_loss)):
+        return True
+    return metrics.val_loss > divergence_factor * first_val_loss
+
+
+def epoch_reward(reward: str, before: EpochMetrics, after: EpochMetrics, *, last: bool) -> float:
+    """The reward of a step that trained ``after`` following ``before`` (see ``## Rewards``)."""
+    if reward == "log_val_loss":
+        return _log(before.val_loss) - _log(after.val_loss)
+    if not last:
+        return 0.0
+    if reward == "final_acc":
+        return float(after.val_acc or 0.0)
+    return -float(after.val_loss)
 
 
 def _log(loss: float) -> float:

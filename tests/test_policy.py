@@ -1,0 +1,195 @@
+"""Policy files: save/load round trip, the LearnedController, and refusal of every invalid file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lrpilot.controller import from_spec
+from lrpilot.controller.actions import ActionSpec
+from lrpilot.controller.features import ObservationEncoder
+from lrpilot.controller.policy import SHIPPED_DIR, LearnedController, PolicyFormatError, load_policy, save_policy
+from lrpilot.metrics import EpochMetrics
+
+ENC = ObservationEncoder()
+
+
+def random_layers(sizes: list[int], seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(o, i, generator=g), torch.randn(o, generator=g)) for i, o in zip(sizes[:-1], sizes[1:])]
+
+
+def write_policy(base: Path, action: ActionSpec | None = None, seed: int = 0) -> Path:
+    action = action or ActionSpec()
+    save_policy(base, layers=random_layers([ENC.size, 8, action.size], seed), activation="tanh", action=action,
+                provenance={"seed": seed}, evaluation=None)
+    return base
+
+
+def metrics(epoch: int, val: float, lr: float = 1e-3) -> EpochMetrics:
+    return EpochMetrics(epoch=epoch, lr=lr, train_loss=val * 1.1, train_loss_std=0.1, val_loss=val, val_acc=0.5)
+
+
+def test_round_trip_acts_and_resumes(tmp_path: Path) -> None:
+    base = write_policy(tmp_path / "p")
+    ctl = load_policy(str(base))
+    assert isinstance(ctl, LearnedController) and ctl.name == "ppo" and ctl.spec() == f"ppo:{base}"
+    assert ctl.required_metrics == ("train_loss", "val_loss")
+    data = (tmp_path / "p.json").read_bytes() + (tmp_path / "p.safetensors").read_bytes()
+    assert ctl.policy_hash == hashlib.sha256(data).hexdigest()
+    ctl.reset(1e-3, 10)
+    first = [ctl.act(metrics(e, 2.0 / e)) for e in range(1, 4)]
+    assert all(m in ActionSpec().multipliers for m in first)
+    state = json.loads(json.dumps(ctl.state_dict(), allow_nan=False))  # JSON-safe
+    later = [ctl.act(metrics(e, 2.0 / e)) for e in range(4, 7)]
+    again = load_policy(tmp_path / "p.json")
+    assert again.spec() == ctl.spec()  # the suffix does not change the name
+    again.load_state_dict(state)
+    assert [again.act(metrics(e, 2.0 / e)) for e in range(4, 7)] == later
+
+
+def test_path_forms_and_spec_strings(tmp_path: Path) -> None:
+    base = write_policy(tmp_path / "q")
+    hashes = {load_policy(p).policy_hash for p in (str(base), f"{base}.json", f"{base}.safetensors", base)}
+    assert len(hashes) == 1
+    assert from_spec(f"ppo:{base}").policy_hash in hashes
+
+
+def test_state_of_another_policy_is_refused(tmp_path: Path) -> None:
+    a, b = load_policy(write_policy(tmp_path / "a", seed=1)), load_policy(write_policy(tmp_path / "b", seed=2))
+    a.reset(1e-3, 5)
+    with pytest.raises(ValueError, match="policy"):
+        b.load_state_dict(a.state_dict())
+
+
+def test_continuous_policy_predicts_within_bounds(tmp_path: Path) -> None:
+    ctl = load_policy(write_policy(tmp_path / "c", ActionSpec(kind="continuous", min_multiplier=0.2, max_multiplier=5.0)))
+    ctl.reset(1e-3, 10)
+    for e in range(1, 5):
+        assert 0.2 <= ctl.act(metrics(e, 1.0 / e)) <= 5.0
+
+
+def test_shipped_default_loads_as_spec() -> None:
+    ctl = from_spec("ppo:default")
+    assert ctl.spec() == "ppo:default" and len(ctl.policy_hash) == 64
+    assert (SHIPPED_DIR / "default.json").exists() and SHIPPED_DIR.parent.name == "lrpilot"
+    card = json.loads((SHIPPED_DIR / "default.json").read_text())
+    assert card["provenance"]["command"].startswith("lrpilot train-controller")
+    assert {"ppo", "rule"} <= set(card["evaluation"]["controllers"])
+    ctl.reset(1e-3, 15)
+    assert ctl.act(metrics(1, 1.0)) > 0
+
+
+def test_missing_policy_names_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no-such"):
+        load_policy("no-such")
+    with pytest.raises(FileNotFoundError, match="missing"):
+        load_policy(str(tmp_path / "missing"))
+
+
+def _mutate_card(key_path: list[str], value: object):  # noqa: ANN202
+    def mutate(card: dict) -> dict:
+        target = card
+        for key in key_path[:-1]:
+            target = target[key]
+        if value is KeyError:
+            del target[key_path[-1]]
+        else:
+            target[key_path[-1]] = value
+        return card
+    return mutate
+
+
+CARD_MUTATIONS = {
+    "format_version": (_mutate_card(["format_version"], 99), "format_version 99"),
+    "format": (_mutate_card(["format"], "sb3"), "format"),
+    "missing key": (_mutate_card(["encoder"], KeyError), "missing key"),
+    "encoder version": (_mutate_card(["encoder", "version"], 0), "encoder version"),
+    "encoder features": (_mutate_card(["encoder", "features"], ["progress"]), "encoder features"),
+    "encoder name": (_mutate_card(["encoder", "name"], "other"), "encoder name"),
+    "layer sizes": (_mutate_card(["architecture", "layer_sizes"], [ENC.size, 9, 4]), "shape"),
+    "input size": (_mutate_card(["architecture", "layer_sizes"], [5, 8, 4]), "input size"),
+    "activation": (_mutate_card(["architecture", "activation"], "gelu"), "activation"),
+    "action": (_mutate_card(["action", "multipliers"], [0.5, 1.0, 2.0]), "output size"),
+    "normalization": (_mutate_card(["normalization"], {"mean": [0.0]}), "normalization"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CARD_MUTATIONS))
+def test_invalid_cards_are_refused_naming_the_file(tmp_path: Path, case: str) -> None:
+    base = write_policy(tmp_path / "bad")
+    card_path = tmp_path / "bad.json"
+    mutate, match = CARD_MUTATIONS[case]
+    card_path.write_text(json.dumps(mutate(json.loads(card_path.read_text()))))
+    with pytest.raises(PolicyFormatError, match=match) as err:
+        load_policy(str(base))
+    assert "bad." in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"not json {", b"[1, 2]", b"\xff\xfe", b'{"format": NaN}'])
+def test_non_json_cards_are_refused(tmp_path: Path, content: bytes) -> None:
+    base = write_policy(tmp_path / "nj")
+    (tmp_path / "nj.json").write_bytes(content)
+    with pytest.raises(PolicyFormatError, match="nj.json"):
+        load_policy(str(base))
+
+
+def test_weights_that_do_not_match_are_refused(tmp_path: Path) -> None:
+    base = write_policy(tmp_path / "w")
+    other = write_policy(tmp_path / "o", ActionSpec(multipliers=(0.5, 1.0, 2.0)))
+    os.replace(f"{other}.safetensors", f"{base}.safetensors")
+    with pytest.raises(PolicyFormatError, match="w.safetensors.*shape"):
+        load_policy(str(base))
+    (tmp_path / "w.safetensors").unlink()
+    with pytest.raises(PolicyFormatError, match="missing"):
+        load_policy(str(base))
+
+
+class _Payload:
+    """Unpickling this creates a marker file: proof that a loader unpickled."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save"])
+def test_a_pickle_renamed_safetensors_is_refused_and_never_run(tmp_path: Path, how: str) -> None:
+    base = write_policy(tmp_path / "evil")
+    marker = tmp_path / "pwned"
+    with open(tmp_path / "evil.safetensors", "wb") as fh:
+        if how == "pickle":
+            pickle.dump(_Payload(marker), fh)
+        else:
+            torch.save({"actor.0.weight": _Payload(marker)}, fh)
+    proof = tmp_path / "proof"
+    pickle.loads(pickle.dumps(_Payload(proof)))
+    assert proof.exists()  # the payload works: unpickling it touches its marker
+    with pytest.raises(PolicyFormatError, match="evil.safetensors.*not a safetensors file"):
+        load_policy(str(base))
+    assert not marker.exists()
+
+
+def test_save_policy_validates_input(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="activation"):
+        save_policy(tmp_path / "x", layers=random_layers([ENC.size, 4]), activation="gelu", action=ActionSpec(),
+                    provenance={})
+    with pytest.raises(PolicyFormatError, match="input size"):
+        save_policy(tmp_path / "y", layers=random_layers([3, 4]), activation="tanh", action=ActionSpec(), provenance={})
+
+
+def test_loading_a_policy_imports_no_gymnasium_or_sb3() -> None:
+    code = ("import sys; from lrpilot.controller.policy import load_policy; load_policy('default');"
+            "print([m for m in ('gymnasium', 'stable_baselines3', 'lrpilot.envs') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
