@@ -23,12 +23,12 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from lrpilot.controller.base import Controller
-from lrpilot.controller.spec import from_spec
+from lrpilot.controller.spec import from_spec, list_controllers
 from lrpilot.metrics import EpochMetrics
 
 __all__ = [
-    "PolicyScheduler", "ALLOWED_METRICS", "resolve_controller", "normalize_metrics",
-    "check_required", "build_epoch_metrics", "scaled_lr", "rescale_optimizer", "controller_identity", "check_identity", "check_bounds",
+    "PolicyScheduler", "ALLOWED_METRICS", "resolve_controller", "normalize_metrics", "check_required",
+    "build_epoch_metrics", "scaled_lr", "rescale_optimizer", "controller_identity", "check_identity", "check_bounds",
 ]
 
 ALLOWED_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_acc", "train_loss_std")
@@ -37,24 +37,28 @@ ALLOWED_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_acc", "train_
 _POLICY_SUFFIXES = (".json", ".safetensors")
 
 
-def resolve_controller(controller: Any) -> Controller:
+def _is_policy_path(text: str) -> bool:
+    """A policy file's name, or an existing file that is not also a controller spec."""
+    text = text.strip()
+    if text.endswith(_POLICY_SUFFIXES):
+        return True
+    return os.path.isfile(text) and text.partition(":")[0].strip() not in list_controllers()
+
+
+def resolve_controller(controller: Controller | str | os.PathLike[str]) -> Controller:
     """A Controller passes through; a spec string goes to ``from_spec``; a policy path to ``load_policy``.
 
-    A path is a string ending in ``.json`` / ``.safetensors``, an existing file, or an
-    ``os.PathLike``.
+    A path is an ``os.PathLike``, or a string ending in ``.json`` / ``.safetensors`` or
+    naming an existing file (a controller spec such as ``"rule"`` wins over a file of that name).
     """
     if isinstance(controller, Controller):
         return controller
-    if isinstance(controller, os.PathLike) or (
-        isinstance(controller, str) and (controller.strip().endswith(_POLICY_SUFFIXES) or os.path.isfile(controller))
-    ):
+    if isinstance(controller, os.PathLike) or (isinstance(controller, str) and _is_policy_path(controller)):
         from lrpilot.controller import load_policy  # lazy: the policy module needs safetensors
 
         return load_policy(os.fspath(controller).strip())
     if isinstance(controller, str):
         return from_spec(controller)
-    if all(hasattr(controller, name) for name in ("reset", "act", "state_dict", "load_state_dict", "spec")):
-        return controller  # duck-typed controller
     raise TypeError(
         f"controller must be a Controller, a spec string (e.g. 'plateau:patience=2') or a policy path, "
         f"got {type(controller).__name__}: {controller!r}"
@@ -102,7 +106,8 @@ def _value(values: Mapping[str, float | None], name: str, default: float) -> flo
 def build_epoch_metrics(values: Mapping[str, float | None], epoch: int, lr: float) -> EpochMetrics:
     """The :class:`EpochMetrics` a controller sees; absent losses are NaN, a non-finite loss marks divergence."""
     train_loss, val_loss = _value(values, "train_loss", math.nan), _value(values, "val_loss", math.nan)
-    given = [loss for name, loss in (("train_loss", train_loss), ("val_loss", val_loss)) if values.get(name) is not None]
+    given = [loss for name, loss in (("train_loss", train_loss), ("val_loss", val_loss))
+             if values.get(name) is not None]
     return EpochMetrics(
         epoch=epoch,
         lr=lr,
@@ -199,7 +204,9 @@ class PolicyScheduler(LRScheduler):
     ``step(metrics)`` after each validation, with a mapping of ``train_loss``,
     ``val_loss`` and optionally ``val_acc`` and ``train_loss_std``, or a bare number
     taken as ``val_loss`` (as for ReduceLROnPlateau). The controller's multiplier is
-    applied to every param group (their ratios kept), clamped to [min_lr, max_lr].
+    applied to every param group (their ratios kept), clamped to [min_lr, max_lr]; it is
+    decided on the first group's LR, so with several groups ReduceLROnPlateau's per-group
+    floors (its ``min_lr`` and ``eps``) are reproduced for the first group only.
     ``step()`` with no argument keeps the LR, so per-batch callers, ``SequentialLR``
     and ``ChainedScheduler`` are safe. A metric the controller needs but the caller
     did not give raises ValueError; a NaN or infinite metric goes to the controller,
@@ -247,7 +254,8 @@ class PolicyScheduler(LRScheduler):
             super().step()
             return
         values = normalize_metrics(metrics)
-        check_required(self.controller, values, hint="; pass them as scheduler.step({'train_loss': ..., 'val_loss': ...})")
+        check_required(self.controller, values,
+                       hint="; pass them as scheduler.step({'train_loss': ..., 'val_loss': ...})")
         lr = float(self.optimizer.param_groups[0]["lr"])
         epoch_metrics = build_epoch_metrics(values, epoch=self.controller.epochs_seen + 1, lr=lr)
         self._multiplier = self.controller.act(epoch_metrics)

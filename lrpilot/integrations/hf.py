@@ -42,6 +42,11 @@ def _value(setting: Any) -> str:
     return str(getattr(setting, "value", setting))
 
 
+def _eval_strategy(args: Any) -> str:
+    """``eval_strategy`` (``evaluation_strategy`` before transformers 4.41) as a string."""
+    return _value(getattr(args, "eval_strategy", getattr(args, "evaluation_strategy", "no")))
+
+
 def _unwrap(scheduler: Any) -> Any:
     """The scheduler holding ``base_lrs`` (accelerate wraps the Trainer's one)."""
     while scheduler is not None and not hasattr(scheduler, "base_lrs") and hasattr(scheduler, "scheduler"):
@@ -128,13 +133,17 @@ class PolicyLRCallback(TrainerCallback, ExportableState):
             self.last_step = state.global_step
         self.saved_state = None
         self._active = True
+        if isinstance(state.stateful_callbacks, dict):
+            # A checkpoint made without this callback has no entry for it, and the Trainer's
+            # _save_checkpoint would fail with a KeyError on the next save.
+            state.stateful_callbacks.setdefault(type(self).__name__, self.state())
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
                     **kwargs: Any) -> None:
         """Feed this evaluation to the controller and rescale the LR (only while training)."""
         if not self._active or state.global_step == self.last_step:
             return  # an evaluation outside train(), eval_on_start, or a repeat at the same step
-        values = _metrics_from(metrics or {}, state.log_history)
+        values = _metrics_from(metrics or {}, state.log_history, since_step=self.last_step)
         check_required(self.controller, values, hint=(
             f"; evaluation metrics were {sorted(metrics or {})}. Log the training loss once per evaluation "
             "(e.g. logging_strategy='epoch') and give the Trainer an eval_dataset"))
@@ -150,7 +159,7 @@ class PolicyLRCallback(TrainerCallback, ExportableState):
 
     # -- helpers -------------------------------------------------------------------
     def _check_trainer(self, args: Any, scheduler: Any) -> None:
-        strategy = _value(getattr(args, "eval_strategy", "no"))
+        strategy = _eval_strategy(args)
         if strategy == "no":
             raise ValueError(
                 f"{type(self).__name__} acts after each evaluation, but eval_strategy is {strategy!r}: "
@@ -164,7 +173,8 @@ class PolicyLRCallback(TrainerCallback, ExportableState):
             )
         if scheduler is None or not hasattr(scheduler, "base_lrs"):
             raise ValueError(
-                f"{type(self).__name__} needs the Trainer's LR scheduler to have base_lrs, got {type(scheduler).__name__}"
+                f"{type(self).__name__} needs the Trainer's LR scheduler to have base_lrs, "
+                f"got {type(scheduler).__name__}"
             )
 
     def _saved_in(self, state: Any) -> dict[str, Any] | None:
@@ -181,20 +191,23 @@ class PolicyLRCallback(TrainerCallback, ExportableState):
 
 def _planned_evaluations(args: Any, state: Any) -> int:
     """How many evaluations the run will make: epochs, or max_steps // eval_steps."""
-    if _value(args.eval_strategy) == "steps" and state.eval_steps and state.max_steps:
+    if _eval_strategy(args) == "steps" and state.eval_steps and state.max_steps:
         return max(1, int(state.max_steps // state.eval_steps))
     epochs = state.num_train_epochs or args.num_train_epochs
     return max(1, math.ceil(epochs))
 
 
-def _metrics_from(metrics: dict[str, float], log_history: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Controller metrics from an evaluation and the last logged training loss."""
+def _metrics_from(metrics: dict[str, float], log_history: list[dict[str, Any]],
+                  since_step: int) -> dict[str, float | None]:
+    """Controller metrics from an evaluation and the training loss logged since the last one acted on."""
     values: dict[str, float | None] = {}
     if metrics.get("eval_loss") is not None:
         values["val_loss"] = float(metrics["eval_loss"])
     if metrics.get("eval_accuracy") is not None:
         values["val_acc"] = float(metrics["eval_accuracy"])
     for entry in reversed(log_history):
+        if entry.get("step", since_step + 1) <= since_step:
+            break  # older than the previous evaluation: stale
         if "loss" in entry and "eval_loss" not in entry:
             values["train_loss"] = float(entry["loss"])
             break

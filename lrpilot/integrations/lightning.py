@@ -63,11 +63,11 @@ def _monitor_map(monitor: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
     return mapping
 
 
-def _loss_of(outputs: Any) -> float | None:
-    """The loss a ``training_step`` returned (a tensor or a dict with ``loss``), else None."""
+def _loss_of(outputs: Any) -> torch.Tensor | None:
+    """The loss a ``training_step`` returned (a tensor or a dict with ``loss``), detached; else None."""
     loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
     if isinstance(loss, torch.Tensor) and loss.numel() == 1:
-        return float(loss.detach())
+        return loss.detach().reshape(())
     return None
 
 
@@ -125,7 +125,8 @@ class PolicyLRCallback(pl.Callback):
                        hint="; add them to monitor=(...)")
         self.total_epochs = total_epochs
         self.min_lr, self.max_lr = float(min_lr), (None if max_lr is None else float(max_lr))
-        self._losses: list[float] = []
+        self._losses: list[torch.Tensor | float] = []
+        """Minibatch losses since the last validation, kept as tensors (no device sync per batch)."""
         self._restored = False
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -171,7 +172,7 @@ class PolicyLRCallback(pl.Callback):
     def _measured(self) -> dict[str, float | None]:
         if not self._losses:
             return {}
-        losses = torch.tensor(self._losses, dtype=torch.float64)
+        losses = torch.tensor([float(x) for x in self._losses], dtype=torch.float64)
         std = float(losses.std(unbiased=False)) if len(losses) > 1 and bool(losses.isfinite().all()) else 0.0
         return {"train_loss": float(losses.mean()), "train_loss_std": std}
 
@@ -186,8 +187,9 @@ class PolicyLRCallback(pl.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         """The controller's whole state and identity, and the losses since the last validation (plain values)."""
-        return {"controller": self.controller.state_dict(), "policy_hash": getattr(self.controller, "policy_hash", None),
-                "losses": list(self._losses)}
+        return {"controller": self.controller.state_dict(),
+                "policy_hash": getattr(self.controller, "policy_hash", None),
+                "losses": [float(x) for x in self._losses]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; ValueError for another controller or policy."""
