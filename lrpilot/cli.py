@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("lrpilot.commands.compare", "compare controllers over tasks, LRs and seeds, locally or on Ray"),
     "report": ("lrpilot.commands.compare", "write the report (tables, plots, CSV) of a compare results directory"),
     "train-controller": ("lrpilot.commands.train_controller", "train a PPO learning-rate controller and export its policy file"),
+    "evaluate-controller": ("lrpilot.commands.evaluate_controller", "learned controllers vs every schedule on held-out tasks: regret, rank, per-LR tables"),
 }
 
 

@@ -55,6 +55,20 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add("--net-arch", type=_int_list, default=d.net_arch, metavar="N,N", help="hidden layer sizes (default 64,64)")
     add("--threads", type=positive_int, default=d.torch_threads, help="torch threads per process (default 1)")
     add("--no-progress", action="store_true", help="no progress bar")
+    pop = parser.add_argument_group("population training (lrpilot.controller.pretrain): many synthetic episodes at once")
+    pop.add_argument("--population", action="store_true",
+                     help="train on the population env over the synthetic TaskDistribution instead of --tasks")
+    pop.add_argument("--bc-from", metavar="TEACHER",
+                     help="behaviour-clone this hand rule first (bold, bold2, bold-anneal, ...); implies --population")
+    pop.add_argument("--bc-steps", type=positive_int, default=200, help="teacher rollout vector steps (default 200)")
+    pop.add_argument("--bc-epochs", type=positive_int, default=30, help="behaviour-cloning epochs (default 30)")
+    pop.add_argument("--finetune-timesteps", type=non_negative_int, default=0,
+                     help="PPO env steps after cloning (or from scratch without --bc-from; default 0)")
+    pop.add_argument("--population-envs", type=positive_int, default=64, help="population members (default 64)")
+    pop.add_argument("--population-groups", type=positive_int, default=4, help="task groups (default 4)")
+    pop.add_argument("--population-workers", type=positive_int, default=2, help="worker processes (default 2)")
+    pop.add_argument("--families", default="teacher,gmm,seq",
+                     help="synthetic data families to train on (default teacher,gmm,seq: no real data)")
 
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - PPOConfig
@@ -101,10 +115,40 @@ def command_line(config) -> str:  # noqa: ANN001 - PPOConfig
     return shlex.join(parts)
 
 
+def run_population(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """The ``--population`` / ``--bc-from`` path: behaviour cloning and/or PPO on the population env."""
+    import sys
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from lrpilot.controller.pretrain import export_actor, train_population
+
+    console = Console()
+    command = shlex.join(["lrpilot", "train-controller", *(sys.argv[1:] if argv is None else argv)[1:]])
+    ppo = {"learning_rate": args.ppo_lr, "n_steps": args.n_steps, "batch_size": args.batch_size,
+           "n_epochs": args.n_epochs, "ent_coef": args.ent_coef, "gamma": args.gamma}
+    net, info = train_population(
+        teacher=args.bc_from, actions=args.actions, seed=args.seed, bc_steps=args.bc_steps,
+        finetune_timesteps=args.finetune_timesteps, num_envs=args.population_envs, groups=args.population_groups,
+        workers=args.population_workers, families=tuple(f.strip() for f in args.families.split(",") if f.strip()),
+        net_arch=tuple(args.net_arch), bc_epochs=args.bc_epochs, ppo=ppo, console=console)
+    out = Path(args.export_dir or args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    provenance = {"method": "population", "command": command, "seed": args.seed, "actions": args.actions,
+                  "net_arch": list(args.net_arch), "ppo": ppo, **info}
+    card, weights = export_actor(net, str(out / args.name), args.actions, provenance)
+    console.print(f"trained in {info['training_seconds']:.0f} s; policy written to {card} and {weights}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from lrpilot.controller.ppo import train_controller
+
+    if args.population or args.bc_from:
+        return run_population(args)
 
     config = config_from_args(args)
     console = Console()

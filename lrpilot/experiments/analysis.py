@@ -46,16 +46,27 @@ class RunScore:
     """One finished run reduced to the figures the report compares (NaN where not defined)."""
 
     setting: Setting
+    """(task, optimiser, initial LR) with the task's defaults filled in."""
     controller: str
+    """Controller spec."""
     seed: int
+    """The run's seed (runs of one seed are paired across controllers)."""
     test_acc: float
+    """Final test accuracy in [0, 1]; 0 for a diverged run."""
     test_loss: float
+    """Final test loss."""
     best_val_acc: float
+    """Highest validation accuracy of any epoch."""
     final_train_loss: float
+    """Mean training loss of the last epoch."""
     wall_time: float
+    """Training seconds (epochs only, summed over resumptions)."""
     convergence_epoch: float
+    """See :func:`~lrpilot.experiments.stats.convergence_epoch`."""
     diverged: bool
+    """The run diverged (a result, not a failure)."""
     history: tuple[EpochMetrics, ...] = field(repr=False, default=())
+    """Per-epoch metrics, for the plots."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +74,19 @@ class SummaryRow:
     """One setting × controller: every metric's mean and CI, regret and rank."""
 
     setting: Setting
+    """(task, optimiser, initial LR)."""
     controller: str
+    """Controller spec."""
     runs: int
+    """Finished runs (seeds) in the group."""
     diverged: int
+    """How many of them diverged."""
     metrics: dict[str, Estimate]
+    """Every key of :data:`METRICS` -> its mean, CI and n."""
     regret: Estimate
+    """Test-accuracy regret (see the module docstring)."""
     rank: Estimate
+    """Rank among the setting's controllers, per seed (1 = best)."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +94,15 @@ class PairedRow:
     """A controller against a reference controller in one setting (test accuracy, seed by seed)."""
 
     setting: Setting
+    """(task, optimiser, initial LR)."""
     controller: str
+    """The controller compared."""
     versus: str
+    """The controller it is compared against."""
     role: str
     """``reference`` or ``best baseline``."""
     test: PairedTest
+    """Differences (controller - versus) of final test accuracy over the shared seeds."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +110,13 @@ class OverallRow:
     """One task × controller over every initial LR and optimiser: robustness to the setting."""
 
     task: str
+    """Task name."""
     controller: str
+    """Controller spec."""
     regret: Estimate
+    """Test-accuracy regret over every seed, LR and optimiser."""
     rank: Estimate
+    """Rank over every seed, LR and optimiser."""
 
 
 @dataclass
@@ -98,11 +124,17 @@ class Analysis:
     """Everything the report shows."""
 
     study: Study
+    """The study analysed."""
     records: list[RunRecord]
+    """Every run of the study, finished or not."""
     scores: list[RunScore]
+    """The finished runs' figures."""
     summary: list[SummaryRow]
+    """Setting × controller rows."""
     paired: list[PairedRow]
+    """Paired comparisons against the reference and the best baseline."""
     overall: list[OverallRow]
+    """Task × controller rows over every setting."""
 
     def settings(self) -> list[Setting]:
         """The settings that have results, in study order."""

@@ -71,32 +71,45 @@ def _by_controller(scores: list["RunScore"]) -> dict[str, list["RunScore"]]:
 
 def _curves(scores: list["RunScore"], setting: "Setting", colors: dict[str, str]):  # noqa: ANN202
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(11, 4))
     acc_ax, loss_ax = fig.subplots(1, 2)
     for controller, runs in _by_controller(scores).items():
         label = f"{controller} (n={len(runs)})"
         _band(acc_ax, runs, "val_acc", colors[controller], label, scale=100.0)
-        _band(loss_ax, runs, "val_loss", colors[controller], label)
+        _band(loss_ax, runs, "val_loss", colors[controller], label, log=True)
     acc_ax.set(title=f"val accuracy: {setting_label(setting)}", xlabel="epoch", ylabel="val accuracy (%)")
     loss_ax.set(title="val loss (mean, 95% CI)", xlabel="epoch", ylabel="val loss", yscale="log")
-    acc_ax.legend(fontsize="small")
+    _legend(acc_ax)
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 
-def _band(ax: "Axes", runs: list["RunScore"], key: str, color: str, label: str, scale: float = 1.0) -> None:
-    """Mean over seeds per epoch with its CI band; an epoch counts the runs that reached it without diverging."""
+def _legend(ax: "Axes") -> None:
+    if ax.get_legend_handles_labels()[0]:  # a setting whose every run diverged at epoch 1 has no line
+        ax.legend(fontsize="small")
+
+
+def _band(ax: "Axes", runs: list["RunScore"], key: str, color: str, label: str, scale: float = 1.0,
+          log: bool = False) -> None:
+    """Mean over seeds per epoch with its CI band; an epoch counts the runs that reached it without diverging.
+
+    On a log axis the band's lower end stops at the lowest value seen (a t interval of few
+    runs can reach below zero, which a log axis cannot show).
+    """
     epochs = max((len(r.history) for r in runs), default=0)
     xs, means, lows, highs = [], [], [], []
     for e in range(epochs):
         values = [getattr(r.history[e], key) for r in runs if e < len(r.history) and not r.history[e].diverged]
         est = mean_ci(values)
         if est.n:
+            low = est.low if est.n > 1 else est.mean
             xs.append(e + 1)
             means.append(est.mean * scale)
-            lows.append((est.low if est.n > 1 else est.mean) * scale)
+            lows.append((max(low, min(v for v in values if v is not None)) if log else low) * scale)
             highs.append((est.high if est.n > 1 else est.mean) * scale)
     if xs:
         ax.plot(xs, means, color=color, label=label, marker="." if len(xs) < 15 else None)
@@ -106,16 +119,20 @@ def _band(ax: "Axes", runs: list["RunScore"], key: str, color: str, label: str, 
 def _lr_traces(scores: list["RunScore"], setting: "Setting", colors: dict[str, str]):  # noqa: ANN202
     from matplotlib.figure import Figure
 
+    from matplotlib.ticker import MaxNLocator
+
     fig = Figure(figsize=(6.5, 4))
     ax = fig.subplots()
     for controller, runs in _by_controller(scores).items():
         for i, run in enumerate(runs):
-            lrs = [m.lr for m in run.history]
-            ax.step(range(1, len(lrs) + 1), lrs, where="post", color=colors[controller], alpha=0.6, linewidth=1.2,
+            lrs = [m.lr for m in run.history]  # epoch e trains with lrs[e - 1]: drawn over [e, e + 1)
+            ax.step(range(1, len(lrs) + 2), lrs + lrs[-1:], where="post", color=colors[controller], alpha=0.6, linewidth=1.2,
                     label=f"{controller} (n={len(runs)})" if i == 0 else None)
-    ax.set(title=f"learning rate: {setting_label(setting)}", xlabel="epoch", ylabel="learning rate", yscale="log")
-    ax.legend(fontsize="small")
+    ax.set(title=f"learning rate: {setting_label(setting)}", xlabel="epoch (each spans [e, e+1))",
+           ylabel="learning rate", yscale="log")
+    _legend(ax)
     ax.grid(alpha=0.3, which="both")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig
 
 

@@ -86,9 +86,13 @@ class Job:
     """One run to execute: what a worker needs, as plain picklable values."""
 
     name: str
+    """The run's name (its directory in the store)."""
     config: dict[str, Any]
+    """``RunConfig.to_dict()`` of the run."""
     run_dir: str
+    """Where ``run_training`` writes the run's checkpoint and metrics."""
     imports: tuple[str, ...]
+    """Plugin modules to import first (custom tasks and controllers)."""
 
 
 def available_cpus() -> int:
@@ -106,8 +110,7 @@ def run_study(study: Study, root: str | Path, execution: Execution = Execution()
     execution.validate()
     configs = study.run_configs()
     with StudyStore.open(root, study, force=execution.force) as store:
-        status = {c.name: store.record(c).status for c in configs}
-        done = {name for name, s in status.items() if s == "done"}
+        done = {c.name for c in configs if store.record(c).status == "done"}
         jobs = [Job(c.name, c.to_dict(), str(store.run_dir(c.name)), study.imports) for c in configs if c.name not in done]
         progress = StudyProgress(console, epochs={c.name: c.build_task().epochs for c in configs},
                                  run_dirs={c.name: store.run_dir(c.name) for c in configs},
@@ -208,8 +211,20 @@ def _run_local(jobs: list[Job], study: Study, execution: Execution, tick: Tick) 
                                    initargs=(threads, study.imports, _gpu_ids(study.device), counter))
         try:
             yield from _drain(pool, queue, workers, tick)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # Ctrl-C, or the caller stopped: end the running runs now, they resume later
+            _terminate(pool)
+            raise
+        pool.shutdown(wait=True)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers at once (runs lose at most their current epoch, which they redo on resume).
+
+    ``ProcessPoolExecutor`` offers this only from Python 3.14 (``terminate_workers``), hence ``_processes``.
+    """
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _drain(pool: ProcessPoolExecutor, queue: deque[Job], workers: int, tick: Tick) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -77,6 +77,8 @@ class StudyStore:
         store._lock()
         try:
             store._claim(study, force)
+            for partial_write in store.runs.glob("*/.*.tmp"):  # left by a kill -9 mid-write; we hold the lock
+                partial_write.unlink(missing_ok=True)
         except BaseException:
             store.close()
             raise

@@ -13,7 +13,11 @@ from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
-__all__ = ["TensorSplit", "DataSplits", "Inputs", "iter_batches", "fixed_split_indices"]
+__all__ = ["TensorSplit", "DataSplits", "Inputs", "iter_batches", "fixed_split_indices", "sequence_lengths",
+           "length_grouped_order", "GROUP_CHUNK_BATCHES"]
+
+GROUP_CHUNK_BATCHES = 100
+"""Batches per chunk that :func:`length_grouped_order` sorts by length (as Hugging Face's ``group_by_length``)."""
 
 Inputs = torch.Tensor | dict[str, torch.Tensor]
 """A model's inputs: one tensor, or keyword tensors (``input_ids``, ``attention_mask``)."""
@@ -60,6 +64,10 @@ class DataSplits:
     uint8 -> float, dynamic padding) drawing randomness only from ``generator`` (a CPU
     generator owned by the session); ``eval_transform(inputs, None)`` runs on
     validation and test minibatches.
+
+    ``meta`` carries hints for the session: ``channels_last`` (convert the model on CUDA),
+    ``compile`` (``torch.compile`` pays on CUDA) and ``group_by_length`` (batch sequences of
+    similar length together, see :func:`length_grouped_order`).
     """
 
     train: TensorSplit
@@ -81,21 +89,75 @@ class DataSplits:
 
 
 def iter_batches(
-    split: TensorSplit, batch_size: int, generator: torch.Generator | None = None, *, limit: int | None = None
+    split: TensorSplit, batch_size: int, generator: torch.Generator | None = None, *, limit: int | None = None,
+    lengths: torch.Tensor | None = None,
 ) -> Iterator[tuple[Inputs, torch.Tensor]]:
     """Minibatches of ``split``: shuffled with ``generator`` when given, in order otherwise.
 
-    ``limit`` caps the number of examples per pass (an "epoch" of a fixed size).
+    ``limit`` caps the number of examples per pass (an "epoch" of a fixed size). With
+    ``lengths`` (one per example, on the CPU) the shuffled batches group examples of similar
+    length (:func:`length_grouped_order`) and the unshuffled ones go longest first, so
+    dynamic padding trims more; every example still comes exactly once per pass.
     """
     n = len(split)
     device = split.labels.device
-    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    if lengths is not None and generator is not None:
+        order = length_grouped_order(lengths, batch_size, generator, limit=limit)
+    elif lengths is not None:
+        order = torch.argsort(lengths, descending=True, stable=True)
+    else:
+        order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     if limit is not None:
         order = order[: min(limit, n)]
     order = order.to(device)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         yield _index(split.inputs, idx), split.labels[idx]
+
+
+def length_grouped_order(
+    lengths: torch.Tensor, batch_size: int, generator: torch.Generator, *, limit: int | None = None,
+    chunk_batches: int = GROUP_CHUNK_BATCHES,
+) -> torch.Tensor:
+    """A random order of the examples in which each run of ``batch_size`` has similar lengths.
+
+    A random permutation (capped at ``limit`` examples, as :func:`iter_batches` caps it) is cut
+    into chunks of ``chunk_batches * batch_size`` examples (a remainder under half a chunk joins
+    the chunk before it), each chunk is sorted by length (longest first, stable) and cut into
+    batches, and the order of the full batches is shuffled; a short batch (the shortest
+    examples of the last chunk) comes last. All randomness comes from ``generator``, so the
+    order is part of the caller's state and a resumed run repeats it.
+
+    Example:
+        >>> order = length_grouped_order(torch.tensor([5, 60, 7, 58]), 2, torch.Generator().manual_seed(0))
+        >>> sorted(order.tolist())
+        [0, 1, 2, 3]
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(chunk_batches, bool) or not isinstance(chunk_batches, int) or chunk_batches < 1:
+        raise ValueError(f"chunk_batches must be an integer >= 1, got {chunk_batches!r}")
+    if lengths.dim() != 1 or lengths.device.type != "cpu":
+        raise ValueError(f"lengths must be a 1-D CPU tensor, got shape {tuple(lengths.shape)} on {lengths.device}")
+    order = torch.randperm(len(lengths), generator=generator)
+    if limit is not None:
+        order = order[: min(limit, len(order))]
+    chunks = list(order.split(chunk_batches * batch_size))
+    if len(chunks) > 1 and 2 * len(chunks[-1]) < len(chunks[0]):  # a small remainder joins the chunk before it
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    pieces = [idx[torch.argsort(lengths[idx], descending=True, stable=True)] for idx in chunks]
+    batches = torch.cat(pieces).split(batch_size) if pieces else ()
+    full = len(order) // batch_size  # the short batch, if any, stays last so that runs of batch_size stay batches
+    shuffled = torch.randperm(full, generator=generator).tolist() + list(range(full, len(batches)))
+    return torch.cat([batches[i] for i in shuffled]) if batches else order
+
+
+def sequence_lengths(split: TensorSplit) -> torch.Tensor:
+    """Tokens per example (the ``attention_mask`` row sums) of a text split, as an int64 CPU tensor."""
+    if not isinstance(split.inputs, dict) or "attention_mask" not in split.inputs:
+        got = sorted(split.inputs) if isinstance(split.inputs, dict) else type(split.inputs).__name__
+        raise ValueError(f"grouping by length needs inputs with an attention_mask, got {got}")
+    return split.inputs["attention_mask"].sum(dim=1, dtype=torch.int64).cpu()
 
 
 def fixed_split_indices(n: int, held_out: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,13 +17,16 @@ import torch
 import torch.nn.functional as F
 
 from lrpilot.metrics import EpochMetrics
-from lrpilot.training.data import DataSplits, Inputs, iter_batches
+from lrpilot.training.data import DataSplits, Inputs, iter_batches, sequence_lengths
 from lrpilot.training.devices import autocast, resolve_device
 from lrpilot.training.loading import load_splits
 from lrpilot.training.optim import build_optimizer, is_schedule_free, optimizer_mode
 from lrpilot.training.task import Task, get_task
 
-__all__ = ["TrainingSession"]
+__all__ = ["TrainingSession", "COMPILE_MODES"]
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+"""``torch.compile`` modes a session accepts by name (``compile=True`` means ``"default"``)."""
 
 BatchCallback = Callable[[int, int], None]
 
@@ -45,6 +48,14 @@ class TrainingSession:
     times the chance-level loss log(num_classes): a run that far above chance has
     blown up even if its numbers are still finite.
 
+    ``compile`` compiles the model's forward (and so its backward) with ``torch.compile``:
+    True or a mode name from ``COMPILE_MODES``; None (the default) compiles on CUDA when
+    the task's data says it pays (``meta["compile"]``, set by ``cifar10-resnet18``) and
+    never on the CPU, where compiling costs minutes. The module is compiled in place
+    (``nn.Module.compile``), so ``state_dict`` keys stay those of the plain model and a
+    checkpoint resumes with or without compilation. Shapes are compiled statically
+    (``dynamic=False``): a run has a handful of batch shapes (full, last, evaluation).
+
     Example:
         >>> session = TrainingSession("digits-mlp", seed=0)
         >>> for _ in range(3):
@@ -64,6 +75,7 @@ class TrainingSession:
         epoch_examples: int | None = None,
         divergence_factor: float = 10.0,
         data: DataSplits | None = None,
+        compile: bool | str | None = None,  # noqa: A002 - the torch name for the same switch
     ) -> None:
         self.task = get_task(task)
         self.task.validate()
@@ -85,6 +97,8 @@ class TrainingSession:
             self._torch_rng = torch.get_rng_state()
         if self.device.type == "cuda" and self.data.meta.get("channels_last"):
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.compiled = self._compile(compile)
+        self._lengths = self._split_lengths()
         self._cuda_rng = self._fresh_cuda_rng(seed)
         self.optimizer = build_optimizer(self.task, self.model)
         self._data_gen = torch.Generator().manual_seed(seed)
@@ -131,7 +145,8 @@ class TrainingSession:
         model.train()
         optimizer_mode(opt, train=True)
         with self._rng(self._torch_rng, self._cuda_rng):
-            batches = iter_batches(self.data.train, task.batch_size, self._data_gen, limit=self.epoch_examples)
+            batches = iter_batches(self.data.train, task.batch_size, self._data_gen, limit=self.epoch_examples,
+                                   lengths=self._lengths.get("train"))
             for i, (inputs, labels) in enumerate(batches):
                 inputs = self.data.train_transform(inputs, self._data_gen)
                 with autocast(self.device):
@@ -162,7 +177,7 @@ class TrainingSession:
         self.model.eval()
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        for inputs, labels in iter_batches(data, self.task.eval_batch_size):
+        for inputs, labels in iter_batches(data, self.task.eval_batch_size, lengths=self._lengths.get(split)):
             with autocast(self.device):
                 logits = forward(self.model, self.data.eval_transform(inputs, None))
             loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").double()
@@ -192,6 +207,23 @@ class TrainingSession:
                     forward(self.model, self.data.eval_transform(inputs, None))
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
+
+    def _compile(self, setting: bool | str | None) -> bool:
+        """Compile the model in place when asked (or, for None, on CUDA when the task says it pays)."""
+        if setting is None:
+            setting = self.device.type == "cuda" and bool(self.data.meta.get("compile"))
+        if setting is False:
+            return False
+        if setting is not True and setting not in COMPILE_MODES:
+            raise ValueError(f"compile must be True, False, None or one of {', '.join(COMPILE_MODES)}; got {setting!r}")
+        self.model.compile(mode=None if setting is True else setting, dynamic=False)
+        return True
+
+    def _split_lengths(self) -> dict[str, torch.Tensor]:
+        """Per-example sequence lengths of every split, when the data asks for length-grouped batches."""
+        if not self.data.meta.get("group_by_length"):
+            return {}
+        return {name: sequence_lengths(self.data.split(name)) for name in ("train", "val", "test")}
 
     def scale_lr(self, factor: float) -> float:
         """Multiply every group's LR by ``factor`` (clamped to [min_lr, max_lr]); returns the new LR."""

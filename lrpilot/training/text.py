@@ -3,8 +3,11 @@
 Reviews are tokenised once (fast tokenizer, batched), padded to ``max_length`` and kept
 as int32 ``input_ids`` / int8 ``attention_mask`` tensors on the device; each training
 or evaluation batch is trimmed to its longest review (dynamic padding, rounded up to a
-multiple of 8). The tokenised tensors are cached on disk (safetensors, written
-atomically) keyed by the tokenizer, ``max_length`` and a hash of the reviews.
+multiple of 8). With the task option ``group_by_length`` (on by default) the training
+batches group reviews of similar length (the session's seeded length-grouped order) and
+evaluation goes longest first, so trimming removes most of the padding. The tokenised
+tensors are cached on disk (safetensors, written atomically) keyed by the tokenizer,
+``max_length`` and a hash of the reviews.
 
 Data: ``datasets.load_dataset("stanfordnlp/imdb")`` when the hub answers, or ``data_dir``
 with a ``DatasetDict.save_to_disk`` copy (splits ``train``/``test``, columns ``text``,
@@ -29,7 +32,7 @@ from lrpilot.training.data import DataSplits, Inputs, TensorSplit, fixed_split_i
 from lrpilot.training.loading import OfflineDataError, hf_offline, hub_reachable, load_dataset_dict, require
 from lrpilot.training.task import Task
 
-__all__ = ["SequenceClassifier", "trim_padding", "load_imdb", "bert_classifier", "IMDB_BERT"]
+__all__ = ["SequenceClassifier", "trim_padding", "token_splits", "load_imdb", "bert_classifier", "IMDB_BERT"]
 
 HUB_ID = "stanfordnlp/imdb"
 CACHE_FORMAT = 1
@@ -199,6 +202,7 @@ def load_imdb(task: Task, data_dir: str | None = None) -> DataSplits:
     any work, and raises ``OfflineDataError`` within seconds when they or the data are not.
     """
     model, tokenizer, max_length, val_size = _options(task)
+    _group_by_length(task)  # a bad option fails before any tokenising
     _pretrained_kwargs(model, "model")
     if tokenizer != model:
         _pretrained_kwargs(tokenizer, "tokenizer")
@@ -215,11 +219,25 @@ def load_imdb(task: Task, data_dir: str | None = None) -> DataSplits:
     keep, held = fixed_split_indices(len(splits["train"]), val_size, seed=0)
     feature = dd["train"].features["label"]
     num_classes = int(getattr(feature, "num_classes", None) or int(splits["train"].labels.max()) + 1)
-    return DataSplits(
-        train=splits["train"].subset(keep), val=splits["train"].subset(held), test=splits["test"],
-        num_classes=num_classes, train_transform=trim_padding, eval_transform=trim_padding,
-        meta={"model": model, "tokenizer": tokenizer, "max_length": max_length},
-    )
+    return token_splits(task, splits["train"].subset(keep), splits["train"].subset(held), splits["test"], num_classes,
+                        model=model, tokenizer=tokenizer, max_length=max_length)
+
+
+def token_splits(task: Task, train: TensorSplit, val: TensorSplit, test: TensorSplit, num_classes: int,
+                 **meta: Any) -> DataSplits:
+    """Token-id splits with dynamic padding and, when the task's ``group_by_length`` is on, length grouping.
+
+    ``benchmarks/throughput.py`` builds its synthetic IMDB-shaped data through this too.
+    """
+    return DataSplits(train=train, val=val, test=test, num_classes=num_classes, train_transform=trim_padding,
+                      eval_transform=trim_padding, meta={**meta, "group_by_length": _group_by_length(task)})
+
+
+def _group_by_length(task: Task) -> bool:
+    group = task.options.get("group_by_length", False)
+    if not isinstance(group, bool):
+        raise ValueError(f"option group_by_length must be True or False, got {group!r}")
+    return group
 
 
 def bert_classifier(task: Task, data: DataSplits) -> nn.Module:
@@ -243,5 +261,6 @@ IMDB_BERT = Task(
     name="imdb-bert", load_data=load_imdb, build_model=bert_classifier,
     description="BERT (bert-base-uncased) fine-tuned on IMDB sentiment (seed experiment; GPU)",
     optimizer="adam", lr=1e-3, batch_size=64, epochs=50, eval_batch_size=256,
-    options={"model": "bert-base-uncased", "tokenizer": None, "max_length": 256, "val_size": 2500, "cache_dir": None},
+    options={"model": "bert-base-uncased", "tokenizer": None, "max_length": 256, "val_size": 2500, "cache_dir": None,
+             "group_by_length": True},
 )

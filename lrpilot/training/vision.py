@@ -24,7 +24,8 @@ from lrpilot.training.data import DataSplits, Inputs, TensorSplit, fixed_split_i
 from lrpilot.training.loading import load_dataset_dict, require
 from lrpilot.training.task import Task
 
-__all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "ImageTransform", "load_cifar10", "resnet18_cifar", "CIFAR10_RESNET18"]
+__all__ = ["CIFAR10_MEAN", "CIFAR10_STD", "ImageTransform", "cifar_splits", "load_cifar10", "resnet18_cifar",
+           "CIFAR10_RESNET18"]
 
 HUB_ID = "uoft-cs/cifar10"
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -162,8 +163,8 @@ def load_cifar10(task: Task, data_dir: str | None = None) -> DataSplits:
     ``data_dir`` nor the hub nor the local Hugging Face cache has the data.
     """
     val_size = task.options.get("val_size", 5000)
-    train_tf = ImageTransform(CIFAR10_MEAN, CIFAR10_STD, flip=True, padding=task.options.get("crop_padding", 4),
-                              pad_mode=task.options.get("pad_mode", "zeros"))
+    ImageTransform(CIFAR10_MEAN, CIFAR10_STD, padding=task.options.get("crop_padding", 4),
+                   pad_mode=task.options.get("pad_mode", "zeros"))  # bad options fail before any loading
     dd = load_dataset_dict(HUB_ID, data_dir)
     if isinstance(val_size, bool) or not isinstance(val_size, int) or not 0 < val_size < len(dd["train"]):
         raise ValueError(f"val_size must be in [1, {len(dd['train']) - 1}] (training images), got {val_size!r}")
@@ -173,11 +174,24 @@ def load_cifar10(task: Task, data_dir: str | None = None) -> DataSplits:
         raise ValueError(f"train images are {tuple(train_x.shape[1:])}, test images {tuple(test_x.shape[1:])}")
     keep, held = fixed_split_indices(len(train_y), val_size, seed=0)
     full = TensorSplit(train_x, train_y)
+    return cifar_splits(task, full.subset(keep), full.subset(held), TensorSplit(test_x, test_y),
+                        _num_classes(dd["train"], train_y), source=str(data_dir) if data_dir is not None else HUB_ID)
+
+
+def cifar_splits(task: Task, train: TensorSplit, val: TensorSplit, test: TensorSplit, num_classes: int,
+                 source: str = HUB_ID) -> DataSplits:
+    """uint8 image splits with the task's augmentation and the CIFAR hints for the session.
+
+    The meta flags ask the session for channels-last memory and ``torch.compile`` on CUDA
+    (ResNet-18 at batch 64 is bound by kernel launches, which compilation fuses away).
+    ``benchmarks/throughput.py`` builds its synthetic CIFAR-shaped data through this too.
+    """
+    train_tf = ImageTransform(CIFAR10_MEAN, CIFAR10_STD, flip=True, padding=task.options.get("crop_padding", 4),
+                              pad_mode=task.options.get("pad_mode", "zeros"))
     return DataSplits(
-        train=full.subset(keep), val=full.subset(held), test=TensorSplit(test_x, test_y),
-        num_classes=_num_classes(dd["train"], train_y),
+        train=train, val=val, test=test, num_classes=num_classes,
         train_transform=train_tf, eval_transform=ImageTransform(CIFAR10_MEAN, CIFAR10_STD),
-        meta={"channels_last": True, "source": str(data_dir) if data_dir is not None else HUB_ID},
+        meta={"channels_last": True, "compile": True, "source": source},
     )
 
 
@@ -196,6 +210,6 @@ def resnet18_cifar(task: Task, data: DataSplits) -> nn.Module:
 CIFAR10_RESNET18 = Task(
     name="cifar10-resnet18", load_data=load_cifar10, build_model=resnet18_cifar,
     description="ResNet-18 (CIFAR stem) on CIFAR-10, crop+flip augmentation (seed experiment; GPU)",
-    optimizer="adam", lr=1e-3, batch_size=64, epochs=50,
+    optimizer="adam", lr=1e-3, batch_size=64, epochs=50, eval_batch_size=1024,
     options={"val_size": 5000, "crop_padding": 4, "pad_mode": "zeros"},
 )

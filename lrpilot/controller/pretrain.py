@@ -1,0 +1,273 @@
+"""Fast controller training on the population environment: behaviour cloning of a hand rule,
+then (optionally) PPO fine-tuning; the result is a plain MLP actor in the policy file format.
+
+* A *teacher* is a hand rule written as a function of the observation vector (the same
+  :class:`~lrpilot.controller.features.ObservationEncoder` features a policy sees), so a
+  network can imitate it exactly. ``bold`` is the bold driver (×1.5 after an epoch that
+  lowered the validation loss, ×0.5 otherwise, ×1 after the first epoch); ``bold-anneal``
+  is the bold driver until ``anneal_at`` of the budget and then ×0.5 every epoch (a short
+  annealing tail, which final accuracy rewards); ``bold2`` uses ×2 instead of ×1.5.
+* :func:`collect` plays the teacher in a :class:`~lrpilot.envs.population.PopulationVecEnv`
+  (many members, many episodes per second) over a :class:`TaskDistribution` and records
+  (observation, teacher action) pairs, plus each finished episode's final test accuracy.
+* :func:`behaviour_clone` fits an MLP (tanh) by cross-entropy to those pairs.
+* :func:`ppo_finetune` (optional) starts SB3 PPO with the cloned actor as its policy network.
+* :func:`export_actor` writes the actor with :func:`~lrpilot.controller.policy.save_policy`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from lrpilot.controller.actions import ActionSpec
+from lrpilot.controller.features import FEATURES
+
+__all__ = ["TEACHERS", "teacher_multipliers", "collect", "behaviour_clone", "ppo_finetune", "export_actor",
+           "nearest_action", "synthetic_distribution", "summarize_accs", "policy_predictor", "actor_layers", "timed"]
+
+_I = {f.name: i for i, f in enumerate(FEATURES)}
+
+
+def _bold(obs: np.ndarray, up: float = 1.5, down: float = 0.5) -> np.ndarray:
+    change = obs[:, _I["val_loss_log_change"]]
+    first = obs[:, _I["progress"]] * 0  # placeholder for shape
+    # first epoch of an episode: no change yet (exactly 0 and no LR history) -> keep the LR
+    start = (obs[:, _I["log_lr_ratio"]] == 0) & (obs[:, _I["log_lr_change"]] == 0) & (change == 0) \
+        & (obs[:, _I["val_loss_log_change_lag1"]] == 0)
+    out = np.where(change < 0, up, down) + first
+    out = np.where(start, 1.0, out)
+    return np.where(obs[:, _I["nonfinite"]] > 0, down, out)
+
+
+def _bold_anneal(obs: np.ndarray, anneal_at: float = 0.7, up: float = 1.5) -> np.ndarray:
+    out = _bold(obs, up=up)
+    return np.where(obs[:, _I["progress"]] >= anneal_at, 0.5, out)
+
+
+TEACHERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "bold": _bold,
+    "bold2": lambda obs: _bold(obs, up=2.0),
+    "bold-anneal": _bold_anneal,
+    "bold-anneal2": lambda obs: _bold_anneal(obs, up=2.0),
+    "bold-anneal-late": lambda obs: _bold_anneal(obs, anneal_at=0.8),
+}
+
+
+def teacher_multipliers(name: str, obs: np.ndarray) -> np.ndarray:
+    """The teacher's LR multiplier for each row of ``obs`` ([n, features])."""
+    if name not in TEACHERS:
+        raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS)}")
+    return TEACHERS[name](np.asarray(obs, dtype=np.float64))
+
+
+def nearest_action(spec: ActionSpec, multipliers: np.ndarray) -> np.ndarray:
+    """Index of the discrete action whose multiplier is nearest in log scale."""
+    logs = np.log(np.asarray(spec.multipliers))
+    return np.abs(np.log(multipliers)[:, None] - logs[None, :]).argmin(axis=1)
+
+
+def synthetic_distribution(families: Sequence[str] = ("teacher", "gmm", "seq"), **overrides: Any):  # noqa: ANN201
+    """The population training distribution without the real-data (digits) family."""
+    from lrpilot.training.synthetic import TaskDistribution
+
+    return TaskDistribution(families=tuple(families), **overrides)
+
+
+def _venv(distribution: Any, actions: str, num_envs: int, groups: int, workers: int, seed: int,
+          evaluate_test: bool = False) -> Any:
+    from lrpilot.envs.population import PopulationVecEnv
+
+    venv = PopulationVecEnv(num_envs=num_envs, groups=groups, workers=workers, distribution=distribution,
+                            actions=actions, evaluate_test=evaluate_test)
+    venv.seed(seed)
+    return venv
+
+
+def collect(teacher: str | Callable[[np.ndarray], np.ndarray], *, distribution: Any, actions: str, steps: int,
+            num_envs: int = 64, groups: int = 4, workers: int = 2, seed: int = 0,
+            evaluate_test: bool = True) -> dict[str, Any]:
+    """Play ``teacher`` (a name or ``obs -> indices`` for a policy) for ``steps`` vector steps.
+
+    Returns ``obs`` [N, F], ``actions`` [N] (indices into the action set), and per finished
+    episode ``test_acc`` (None when diverged → counted 0) and ``returns``.
+    """
+    spec = ActionSpec.parse(actions)
+    venv = _venv(distribution, actions, num_envs, groups, workers, seed, evaluate_test)
+    try:
+        obs = venv.reset()
+        all_obs, all_act, accs, returns = [], [], [], []
+        running = np.zeros(num_envs)
+        for _ in range(steps):
+            if callable(teacher):
+                idx = np.asarray(teacher(obs)).astype(int)
+            else:
+                idx = nearest_action(spec, teacher_multipliers(teacher, obs))
+            all_obs.append(obs.copy())
+            all_act.append(idx)
+            obs, rewards, dones, infos = venv.step_multipliers([spec.multipliers[i] for i in idx])
+            running += rewards
+            for i, done in enumerate(dones):
+                if done:
+                    info = infos[i]
+                    if not info.get("group_redrawn"):
+                        test = info.get("test") or {}
+                        acc = test.get("acc")
+                        accs.append(0.0 if info.get("diverged") or acc is None else float(acc))
+                        returns.append(float(running[i]))
+                    running[i] = 0.0
+        return {"obs": np.concatenate(all_obs), "actions": np.concatenate(all_act), "test_acc": accs,
+                "returns": returns}
+    finally:
+        venv.close()
+
+
+def behaviour_clone(obs: np.ndarray, actions: np.ndarray, n_actions: int, net_arch: Sequence[int] = (64, 64),
+                    epochs: int = 30, lr: float = 3e-3, seed: int = 0) -> Any:
+    """An MLP (tanh) fitted by cross-entropy to the teacher's actions; returns a ``torch.nn.Sequential``."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    sizes = [obs.shape[1], *net_arch]
+    layers: list[nn.Module] = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(a, b), nn.Tanh()]
+    layers.append(nn.Linear(sizes[-1], n_actions))
+    net = nn.Sequential(*layers)
+    x = torch.as_tensor(obs, dtype=torch.float32)
+    y = torch.as_tensor(actions, dtype=torch.long)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), 256):
+            batch = perm[start:start + 256]
+            loss = nn.functional.cross_entropy(net(x[batch]), y[batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        agreement = float((net(x).argmax(1) == y).float().mean())
+    net.agreement = agreement  # type: ignore[attr-defined]
+    return net
+
+
+def actor_layers(net: Any) -> list[tuple[Any, Any]]:
+    import torch
+
+    return [(m.weight.detach().clone(), m.bias.detach().clone()) for m in net if isinstance(m, torch.nn.Linear)]
+
+
+def ppo_finetune(net: Any, *, distribution: Any, actions: str, timesteps: int, num_envs: int = 64, groups: int = 4,
+                 workers: int = 2, seed: int = 0, learning_rate: float = 1e-4, n_steps: int = 32,
+                 batch_size: int = 512, n_epochs: int = 5, ent_coef: float = 0.0, gamma: float = 0.99,
+                 net_arch: Sequence[int] = (64, 64)) -> Any:
+    """SB3 PPO whose actor starts from ``net`` (the cloned MLP; None: from scratch with ``net_arch``);
+    returns the trained actor as a Sequential."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from lrpilot.controller.ppo import policy_layers
+
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)] if net is not None else []
+    arch = [m.out_features for m in linears[:-1]] if net is not None else list(net_arch)
+    venv = VecMonitor(_venv(distribution, actions, num_envs, groups, workers, seed))
+    try:
+        model = PPO("MlpPolicy", venv, learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size,
+                    n_epochs=n_epochs, gamma=gamma, ent_coef=ent_coef, seed=seed, device="cpu", verbose=0,
+                    policy_kwargs={"net_arch": {"pi": arch, "vf": arch}, "activation_fn": torch.nn.Tanh})
+        targets = [m for m in list(model.policy.mlp_extractor.policy_net) + [model.policy.action_net]
+                   if isinstance(m, torch.nn.Linear)]
+        with torch.no_grad():
+            for src, dst in zip(linears, targets):
+                dst.weight.copy_(src.weight)
+                dst.bias.copy_(src.bias)
+        model.learn(timesteps)
+    finally:
+        venv.close()
+    layers, _ = policy_layers(model)
+    out = []
+    for w, b in layers:
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(w)
+            lin.bias.copy_(b)
+        out += [lin, torch.nn.Tanh()]
+    return torch.nn.Sequential(*out[:-1])
+
+
+def policy_predictor(net: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """``obs -> greedy action indices`` of an actor network (for :func:`collect`)."""
+    import torch
+
+    def predict(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net(torch.as_tensor(obs, dtype=torch.float32)).argmax(1).numpy()
+
+    return predict
+
+
+def export_actor(net: Any, path: str, actions: str, provenance: Mapping[str, Any],
+                 evaluation: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+    """Write the actor as ``path.safetensors`` + ``path.json`` (the ordinary policy file format)."""
+    from lrpilot.controller.policy import save_policy
+
+    return save_policy(path, layers=actor_layers(net), activation="tanh", action=ActionSpec.parse(actions),
+                       provenance=dict(provenance), evaluation=dict(evaluation) if evaluation else None)
+
+
+def summarize_accs(accs: Sequence[float]) -> dict[str, float]:
+    n = len(accs)
+    mean = float(np.mean(accs)) if n else math.nan
+    sd = float(np.std(accs, ddof=1)) if n > 1 else math.nan
+    return {"n": n, "mean_test_acc": mean, "se": sd / math.sqrt(n) if n > 1 else math.nan}
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    start = time.perf_counter()
+    return fn(*args, **kwargs), time.perf_counter() - start
+
+
+def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: int, finetune_timesteps: int,
+                     num_envs: int, groups: int, workers: int, families: Sequence[str], net_arch: Sequence[int],
+                     bc_epochs: int = 30, ppo: Mapping[str, Any] | None = None, console: Any = None) -> tuple[Any, dict]:
+    """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
+
+    Returns the actor network and a provenance dict (timings, sizes, agreement).
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    spec = ActionSpec.parse(actions)
+    if spec.kind != "discrete":
+        raise ValueError("population training needs a discrete action set")
+    distribution = synthetic_distribution(families)
+    info: dict[str, Any] = {"teacher": teacher, "bc_steps": bc_steps, "finetune_timesteps": finetune_timesteps,
+                            "num_envs": num_envs, "groups": groups, "workers": workers, "families": list(families)}
+    start = time.perf_counter()
+    net = None
+    if teacher:
+        data = collect(teacher, distribution=distribution, actions=actions, steps=bc_steps, num_envs=num_envs,
+                       groups=groups, workers=workers, seed=seed, evaluate_test=False)
+        info["bc_samples"] = int(len(data["actions"]))
+        info["collect_seconds"] = round(time.perf_counter() - start, 1)
+        net = behaviour_clone(data["obs"], data["actions"], spec.size, net_arch=net_arch, epochs=bc_epochs, seed=seed)
+        info["bc_agreement"] = round(net.agreement, 4)
+        if console is not None:
+            console.print(f"behaviour cloning of {teacher}: {info['bc_samples']} samples, "
+                          f"agreement {100 * net.agreement:.1f}%")
+    if finetune_timesteps > 0:
+        t = time.perf_counter()
+        net = ppo_finetune(net, distribution=distribution, actions=actions, timesteps=finetune_timesteps,
+                           num_envs=num_envs, groups=groups, workers=workers, seed=seed, net_arch=net_arch,
+                           **dict(ppo or {}))
+        info["ppo_seconds"] = round(time.perf_counter() - t, 1)
+    if net is None:
+        raise ValueError("nothing to train: give a teacher (--bc-from) and/or PPO timesteps (--finetune-timesteps)")
+    info["training_seconds"] = round(time.perf_counter() - start, 1)
+    return net, info

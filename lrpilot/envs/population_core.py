@@ -1,0 +1,363 @@
+"""The engine of the population environments: groups of lockstep-trained members, each its own episode.
+
+:class:`PopulationCore` holds ``groups`` :class:`~lrpilot.training.population.Population`
+objects. Group ``g`` serves a fixed set of environment indices (its *members*); each
+member plays :class:`~lrpilot.envs.lr_control.LRControlEnv` episodes: same observation
+encoder, action mapping, reward, divergence rule, LR bounds and episode end. The two
+public wrappers in :mod:`lrpilot.envs.population` adapt it to Gymnasium and SB3.
+
+**Ready episodes.** An episode starts with one epoch at its initial LR (as in
+``LRControlEnv.reset``), so an auto-reset needs a trained epoch in the very step where
+the old episode ends. A group's population therefore has more slots than members: a
+member whose episode ends takes a *ready* slot (a new episode whose first epoch is
+trained) at once, and its old slot goes idle. Ends by budget are known in advance, so
+each step's pass trains, next to the running members, the first epochs of as many new
+episodes as will be needed in this step plus ``spares`` for divergences. Every step is
+then one vectorised pass over exactly the epochs that LRControlEnvs would train (the
+``spares`` ready episodes are played later, not wasted); only when more members diverge
+in one step than there are ready spares does an extra pass run for the shortfall.
+
+**Redraws.** A group's task (architecture, optimiser, data) is fixed for
+``group_lifetime`` steps; then every running episode of the group is truncated
+(``truncated=True``, ``info["group_redrawn"]=True``) and a new task is drawn. A group
+with nothing to redraw (one fixed task, no distribution) is never redrawn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from lrpilot.controller.features import ObservationEncoder
+from lrpilot.envs.config import EnvConfig
+from lrpilot.envs.lr_control import epoch_reward, is_diverged
+from lrpilot.metrics import METRIC_NAMES, EpochMetrics
+from lrpilot.training.loading import load_splits
+from lrpilot.training.population import Population
+from lrpilot.training.synthetic import TaskDistribution
+from lrpilot.training.task import Task, get_task
+
+__all__ = ["PopulationConfig", "PopulationCore", "StepResult"]
+
+_DRAWN_FIELDS = ("task", "initial_lr", "epochs", "epoch_examples")
+_RECORD_FIELDS = tuple(name for name in METRIC_NAMES if name != "seconds")  # wall time is not reproducible
+
+
+def _positive_int(name: str, value: Any, low: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"PopulationConfig: {name} must be an integer >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    """What a population environment trains; ``env`` holds every :class:`EnvConfig` field."""
+
+    num_envs: int = 16
+    """Members (environments, parallel episodes) in all."""
+    groups: int = 1
+    """Populations (tasks) the members are split over, as evenly as possible."""
+    distribution: TaskDistribution | None = None
+    """Draw each group's task and each episode's LR and budget from this; None: from ``env``'s fields."""
+    spares: int | None = None
+    """Ready episodes kept per group (None: a quarter of the group's members, at least 2)."""
+    group_lifetime: int | None = 256
+    """Steps after which a group's task is redrawn (running episodes truncated); None: never."""
+    workers: int = 1
+    """Processes the groups are spread over (each runs one torch thread); 1: everything in this process."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """Task names, LR range, budget, actions, reward, LR bounds, divergence, seeds, device."""
+
+    def __post_init__(self) -> None:
+        _positive_int("num_envs", self.num_envs)
+        _positive_int("groups", self.groups)
+        if self.groups > self.num_envs:
+            raise ValueError(f"PopulationConfig: groups must be <= num_envs ({self.num_envs}), got {self.groups}")
+        _positive_int("workers", self.workers)
+        if self.workers > self.groups:
+            raise ValueError(f"PopulationConfig: workers must be <= groups ({self.groups}), got {self.workers}")
+        if self.spares is not None:
+            _positive_int("spares", self.spares, low=0)
+        if self.group_lifetime is not None:
+            _positive_int("group_lifetime", self.group_lifetime)
+        if self.distribution is not None and not isinstance(self.distribution, TaskDistribution):
+            raise ValueError(f"PopulationConfig: distribution must be a TaskDistribution or None, "
+                             f"got {type(self.distribution).__name__}")
+        if not isinstance(self.env, EnvConfig):
+            raise ValueError(f"PopulationConfig: env must be an EnvConfig, got {type(self.env).__name__}")
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "PopulationConfig":
+        """Population fields by name; every other keyword goes to :class:`EnvConfig`."""
+        own = {f.name for f in dataclasses.fields(cls)} - {"env"}
+        env_kwargs = {k: v for k, v in kwargs.items() if k not in own}
+        if kwargs.get("distribution") is not None and set(env_kwargs) & set(_DRAWN_FIELDS):
+            raise ValueError(f"PopulationConfig: with a distribution, {sorted(set(env_kwargs) & set(_DRAWN_FIELDS))} "
+                             "come from the distribution; do not pass them")
+        return cls(env=EnvConfig(**env_kwargs), **{k: v for k, v in kwargs.items() if k in own})
+
+
+@dataclass
+class _Episode:
+    initial_lr: float
+    epochs: int
+    seed: int
+
+
+@dataclass
+class StepResult:
+    """One member's step: the Gymnasium 5-tuple plus, when its episode ended, the final obs/info and reset info."""
+
+    obs: np.ndarray
+    reward: float
+    terminated: bool
+    truncated: bool
+    info: dict[str, Any]
+    final_obs: np.ndarray | None = None
+    reset_info: dict[str, Any] | None = None
+
+
+class _Group:
+    """One population and the bookkeeping of which slot plays which member's episode."""
+
+    def __init__(self, index: int, task: Task, population: Population, episodes: list[_Episode],
+                 members: Sequence[int], spares: int, age: int = 0) -> None:
+        self.index, self.task, self.population, self.episodes = index, task, population, episodes
+        self.members = [int(m) for m in members]
+        self.spares = spares
+        self.slot_of = {env: j for j, env in enumerate(self.members)}
+        started = len(self.members) + spares
+        self.ready = deque(range(len(self.members), started))
+        self.idle = list(range(population.size - 1, started - 1, -1))  # popped from the end: lowest first
+        self.age = age
+
+
+class PopulationCore:
+    """Steps every member of every group one epoch per call; see the module docstring."""
+
+    def __init__(self, config: PopulationConfig, first_group: int = 0, total_groups: int | None = None) -> None:
+        """``first_group``/``total_groups``: this core's place among several (worker processes) for
+        group numbers in infos and for staggering the groups' redraws."""
+        self.config = config
+        self.first_group, self.total_groups = first_group, total_groups or config.groups
+        self.encoder = ObservationEncoder()
+        self.action_spec = config.env.action_spec
+        self.np_random: np.random.Generator | None = None
+        sizes = [len(part) for part in np.array_split(np.arange(config.num_envs), config.groups)]
+        self._members = np.split(np.arange(config.num_envs), np.cumsum(sizes)[:-1])
+        self._groups: list[_Group] = []
+
+    # -- public ---------------------------------------------------------------------------
+    def reset(self, seed: int | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Draw every group afresh and train every slot's first epoch; observations and infos."""
+        self.np_random = np.random.default_rng(seed)
+        lifetime = self.config.group_lifetime or 0
+        # staggered first lifetimes, so that groups are not all redrawn in the same step
+        self._groups = [self._new_group(g, members, age=(self.first_group + g) * lifetime // self.total_groups)
+                        for g, members in enumerate(self._members)]
+        obs = np.zeros((self.config.num_envs, self.encoder.size), dtype=np.float32)
+        infos: list[dict[str, Any]] = [{} for _ in range(self.config.num_envs)]
+        for group in self._groups:
+            for env in group.members:
+                obs[env], infos[env] = self._start_info(group, group.slot_of[env])
+        return obs, infos
+
+    def step(self, actions: Any) -> list[StepResult]:
+        """Map each member's action to a multiplier and step (see :meth:`step_multipliers`)."""
+        actions = np.asarray(actions)
+        if len(actions) != self.config.num_envs:
+            raise ValueError(f"need one action per environment ({self.config.num_envs}), got {len(actions)}")
+        return self.step_multipliers([self.action_spec.to_multiplier(a) for a in actions])
+
+    def step_multipliers(self, multipliers: Sequence[float]) -> list[StepResult]:
+        """Apply each member's LR multiplier and train one epoch everywhere; one result per member."""
+        if not self._groups:
+            raise RuntimeError("population environment stepped before reset()")
+        if len(multipliers) != self.config.num_envs:
+            raise ValueError(f"need one multiplier per environment ({self.config.num_envs}), got {len(multipliers)}")
+        results: list[StepResult | None] = [None] * self.config.num_envs
+        for g, group in enumerate(self._groups):
+            for env, result in self._step_group(group, multipliers).items():
+                results[env] = result
+            if self._expired(group):
+                self._groups[g] = self._redraw(group, results)
+        return results  # type: ignore[return-value]
+
+    def history(self, env: int) -> list[EpochMetrics]:
+        """The metrics of every epoch of member ``env``'s current episode."""
+        for group in self._groups:
+            if env in group.slot_of:
+                return list(group.population.history[group.slot_of[env]])
+        raise ValueError(f"env must be in 0..{self.config.num_envs - 1} (after reset), got {env!r}")
+
+    def group_tasks(self) -> list[Task]:
+        """The task each group trains now."""
+        return [group.task for group in self._groups]
+
+    # -- drawing --------------------------------------------------------------------------
+    def _rng(self) -> np.random.Generator:
+        assert self.np_random is not None  # internal invariant: reset() ran
+        return self.np_random
+
+    def _draw_task(self) -> tuple[Task, int | None, Any]:
+        """A group's task, epoch size and data (from the distribution, or from ``env``'s task list)."""
+        cfg, rng = self.config.env, self._rng()
+        if self.config.distribution is not None:
+            task, examples = self.config.distribution.draw_task(rng)
+            return task, examples, task.load_data(task, None)  # drawn data is not cached (unbounded variety)
+        name = cfg.tasks[int(rng.integers(len(cfg.tasks)))]
+        task = get_task(name).with_overrides(epochs=cfg.epochs, **cfg.task_options)
+        if task.epochs < 2:
+            raise ValueError(f"population: epochs must be >= 2, task {task.name!r} has {task.epochs}")
+        return task, cfg.epoch_examples, load_splits(task, cfg.data_dir)
+
+    def _draw_episode(self, task: Task) -> _Episode:
+        cfg, rng, dist = self.config.env, self._rng(), self.config.distribution
+        if dist is not None:
+            lr, epochs = dist.draw_lr(rng), dist.draw_epochs(rng)
+        else:
+            lr, epochs = cfg.initial_lr, task.epochs
+            draw = float(rng.uniform(0.0, 1.0))
+            if isinstance(lr, tuple):
+                lr = math.exp(math.log(lr[0]) + draw * (math.log(lr[1]) - math.log(lr[0])))
+            lr = task.lr if lr is None else float(lr)
+        return _Episode(float(lr), int(epochs), int(rng.integers(*cfg.session_seeds)))
+
+    def _spares(self, members: int) -> int:
+        return self.config.spares if self.config.spares is not None else max(2, members // 4)
+
+    def _new_group(self, index: int, members: Sequence[int], age: int = 0) -> _Group:
+        """A group with capacity for every member, ``spares`` ready episodes and as many again in reserve
+        (so that even all members ending at once find ready episodes); the first ``members + spares``
+        slots start episodes and train their first epoch."""
+        task, examples, data = self._draw_task()
+        spares = self._spares(len(members))
+        started = len(members) + spares
+        episodes = [self._draw_episode(task) for _ in range(started)]
+        reserve = [_Episode(1.0, 2, 0)] * len(members)  # placeholders, replaced when a slot starts an episode
+        population = Population(task, [e.seed for e in episodes + reserve], [e.initial_lr for e in episodes + reserve],
+                                device=self.config.env.device, data=data, epoch_examples=examples,
+                                lr_bounds=self.config.env.lr_bounds)
+        population.run_epoch(range(started))
+        return _Group(index, task, population, episodes + reserve, members, spares, age)
+
+    # -- stepping -------------------------------------------------------------------------
+    def _diverged(self, group: _Group, slot: int, metrics: EpochMetrics) -> bool:
+        first = group.population.history[slot][0].val_loss
+        return is_diverged(metrics, first, self.config.env.divergence_factor)
+
+    def _step_group(self, group: _Group, multipliers: Sequence[float]) -> dict[int, StepResult]:
+        pop = group.population
+        already = [env for env in group.members if self._diverged(group, group.slot_of[env],
+                                                                  pop.history[group.slot_of[env]][-1])]
+        running = [env for env in group.members if env not in already]
+        slots = [group.slot_of[env] for env in running]
+        fresh = self._prepare_ready(group, slots)
+        if running:
+            pop.scale_lr(slots, [float(multipliers[env]) for env in running])
+        trained = pop.run_epoch(slots + fresh) if slots or fresh else []
+        group.ready.extend(fresh)
+        group.age += 1
+        results: dict[int, StepResult] = {}
+        ended: list[int] = []
+        for env, metrics in [(env, pop.history[group.slot_of[env]][-1]) for env in already] + list(
+                zip(running, trained)):
+            result = self._member_result(group, env, metrics, float(multipliers[env]), trained=env in running)
+            results[env] = result
+            if result.terminated or result.truncated:
+                ended.append(env)
+        if not self._expired(group):
+            self._restart(group, ended, results)
+        return results
+
+    def _member_result(self, group: _Group, env: int, metrics: EpochMetrics, multiplier: float,
+                       trained: bool) -> StepResult:
+        """The LRControlEnv step outcome of ``env``'s epoch ``metrics`` (or of its diverged first epoch)."""
+        slot, cfg = group.slot_of[env], self.config.env
+        history = group.population.history[slot]
+        episode = group.episodes[slot]
+        info = self._info(group, slot, metrics, multiplier)
+        terminated = not trained or self._diverged(group, slot, metrics)
+        truncated = not terminated and (len(history) >= episode.epochs or self._expired(group))
+        if terminated:
+            reward = cfg.divergence_penalty
+        else:
+            reward = epoch_reward(cfg.reward, history[-2], metrics, last=len(history) >= episode.epochs)
+        if terminated or truncated:
+            info["diverged"] = terminated
+            if self._expired(group) and not terminated and len(history) < episode.epochs:
+                info["group_redrawn"] = True
+            if cfg.evaluate_test:
+                test = {"loss": None, "acc": None} if terminated else group.population.evaluate("test", [slot])[0]
+                info["test"] = {k: (v if v is None or math.isfinite(v) else None) for k, v in test.items()}
+        obs = self.encoder.encode(history, episode.initial_lr, episode.epochs)
+        return StepResult(obs, float(reward), terminated, truncated, info)
+
+    def _prepare_ready(self, group: _Group, slots: list[int]) -> list[int]:
+        """Start enough idle slots (trained in this step's pass) that, after the episodes that reach
+        their budget in this step took theirs, ``spares`` ready episodes remain for divergences."""
+        pop = group.population
+        ending = sum(len(pop.history[s]) + 1 >= group.episodes[s].epochs for s in slots)
+        fresh = [group.idle.pop() for _ in range(max(0, ending + group.spares - len(group.ready)))]
+        for slot in fresh:
+            self._reseed(group, slot)
+        return fresh
+
+    def _restart(self, group: _Group, ended: list[int], results: dict[int, StepResult]) -> None:
+        """Give every ended member a ready episode; its old slot goes idle."""
+        pop, shortfall = group.population, []
+        for env in ended:
+            old = group.slot_of[env]
+            if group.ready:
+                group.slot_of[env] = group.ready.popleft()
+                group.idle.append(old)
+            else:
+                self._reseed(group, old)
+                shortfall.append(env)
+        if shortfall:  # more divergences than ready episodes: train those first epochs now
+            pop.run_epoch([group.slot_of[env] for env in shortfall])
+        for env in ended:
+            result = results[env]
+            result.final_obs = result.obs
+            result.obs, result.reset_info = self._start_info(group, group.slot_of[env])
+
+    def _reseed(self, group: _Group, slot: int) -> None:
+        episode = self._draw_episode(group.task)
+        group.episodes[slot] = episode
+        group.population.reset_members([slot], [episode.seed], [episode.initial_lr])
+
+    def _expired(self, group: _Group) -> bool:
+        lifetime = self.config.group_lifetime
+        redrawable = self.config.distribution is not None or len(self.config.env.tasks) > 1
+        return redrawable and lifetime is not None and group.age >= lifetime
+
+    def _redraw(self, group: _Group, results: list[StepResult | None]) -> _Group:
+        """Replace an expired group with a newly drawn one; its members' episodes were truncated."""
+        new = self._new_group(group.index, group.members)
+        for env in group.members:
+            result = results[env]
+            assert result is not None  # internal invariant: every member was stepped
+            result.final_obs = result.obs
+            result.obs, result.reset_info = self._start_info(new, new.slot_of[env])
+        return new
+
+    # -- observations and infos --------------------------------------------------------------
+    def _start_info(self, group: _Group, slot: int) -> tuple[np.ndarray, dict[str, Any]]:
+        history, episode = group.population.history[slot], group.episodes[slot]
+        return self.encoder.encode(history, episode.initial_lr, episode.epochs), self._info(group, slot, history[-1])
+
+    def _info(self, group: _Group, slot: int, metrics: EpochMetrics, multiplier: float | None = None) -> dict[str, Any]:
+        episode = group.episodes[slot]
+        record = {name: getattr(metrics, name) for name in _RECORD_FIELDS}  # as to_dict(), faster
+        for name in ("train_loss", "train_loss_std", "val_loss", "val_acc", "grad_norm"):
+            if record[name] is not None and not math.isfinite(record[name]):
+                record[name] = None
+        info: dict[str, Any] = {"task": group.task.name, "initial_lr": episode.initial_lr, "session_seed": episode.seed,
+                                "metrics": record, "lr": metrics.lr, "group": self.first_group + group.index}
+        if multiplier is not None:
+            info["multiplier"] = multiplier
+        return info

@@ -1,0 +1,341 @@
+"""`Population`: many small models of one shape trained in lockstep in one process.
+
+Every member is its own training run (own seed, own initial weights, own data order,
+own learning rate, own optimiser state and step count, own metrics and divergence),
+but all members share the task's architecture, optimiser family and data, so one
+``torch.vmap`` over ``torch.func.functional_call`` runs them together. The parameters
+of member ``i`` are row ``i`` of one flat ``[P, N]`` tensor; the optimisers
+(:mod:`lrpilot.training.vector_optim`) update all rows at once.
+
+A member trained here matches a :class:`~lrpilot.training.TrainingSession` of the same
+task, seed and LR (same initial weights, same minibatches, same update arithmetic) to
+float rounding, and its :class:`~lrpilot.metrics.EpochMetrics` mean the same, with two
+documented differences: ``seconds`` is the epoch's wall time divided by the members it
+trained, and a member whose loss becomes non-finite finishes the epoch (harmlessly, on
+its own row) instead of stopping early, so its ``grad_norm`` averages every minibatch.
+
+The training layer knows nothing of controllers: whoever drives it calls
+:meth:`Population.run_epoch` (all members or a subset), :meth:`Population.scale_lr`
+between epochs and :meth:`Population.reset_members` to start members afresh.
+
+Example:
+    >>> pop = Population("teacher-mlp", seeds=[0, 1, 2], lrs=[1e-3, 3e-3, 1e-2])
+    >>> metrics = pop.run_epoch()             # one EpochMetrics per member
+    >>> pop.scale_lr([0, 2], [0.5, 0.5])      # halve members 0 and 2
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from lrpilot.metrics import EpochMetrics
+from lrpilot.training.data import DataSplits
+from lrpilot.training.devices import resolve_device
+from lrpilot.training.loading import load_splits
+from lrpilot.training.task import Task, get_task
+from lrpilot.training.vector_optim import VECTOR_OPTIMIZERS, init_state, optimizer_step
+
+__all__ = ["Population", "cross_entropy"]
+
+_IDENTITY = DataSplits.__dataclass_fields__["train_transform"].default
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-row mean cross-entropy over the second-to-last dim: ``[..., B, C], [..., B] -> [...]``.
+
+    Equal to ``F.cross_entropy`` to float rounding; written out because PyTorch's CPU
+    ``log_softmax`` is several times slower than this for the few classes of small tasks.
+    """
+    shifted = logits - logits.detach().amax(dim=-1, keepdim=True)
+    log_norm = shifted.exp().sum(dim=-1).log()
+    picked = shifted.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    return (log_norm - picked).mean(dim=-1)
+
+
+def _seeded_model(task: Task, data: DataSplits, seed: int) -> nn.Module:
+    """``task.build_model`` under ``seed``, exactly as a TrainingSession initialises it; global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.set_rng_state(torch.Generator().manual_seed(seed).get_state())
+        return task.build_model(task, data)
+
+
+class _Initializer:
+    """Initial weights of ``task``'s model under a seed, as a flat vector.
+
+    Building the model (what a TrainingSession does) is the definition; re-running every
+    submodule's ``reset_parameters`` in order on one kept instance gives the same numbers
+    for models whose construction draws nothing else (checked once, here), several times
+    faster, which matters because an environment restarts members every step.
+    """
+
+    def __init__(self, task: Task, data: DataSplits) -> None:
+        self.task, self.data = task, data
+        self.model = _seeded_model(task, data, 0)
+        self.resettable = [m for m in self.model.modules() if callable(getattr(m, "reset_parameters", None))]
+        self.fast = torch.equal(self._rebuild(0), self._reinit(0)) and torch.equal(self._rebuild(1), self._reinit(1))
+
+    def __call__(self, seed: int) -> torch.Tensor:
+        return self._reinit(seed) if self.fast else self._rebuild(seed)
+
+    def _rebuild(self, seed: int) -> torch.Tensor:
+        model = _seeded_model(self.task, self.data, seed)
+        return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    @torch.no_grad()
+    def _reinit(self, seed: int) -> torch.Tensor:
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(torch.Generator().manual_seed(seed).get_state())
+            for module in self.resettable:
+                module.reset_parameters()
+        return torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
+
+
+def _check_model(task: Task, model: nn.Module) -> None:
+    buffers = [name for name, _ in model.named_buffers()]
+    if buffers:
+        raise ValueError(f"task {task.name!r}: a population trains models without buffers (no BatchNorm); "
+                         f"this model has {buffers}")
+    dropout = [name for name, m in model.named_modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
+    if dropout:
+        raise ValueError(f"task {task.name!r}: a population trains models without dropout; this model has {dropout}")
+
+
+class Population:
+    """``len(seeds)`` members of ``task`` trained in lockstep; member ``i`` starts from ``seeds[i]``, ``lrs[i]``.
+
+    ``lr_bounds`` are relative to each member's initial LR: :meth:`scale_lr` keeps member
+    ``i`` within ``[lrs[i] * lr_bounds[0], lrs[i] * lr_bounds[1]]``. Divergence follows
+    :class:`~lrpilot.training.TrainingSession`: a non-finite loss or weight, or a
+    validation loss above ``divergence_factor * log(num_classes)``.
+
+    Example:
+        >>> pop = Population("seq-cnn", seeds=range(8), lrs=np.geomspace(1e-4, 1e-1, 8))
+        >>> for _ in range(3):
+        ...     metrics = pop.run_epoch()
+    """
+
+    def __init__(self, task: Task | str, seeds: Sequence[int], lrs: Sequence[float] | None = None, *,
+                 device: str | torch.device = "cpu", data: DataSplits | None = None, data_dir: str | None = None,
+                 epoch_examples: int | None = None, lr_bounds: tuple[float, float] = (0.0, math.inf),
+                 divergence_factor: float = 10.0) -> None:
+        self.task = get_task(task)
+        self.task.validate()
+        if self.task.optimizer not in VECTOR_OPTIMIZERS:
+            raise ValueError(f"task {self.task.name!r}: a population trains with {', '.join(VECTOR_OPTIMIZERS)}, "
+                             f"got optimizer {self.task.optimizer!r}")
+        seeds = list(seeds)
+        if not seeds:
+            raise ValueError("a population needs at least one member (seeds is empty)")
+        lrs = [self.task.lr] * len(seeds) if lrs is None else [float(x) for x in lrs]
+        if len(lrs) != len(seeds):
+            raise ValueError(f"need one LR per seed, got {len(lrs)} LRs for {len(seeds)} seeds")
+        if epoch_examples is not None and (isinstance(epoch_examples, bool) or epoch_examples < 1):
+            raise ValueError(f"epoch_examples must be an integer >= 1 or None, got {epoch_examples!r}")
+        lo, hi = lr_bounds
+        if not 0.0 <= lo <= 1.0 <= hi:
+            raise ValueError(f"lr_bounds must be (low, high) with 0 <= low <= 1 <= high, got {lr_bounds!r}")
+        if not divergence_factor > 1:
+            raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
+        self.device = resolve_device(device)
+        self.data = self._prepare_data(data if data is not None else load_splits(self.task, data_dir))
+        self.epoch_examples, self.lr_bounds = epoch_examples, (float(lo), float(hi))
+        self.divergence_loss = divergence_factor * math.log(max(2, self.data.num_classes))
+        template = _seeded_model(self.task, self.data, 0)
+        _check_model(self.task, template)
+        self._initial = _Initializer(self.task, self.data)
+        self._names = [name for name, _ in template.named_parameters()]
+        self._shapes = [tuple(p.shape) for _, p in template.named_parameters()]
+        self._sizes = [p.numel() for _, p in template.named_parameters()]
+        self._base = template.to("meta")
+        size = len(seeds)
+        self.params = torch.zeros(size, sum(self._sizes), device=self.device)
+        self.state = init_state(self.task.optimizer, self.params)
+        self.lr = torch.zeros(size, dtype=torch.float64, device=self.device)
+        self.min_lr, self.max_lr = torch.zeros_like(self.lr), torch.zeros_like(self.lr)
+        self.seeds = [0] * size
+        self.epochs = np.zeros(size, dtype=np.int64)
+        self.history: list[list[EpochMetrics]] = [[] for _ in range(size)]
+        self._generators = [torch.Generator() for _ in range(size)]
+        self.reset_members(range(size), seeds, lrs)
+
+    def _prepare_data(self, data: DataSplits) -> DataSplits:
+        if not isinstance(data.train.inputs, torch.Tensor):
+            raise ValueError(f"task {self.task.name!r}: a population needs tensor inputs, got keyword inputs")
+        if data.train_transform is not _IDENTITY or data.eval_transform is not _IDENTITY:
+            raise ValueError(f"task {self.task.name!r}: a population trains on data without transforms "
+                             "(no augmentation); this task's data has one")
+        return data.to(self.device)
+
+    # -- members ------------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        """Number of members."""
+        return int(self.params.shape[0])
+
+    def reset_members(self, members: Sequence[int], seeds: Sequence[int], lrs: Sequence[float]) -> None:
+        """Start ``members`` afresh: weights from ``seeds``, zero optimiser state, LR ``lrs``, no history."""
+        members, seeds, lrs = list(members), list(seeds), list(lrs)
+        if not len(members) == len(seeds) == len(lrs):
+            raise ValueError(f"need as many seeds and LRs as members, got {len(members)}, {len(seeds)}, {len(lrs)}")
+        for i, seed, lr in zip(members, seeds, lrs):  # validate everything before changing anything
+            if not 0 <= i < self.size:
+                raise ValueError(f"member must be in 0..{self.size - 1}, got {i}")
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+                raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+            if not (math.isfinite(lr) and lr > 0):
+                raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        for i, seed, lr in zip(members, seeds, lrs):
+            self.params[i] = self._initial(int(seed)).to(self.device)
+            for tensor in self.state.values():
+                tensor[i] = 0
+            self.lr[i], self.min_lr[i], self.max_lr[i] = lr, lr * self.lr_bounds[0], lr * self.lr_bounds[1]
+            self.seeds[i] = int(seed)
+            self._generators[i].manual_seed(int(seed))
+            self.epochs[i] = 0
+            self.history[i] = []
+
+    def scale_lr(self, members: Sequence[int], factors: Sequence[float]) -> np.ndarray:
+        """Multiply each member's LR by its factor (clamped to its bounds); returns the new LRs."""
+        idx = torch.as_tensor(list(members), dtype=torch.long, device=self.device)
+        factor = torch.as_tensor(np.asarray(factors, dtype=np.float64), device=self.device)
+        if factor.shape != idx.shape or not bool(torch.isfinite(factor).all() and (factor > 0).all()):
+            raise ValueError(f"factors must be one finite number > 0 per member, got {list(factors)!r}")
+        new = torch.minimum(torch.maximum(self.lr[idx] * factor, self.min_lr[idx]), self.max_lr[idx])
+        self.lr[idx] = new
+        return new.cpu().numpy()
+
+    def member_state_dict(self, member: int) -> dict[str, torch.Tensor]:
+        """Member ``member``'s weights as a ``state_dict`` that the task's model loads."""
+        parts = self.params[member].split(self._sizes)
+        return {name: p.view(shape).clone() for name, shape, p in zip(self._names, self._shapes, parts)}
+
+    # -- training -------------------------------------------------------------------------
+    def run_epoch(self, members: Sequence[int] | None = None) -> list[EpochMetrics]:
+        """Train ``members`` (default: all) one epoch together, validate each; one EpochMetrics per member."""
+        start = time.perf_counter()
+        idx = list(range(self.size)) if members is None else [int(i) for i in members]
+        if not idx or len(set(idx)) != len(idx) or not all(0 <= i < self.size for i in idx):
+            raise ValueError(f"members must be distinct indices in 0..{self.size - 1}, got {idx}")
+        rows = torch.as_tensor(idx, dtype=torch.long, device=self.device)
+        whole = len(idx) == self.size and idx == sorted(idx)
+        params = self.params if whole else self.params[rows]
+        state = self.state if whole else {k: v[rows] for k, v in self.state.items()}
+        losses, norms = self._train_pass(params, state, self.lr[rows], idx)
+        val_loss, val_acc = self._evaluate(params, "val")
+        if not whole:
+            self.params[rows] = params
+            for key, value in state.items():
+                self.state[key][rows] = value
+        weights_ok = torch.isfinite(params).all(dim=1).cpu().numpy()
+        seconds = (time.perf_counter() - start) / len(idx)
+        return self._record(idx, losses, norms, val_loss, val_acc, weights_ok, seconds)
+
+    def _views(self, params: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = params.split(self._sizes, dim=1)
+        return {name: p.view(-1, *shape) for name, shape, p in zip(self._names, self._shapes, parts)}
+
+    def _forward(self, params: torch.Tensor, inputs: torch.Tensor, shared: bool) -> torch.Tensor:
+        """Logits ``[k, B, C]``: each member on its own batch (``inputs [k, B, ...]``) or on a shared one."""
+        def member(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+            return functional_call(self._base, p, (x,), tie_weights=False)
+
+        return torch.vmap(member, in_dims=(0, None if shared else 0))(self._views(params), inputs)
+
+    def _train_pass(self, params: torch.Tensor, state: dict[str, torch.Tensor], lr: torch.Tensor,
+                    idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Minibatch losses and gradient norms, ``[batches, k]`` arrays; updates ``params`` and ``state``."""
+        train, batch = self.data.train, self.task.batch_size
+        n = min(len(train), self.epoch_examples or len(train))
+        order = torch.stack([torch.randperm(len(train), generator=self._generators[i])[:n] for i in idx])
+        order = order.to(self.device)
+        inputs, labels = train.inputs[order], train.labels[order]  # [k, n, ...]: every member's epoch, in order
+        losses, norms = [], []
+        params.requires_grad_(True)
+        try:
+            for begin in range(0, n, batch):
+                logits = self._forward(params, inputs[:, begin:begin + batch], shared=False)
+                loss = cross_entropy(logits, labels[:, begin:begin + batch])
+                (grads,) = torch.autograd.grad(loss.sum(), params)
+                optimizer_step(self.task.optimizer, params.data, grads, state, lr, self.task.weight_decay)
+                losses.append(loss.detach())
+                norms.append(torch.linalg.vector_norm(grads, dim=1))
+        finally:
+            params.requires_grad_(False)
+        return torch.stack(losses).double().cpu().numpy(), torch.stack(norms).double().cpu().numpy()
+
+    @torch.inference_mode()
+    def _evaluate(self, params: torch.Tensor, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean loss and accuracy of every row of ``params`` on ``split``."""
+        data = self.data.split(split)
+        loss_sum = torch.zeros(params.shape[0], dtype=torch.float64, device=self.device)
+        correct = torch.zeros(params.shape[0], dtype=torch.int64, device=self.device)
+        for begin in range(0, len(data), self.task.eval_batch_size):
+            inputs = data.inputs[begin:begin + self.task.eval_batch_size]  # type: ignore[index]
+            labels = data.labels[begin:begin + self.task.eval_batch_size]
+            logits = self._forward(params, inputs, shared=True)
+            loss_sum += cross_entropy(logits, labels.expand(params.shape[0], -1)).double() * len(labels)
+            correct += (logits.argmax(dim=-1) == labels).sum(dim=1)
+        return (loss_sum / len(data)).cpu().numpy(), (correct.double() / len(data)).cpu().numpy()
+
+    def evaluate(self, split: str = "test", members: Sequence[int] | None = None) -> list[dict[str, Any]]:
+        """Loss and accuracy of ``members`` (default: all) on ``split``; no training, no randomness."""
+        idx = list(range(self.size)) if members is None else [int(i) for i in members]
+        loss, acc = self._evaluate(self.params[torch.as_tensor(idx, dtype=torch.long)], split)
+        return [{"loss": float(v) if math.isfinite(v) else math.nan, "acc": float(a)} for v, a in zip(loss, acc)]
+
+    def _record(self, idx: list[int], losses: np.ndarray, norms: np.ndarray, val_loss: np.ndarray,
+                val_acc: np.ndarray, weights_ok: np.ndarray, seconds: float) -> list[EpochMetrics]:
+        """The EpochMetrics of members ``idx`` (the columns of the pass's arrays), appended to their histories."""
+        finite = np.isfinite(losses).all(axis=0)
+        mean, std = losses.mean(axis=0), losses.std(axis=0) if len(losses) > 1 else np.zeros(len(idx))
+        grad_norm = norms.mean(axis=0)
+        out = []
+        for j, member in enumerate(idx):
+            ok = bool(finite[j])
+            val = float(val_loss[j]) if ok and math.isfinite(val_loss[j]) else math.nan
+            diverged = not (ok and math.isfinite(val) and weights_ok[j]) or val > self.divergence_loss
+            self.epochs[member] += 1
+            metrics = EpochMetrics(
+                epoch=int(self.epochs[member]), lr=float(self.lr[member]),
+                train_loss=float(mean[j]) if ok else math.nan, train_loss_std=float(std[j]) if ok else 0.0,
+                val_loss=val, val_acc=float(val_acc[j]) if ok else None, grad_norm=float(grad_norm[j]),
+                seconds=seconds, diverged=bool(diverged),
+            )
+            self.history[member].append(metrics)
+            out.append(metrics)
+        return out
+
+    # -- state ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Weights, optimiser state, LRs, seeds, data-order generators, epochs and histories."""
+        return {
+            "task": self.task.name, "params": self.params.clone(),
+            "state": {k: v.clone() for k, v in self.state.items()},
+            "lr": self.lr.clone(), "min_lr": self.min_lr.clone(), "max_lr": self.max_lr.clone(),
+            "seeds": list(self.seeds), "epochs": [int(e) for e in self.epochs],
+            "generators": [g.get_state() for g in self._generators],
+            "history": [[m.to_dict() for m in h] for h in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` of a population of the same task and size."""
+        if state.get("task") != self.task.name or tuple(state["params"].shape) != tuple(self.params.shape):
+            raise ValueError(f"state is for task {state.get('task')!r} with params {tuple(state['params'].shape)}, "
+                             f"this population trains {self.task.name!r} with {tuple(self.params.shape)}")
+        self.params.copy_(state["params"])
+        for key, value in state["state"].items():
+            self.state[key].copy_(value)
+        for key in ("lr", "min_lr", "max_lr"):
+            getattr(self, key).copy_(state[key])
+        self.seeds = [int(s) for s in state["seeds"]]
+        self.epochs = np.asarray(state["epochs"], dtype=np.int64)
+        for generator, gen_state in zip(self._generators, state["generators"]):
+            generator.set_state(gen_state)
+        self.history = [[EpochMetrics.from_dict(m) for m in h] for h in state["history"]]

@@ -1,0 +1,129 @@
+"""Synthetic tasks and TaskDistribution: learnable, fixed splits, bounded and seeded draws."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lrpilot.training import TrainingSession, get_task
+from lrpilot.training.synthetic import (FAMILIES, SYNTHETIC_TASKS, TaskDistribution, load_synthetic,
+                                        synthetic_task)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():  # noqa: ANN201
+    """One torch thread: these tiny models run fastest that way on a shared CPU (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", [t.name for t in SYNTHETIC_TASKS])
+def test_registered_tasks_learn_well_above_chance(name: str) -> None:
+    session = TrainingSession(name, seed=0, device="cpu", epoch_examples=1024)
+    first = session.run_epoch()
+    for _ in range(4):
+        metrics = session.run_epoch()
+    chance = 1.0 / session.data.num_classes
+    assert metrics.val_acc > 2 * chance, (name, metrics)
+    assert metrics.val_loss < first.val_loss
+    assert session.evaluate("test")["acc"] > 2 * chance
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_splits_are_fixed_and_independent_of_the_run_seed(family: str) -> None:
+    task = synthetic_task("t", family=family, data_seed=3)
+    a, b = load_synthetic(task), load_synthetic(task)
+    for split in ("train", "val", "test"):
+        assert torch.equal(a.split(split).inputs, b.split(split).inputs)
+        assert torch.equal(a.split(split).labels, b.split(split).labels)
+    s0, s1 = TrainingSession(task, seed=0, device="cpu"), TrainingSession(task, seed=1, device="cpu")
+    assert torch.equal(s0.data.val.inputs, s1.data.val.inputs)
+    assert len({len(a.train), len(a.val), len(a.test)} & {0}) == 0
+    assert int(a.train.labels.max()) < a.num_classes and int(a.val.labels.unique().numel()) > 1
+    if family != "digits":  # the data seed picks another dataset
+        other = load_synthetic(synthetic_task("t", family=family, data_seed=4))
+        assert not torch.equal(other.train.inputs, a.train.inputs)
+
+
+def test_label_noise_flips_only_train_labels() -> None:
+    clean = load_synthetic(synthetic_task("t", family="teacher"))
+    noisy = load_synthetic(synthetic_task("t", family="teacher", noise=0.25))
+    flipped = (clean.train.labels != noisy.train.labels).float().mean().item()
+    assert flipped == pytest.approx(0.25, abs=0.01)
+    assert torch.equal(clean.val.labels, noisy.val.labels) and torch.equal(clean.test.labels, noisy.test.labels)
+    assert torch.equal(clean.train.inputs, noisy.train.inputs)
+
+
+def test_noisy_labels_make_validation_loss_rise() -> None:
+    """Noise is there to make over-fitting happen: a wide model at a high LR over-fits noisy digits."""
+    task = get_task("noisy-digits-mlp").with_overrides(width=256, lr=3e-3, noise=0.4)
+    session = TrainingSession(task, seed=0, device="cpu")
+    history = [session.run_epoch() for _ in range(25)]
+    best = min(m.val_loss for m in history)
+    assert history[-1].val_loss > best * 1.1
+    assert history[-1].train_loss < history[0].train_loss
+
+
+def test_distribution_draws_vary_and_respect_bounds() -> None:
+    dist = TaskDistribution()
+    rng = np.random.default_rng(0)
+    draws = [dist.draw(rng) for _ in range(300)]
+    lrs = np.array([d.lr for d in draws])
+    assert lrs.min() >= 1e-5 and lrs.max() <= 1e-1 and lrs.min() < 1e-4 and lrs.max() > 1e-2
+    assert {d.epochs for d in draws} <= set(range(4, 31)) and len({d.epochs for d in draws}) > 15
+    options = [d.task.options for d in draws]
+    assert {o["family"] for o in options} == set(FAMILIES)
+    assert {d.task.optimizer for d in draws} == {"adam", "adamw", "sgd"}
+    assert all(16 <= o["width"] <= 128 and 1 <= o["depth"] <= 3 for o in options)
+    assert all(o["arch"] == "mlp" for o in options if o["family"] in ("teacher", "gmm"))
+    assert any(o["arch"] == "cnn" for o in options)
+    noise = np.array([o["noise"] for o in options])
+    assert 0.15 < (noise > 0).mean() < 0.45 and noise.max() <= 0.4 and noise[noise > 0].min() >= 0.1
+    assert all(d.epoch_examples in (256, 512, 1024) for d in draws)
+    assert all(d.task.lr == d.lr and d.task.epochs == d.epochs for d in draws)
+
+
+def test_distribution_is_deterministic_for_a_seed() -> None:
+    dist = TaskDistribution()
+
+    def key(seed: int) -> list:
+        rng = np.random.default_rng(seed)
+        return [(d.task.name, dict(d.task.options), d.task.optimizer, d.task.batch_size, d.lr, d.epochs,
+                 d.epoch_examples) for d in (dist.draw(rng) for _ in range(20))]
+
+    assert key(5) == key(5)
+    assert key(5) != key(6)
+
+
+def test_drawn_tasks_train() -> None:
+    dist = TaskDistribution(epoch_examples=(128,), width_range=(8, 16))
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        draw = dist.draw(rng)
+        session = TrainingSession(draw.task, seed=0, device="cpu", epoch_examples=draw.epoch_examples)
+        metrics = session.run_epoch()
+        assert metrics.lr == pytest.approx(draw.lr) and math.isfinite(metrics.train_loss)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"lr_range": (0.0, 1e-1)}, {"lr_range": (1e-1, 1e-3)}, {"families": ("imagenet",)}, {"optimizers": ("prodigy",)},
+    {"epochs_range": (1, 5)}, {"noise_prob": 1.5}, {"epoch_examples": (0,)}, {"width_range": (16.5, 32)},
+])
+def test_bad_distribution_settings_name_the_value(kwargs: dict) -> None:
+    key, value = next(iter(kwargs.items()))
+    with pytest.raises(ValueError, match=key):
+        TaskDistribution(**kwargs)
+
+
+def test_bad_task_options_raise() -> None:
+    with pytest.raises(ValueError, match="colour"):
+        synthetic_task("t", colour="red")
+    with pytest.raises(ValueError, match="noise"):
+        load_synthetic(synthetic_task("t", noise=1.5))
+    with pytest.raises(ValueError, match="family"):
+        load_synthetic(synthetic_task("t", family="imagenet"))
