@@ -58,3 +58,9 @@ def test_doc_example_runs(name: str, code: str, tmp_path: Path, monkeypatch: pyt
         warnings.simplefilter("ignore")
         exec(compile(code, f"{DOC.name}:{name}", "exec"), {"__name__": "__main__"})  # noqa: S102 - our own docs
     assert out.getvalue() or "print(" not in code
+
+
+def test_readme_carries_the_tested_examples() -> None:
+    """README's "Use it in your training loop" is docs/deploy.md verbatim, so its examples are the ones run here."""
+    readme = (DOC.parent.parent / "README.md").read_text(encoding="utf-8")
+    assert DOC.read_text(encoding="utf-8").strip() in readme
