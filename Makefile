@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lrpilot-installed
-EXTRAS ?= dev,lightning,lrfree
+EXTRAS ?= dev,lightning,lrfree,ray
 TEST_WORKERS ?= 2
 
 .PHONY: demo test install clean
@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/lrpilot train --task digits-cnn --controller rule --out runs/demo
+	$(VENV)/bin/lrpilot compare configs/demo.toml
 
 # Two pytest workers with one torch thread each use both cores without oversubscription.
 # pytest exits 5 when it collects no test; that fails CI, with a message saying why.

@@ -155,7 +155,7 @@ def test_study_files_shipped_in_configs():
     assert set(plan.controllers) == {"constant", "step", "plateau", "rule", "bold", "cosine", "ppo:default"}
     demo = load_study(ROOT / "configs" / "demo.toml")
     demo.validate()
-    assert "ppo:default" not in demo.controllers and len(demo.lrs) == 2 and demo.seeds == 3
+    assert {"rule", "bold", "ppo:default"} <= set(demo.controllers) and len(demo.lrs) == 2 and demo.seeds == 3
 
 
 # -- crashes are results of their run, not of the study ----------------------------------
@@ -267,3 +267,13 @@ def test_ray_missing_names_the_extra(tmp_path, monkeypatch):
     study = Study(tasks=("digits-mlp",), controllers=("constant",), seeds=1, epochs=1)
     with pytest.raises(ImportError, match=r"pip install 'lrpilot\[ray\]'"):
         run_study(study, tmp_path / "s", Execution(ray="local", progress=False))
+
+
+def test_a_changed_policy_file_is_another_study(tmp_path, capsys):
+    study = Study(tasks=("digits-mlp",), controllers=("rule", "ppo:default"), seeds=1, epochs=1)
+    prints = study.fingerprints()
+    assert len(prints["ppo:default"]) == 64 and "rule" not in prints
+    StudyStore.open(tmp_path, study, fingerprints=prints).close()
+    StudyStore.open(tmp_path, study, fingerprints=prints).close()  # same policy: the same study
+    with pytest.raises(ValueError, match="differs in: the policy behind ppo:default"):
+        StudyStore.open(tmp_path, study, fingerprints={"ppo:default": "0" * 64})

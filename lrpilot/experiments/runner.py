@@ -109,7 +109,7 @@ def run_study(study: Study, root: str | Path, execution: Execution = Execution()
     study.validate()
     execution.validate()
     configs = study.run_configs()
-    with StudyStore.open(root, study, force=execution.force) as store:
+    with StudyStore.open(root, study, force=execution.force, fingerprints=study.fingerprints()) as store:
         done = {c.name for c in configs if store.record(c).status == "done"}
         jobs = [Job(c.name, c.to_dict(), str(store.run_dir(c.name)), study.imports) for c in configs if c.name not in done]
         progress = StudyProgress(console, epochs={c.name: c.build_task().epochs for c in configs},

@@ -70,13 +70,18 @@ class StudyStore:
 
     # -- claiming the directory ---------------------------------------------------
     @classmethod
-    def open(cls, root: str | Path, study: Study, *, force: bool = False) -> "StudyStore":
-        """Check, lock and (re)write ``study.json``; refuse a directory of another study unless ``force``."""
+    def open(cls, root: str | Path, study: Study, *, force: bool = False,
+             fingerprints: dict[str, str] | None = None) -> "StudyStore":
+        """Check, lock and (re)write ``study.json``; refuse a directory of another study unless ``force``.
+
+        ``fingerprints`` (spec -> hash of a learned policy's files) count as part of the
+        study: the same ``ppo:default`` with another policy file is another study.
+        """
         store = cls(root)
         store._prepare_dir()
         store._lock()
         try:
-            store._claim(study, force)
+            store._claim(study, force, fingerprints or {})
             for partial_write in store.runs.glob("*/.*.tmp"):  # left by a kill -9 mid-write; we hold the lock
                 partial_write.unlink(missing_ok=True)
         except BaseException:
@@ -108,12 +113,15 @@ class StudyStore:
             raise ValueError(f"{self.root} is in use by another `lrpilot compare`; wait for it to end") from None
         self._lock_fd = fd
 
-    def _claim(self, study: Study, force: bool) -> None:
+    def _claim(self, study: Study, force: bool, fingerprints: dict[str, str]) -> None:
         path = self.root / STUDY_FILE
         if path.exists():
             try:
                 saved = read_study(self.root)
                 differs = [k for k, v in study.identity().items() if saved.identity()[k] != v]
+                saved_prints = json.loads(path.read_text()).get("fingerprints")  # None: written before they existed
+                differs += [f"the policy behind {spec}" for spec in sorted(set(saved_prints or ()) | set(fingerprints))
+                            if saved_prints is not None and saved_prints.get(spec) != fingerprints.get(spec)]
             except ValueError as exc:
                 differs = [f"unreadable: {exc}"]
             if differs and not force:
@@ -127,7 +135,7 @@ class StudyStore:
             foreign = sorted(p.name for p in self.root.iterdir() if p.name not in (LOCK_FILE, RUNS_DIR))
             if foreign or any(self.runs.iterdir()):
                 raise ValueError(f"{self.root} is not empty and holds no {STUDY_FILE}; choose a new or empty directory")
-        write_json_atomic(path, {"format": _FORMAT, "version": 1, "study": study.to_dict()})
+        write_json_atomic(path, {"format": _FORMAT, "version": 1, "study": study.to_dict(), "fingerprints": fingerprints})
 
     def _wipe(self) -> None:
         """Delete what a study wrote here (nothing else)."""

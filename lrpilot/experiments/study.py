@@ -158,6 +158,13 @@ class Study:
                 raise ValueError(f"runs {names[config.name]} and {config} would share the directory {config.name!r}")
             names[config.name] = config
 
+    def fingerprints(self) -> dict[str, str]:
+        """Hashes of the learned policies behind ``ppo:...`` specs (a changed policy file is another study)."""
+        from lrpilot.controller import from_spec
+
+        hashes = {spec: getattr(from_spec(spec), "policy_hash", None) for spec in self.controllers}
+        return {spec: h for spec, h in hashes.items() if isinstance(h, str)}
+
     def _check_shapes(self) -> None:
         for key in ("tasks", "controllers"):
             values = getattr(self, key)
