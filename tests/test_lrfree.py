@@ -62,3 +62,16 @@ def test_lr_free_sessions_resume_exactly(optimizer):
         resumed.run_epoch()
     strip = lambda h: [m.to_dict() | {"seconds": 0} for m in h]  # noqa: E731
     assert strip(resumed.history) == strip(full.history)
+
+
+def test_a_study_runs_lr_free_optimisers_once_per_seed_at_their_own_lr():
+    from lrpilot.experiments.study import Study
+
+    study = Study(tasks=("digits-mlp",), controllers=("rule", "bold"), lrs=(1e-4, 1e-3),
+                  optimizers=("adam", "prodigy", "schedulefree-adamw"), seeds=2)
+    study.validate()
+    runs = study.run_configs()
+    lr_free = [r for r in runs if r.optimizer in ("prodigy", "schedulefree-adamw")]
+    assert len(runs) == 2 * (2 * 2 + 2) and len(lr_free) == 4
+    assert {(r.controller, r.lr) for r in lr_free} == {("constant", None)}
+    assert {r.build_task().lr for r in lr_free} == {1.0, 0.0025}

@@ -54,7 +54,8 @@ def _colors(analysis: "Analysis") -> dict[str, str]:
     from matplotlib import colormaps
 
     cmap = colormaps["tab10"]
-    return {c: cmap(i % 10) for i, c in enumerate(analysis.study.controllers)}
+    names = dict.fromkeys([*analysis.study.controllers, *analysis.study.lr_free_controllers])
+    return {c: cmap(i % 10) for i, c in enumerate(names)}
 
 
 def _save(fig, path: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure

@@ -32,7 +32,7 @@ DEFAULT_BASELINES: tuple[str, ...] = ("constant", "step", "plateau", "cosine")
 
 IDENTITY_FIELDS: tuple[str, ...] = (
     "tasks", "controllers", "seeds", "lrs", "optimizers", "epochs", "batch_size",
-    "task_options", "data_dir", "device", "imports",
+    "task_options", "data_dir", "device", "imports", "lr_free_controllers",
 )
 """Fields that define the runs; a results directory holding other values is another study."""
 
@@ -50,7 +50,10 @@ class Study:
     lrs: tuple[float | None, ...] = (None,)
     """Initial learning rates; None is the task's default."""
     optimizers: tuple[str | None, ...] = (None,)
-    """Optimisers (``adam``, ``adamw``, ``sgd``); None is the task's default."""
+    """Optimisers (``adam``, ``adamw``, ``sgd``, ``prodigy``, ``schedulefree-adamw``); None is the task's default."""
+    lr_free_controllers: tuple[str, ...] = ("constant",)
+    """Controllers run with the learning-rate-free optimisers (``prodigy``, ``schedulefree-adamw``).
+    Those ignore ``lrs`` and start at their packages' recommended LR, so they form their own rows."""
     epochs: int | None = None
     """Epoch budget of every run; None keeps each task's."""
     batch_size: int | None = None
@@ -84,7 +87,7 @@ class Study:
             raise ValueError(f"{source}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
-            if key in ("tasks", "controllers", "lrs", "optimizers", "imports", "baselines"):
+            if key in ("tasks", "controllers", "lrs", "optimizers", "imports", "baselines", "lr_free_controllers"):
                 value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
             elif key == "data_dir" and isinstance(value, str):
                 tasks = data.get("tasks", ())
@@ -116,20 +119,27 @@ class Study:
 
     # -- the grid -----------------------------------------------------------------
     def run_configs(self) -> list[RunConfig]:
-        """Every run, seed-major, so paired results arrive early and together."""
-        return [
-            RunConfig(
-                task=task, controller=controller, seed=seed, lr=lr, epochs=self.epochs,
-                batch_size=self.batch_size, optimizer=optimizer,
-                task_options=dict(self.task_options.get(task, {})),
-                data_dir=self.data_dir.get(task), device=self.device,
-            )
-            for seed in range(self.seeds)
-            for task in self.tasks
-            for lr in self.lrs
-            for optimizer in self.optimizers
-            for controller in self.controllers
-        ]
+        """Every run, seed-major, so paired results arrive early and together.
+
+        A learning-rate-free optimiser runs once per task and seed for each of
+        ``lr_free_controllers``, at its recommended LR, whatever ``lrs`` holds.
+        """
+        from lrpilot.training.task import LR_FREE_DEFAULT_LR
+
+        configs: list[RunConfig] = []
+        for seed in range(self.seeds):
+            for task in self.tasks:
+                for optimizer in self.optimizers:
+                    lr_free = optimizer in LR_FREE_DEFAULT_LR
+                    for lr in ((None,) if lr_free else self.lrs):
+                        for controller in (self.lr_free_controllers if lr_free else self.controllers):
+                            configs.append(RunConfig(
+                                task=task, controller=controller, seed=seed, lr=lr, epochs=self.epochs,
+                                batch_size=self.batch_size, optimizer=optimizer,
+                                task_options=dict(self.task_options.get(task, {})),
+                                data_dir=self.data_dir.get(task), device=self.device,
+                            ))
+        return configs
 
     # -- validation ---------------------------------------------------------------
     def validate(self) -> None:
