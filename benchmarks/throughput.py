@@ -12,11 +12,12 @@ validation split; items/s is training examples per second of epoch time.
 
 Synthetic data has the real shapes and sizes: 50,000 32x32x3 uint8 images in 10 classes
 (45,000 train / 5,000 val, and a 10,000 test split that is not timed); 25,000 reviews of
-256 tokens (22,500 / 2,500, 25,000 test) whose lengths follow a log-normal law near
-IMDB's under the BERT tokenizer (median 230 tokens, 40% truncated at 256); BERT is
-``BertConfig()`` (bert-base) randomly initialised. The lower bound is the FLOPs of an
-epoch (``FlopCounterMode`` on the meta device; text counted per review at its own
-length, no padding) divided by the measured dense matmul rate (bf16 on CUDA, fp32 on CPU).
+256 tokens (22,500 / 2,500, 25,000 test) whose lengths follow a log-normal law meant to
+resemble IMDB's under the BERT tokenizer (median 230 tokens, 44% at the 256 cap); BERT is
+``BertConfig()`` (bert-base) randomly initialised. The lower bound (flop_bound.py) is the
+FLOPs of an epoch (``FlopCounterMode`` on the meta device; text counted per review at its
+own length, no padding) divided by the measured dense matmul rate (bf16 on CUDA, fp32 on
+CPU). The paths' timed epochs alternate, so drift in a shared machine's load hits them alike.
 Timing: CUDA events on a GPU, ``perf_counter`` on a CPU; warm-up epochs are not timed.
 
 ``--small`` (the default on a CPU) shrinks everything so that it runs in CI: 256 images
@@ -27,6 +28,7 @@ refused there unless ``--force``.
 Usage:
     python benchmarks/throughput.py --json gpu.json           # on a GPU machine: full sizes
     python benchmarks/throughput.py --small --repeats 3       # CPU, CI-sized
+    python benchmarks/throughput.py --full --count-only       # any machine: full-size FLOPs and padding only
 """
 
 from __future__ import annotations
@@ -40,14 +42,13 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from flop_bound import cifar_work, imdb_work, matmul_rate  # noqa: E402
 from reference_loops import bert_model, reference_cifar, reference_imdb  # noqa: E402
 
 CIFAR_TASK, IMDB_TASK = "cifar10-resnet18", "imdb-bert"
@@ -86,6 +87,10 @@ class BenchConfig:
     """Untimed epochs per path first (lrpilot: whole epochs, which compile every shape; reference: 20 batches each)."""
     workers: int
     """DataLoader worker processes of the reference loops."""
+    json_path: str | None = None
+    """Where to write the results as JSON (None: only print them)."""
+    count_only: bool = False
+    """Only count FLOPs and padding (seconds, any device, full sizes too); no timing."""
     seed: int = 0
     """Seed of the synthetic data, the models and the data order."""
 
@@ -94,6 +99,18 @@ class BenchConfig:
 def synthetic_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """``n`` uint8 NHWC 32x32x3 images and labels in 0..9."""
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def cifar_data(sizes: Sizes, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The train / val / test images of ``sizes``."""
+    rng = np.random.default_rng(seed)
+    return {s: synthetic_images(n, rng) for s, n in zip(("train", "val", "test"), sizes.images)}
+
+
+def imdb_data(sizes: Sizes, seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """The train / val / test reviews of ``sizes``."""
+    rng = np.random.default_rng(seed + 1)
+    return {s: synthetic_reviews(n, sizes.seq_len, rng) for s, n in zip(("train", "val", "test"), sizes.reviews)}
 
 
 def synthetic_reviews(n: int, seq_len: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -172,81 +189,33 @@ def measure(paths: dict[str, tuple[Callable[[], Any], Callable[[], Any]]], cfg: 
     return out
 
 
-def matmul_rate(device: torch.device) -> tuple[float, str]:
-    """Best measured dense matmul rate in FLOP/s: bf16 8192^2 on CUDA, fp32 1024^2 on a CPU."""
-    n, dtype, reps = (8192, torch.bfloat16, 20) if device.type == "cuda" else (1024, torch.float32, 5)
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    best = min(timed(lambda: a @ b, device) for _ in range(reps))
-    return 2 * n**3 / best, str(dtype).replace("torch.", "")
-
-
-# -- FLOPs ------------------------------------------------------------------------------
-def _count(model: torch.nn.Module, train: bool, **inputs: torch.Tensor) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model.train(train)
-    with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(train):
-        logits = model(**inputs)
-        if train:
-            logits = getattr(logits, "logits", logits)
-            F.cross_entropy(logits.float(), torch.zeros(len(logits), dtype=torch.long, device="meta")).backward()
-    return counter.get_total_flops()
-
-
-def cifar_epoch_flops(sizes: Sizes) -> float:
-    """Training FLOPs of the train split plus forward FLOPs of the val split (per image x images)."""
-    from lrpilot.training import get_task
-    from lrpilot.training.vision import resnet18_cifar
-
-    with torch.device("meta"):
-        model = resnet18_cifar(get_task(CIFAR_TASK), SimpleNamespace(num_classes=10))
-    x = torch.empty(64, 3, 32, 32, device="meta")
-    train, evaluate = _count(model, True, x=x) / 64, _count(model, False, x=x) / 64
-    return train * sizes.images[0] + evaluate * sizes.images[1]
-
-
-def imdb_epoch_flops(sizes: Sizes, lengths: dict[str, np.ndarray]) -> float:
-    """FLOPs with every review at its own length (no padding): per-review cost a + b*L + c*L^2, fitted exactly."""
-    with torch.device("meta"):
-        model = bert_model(sizes.bert, "eager")
-    widths = np.array([8.0, sizes.seq_len / 2, sizes.seq_len])
-    basis = np.stack([np.ones(3), widths, widths**2], axis=1)
-    total = 0.0
-    for split, train in (("train", True), ("val", False)):
-        counts = [_count(model, train, input_ids=torch.zeros(1, int(w), dtype=torch.long, device="meta"))
-                  for w in widths]
-        a, b, c = np.linalg.solve(basis, np.array(counts, dtype=np.float64))
-        length = lengths[split].astype(np.float64)
-        total += float(np.sum(a + b * length + c * length**2))
-    return total
-
-
 # -- the benchmark ------------------------------------------------------------------------
-def bench_cifar(sizes: Sizes, cfg: BenchConfig) -> list[dict[str, Any]]:
+def count_work(sizes: Sizes, seed: int) -> dict[str, dict[str, Any]]:
+    """FLOPs per epoch (and, for text, padding statistics) of both tasks at ``sizes``."""
+    lengths = {s: d["lengths"] for s, d in imdb_data(sizes, seed).items()}
+    return {CIFAR_TASK: cifar_work(sizes.images),
+            IMDB_TASK: imdb_work(lambda: bert_model(sizes.bert, "eager"), lengths, sizes.seq_len)}
+
+
+def bench_cifar(sizes: Sizes, cfg: BenchConfig, work: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for cifar10-resnet18: lrpilot (and, on CUDA, lrpilot without compile) and the reference loop."""
-    rng = np.random.default_rng(cfg.seed)
-    data = {s: synthetic_images(n, rng) for s, n in zip(("train", "val", "test"), sizes.images)}
+    data = cifar_data(sizes, cfg.seed)
     paths: dict[str, Callable[[], Any]] = {"lrpilot": lambda: lrpilot_cifar(data, cfg)}
     if cfg.device.type == "cuda":
         paths["lrpilot (no compile)"] = lambda: lrpilot_cifar(data, cfg, compiled=False)
     paths["reference"] = lambda: reference_cifar(data, cfg.device, cfg.workers, cfg.seed)
-    return _rows(CIFAR_TASK, paths, sizes.images[0], cifar_epoch_flops(sizes), cfg)
+    return _rows(CIFAR_TASK, paths, sizes.images[0], work["epoch_tflop"], cfg)
 
 
-def bench_imdb(sizes: Sizes, cfg: BenchConfig) -> list[dict[str, Any]]:
+def bench_imdb(sizes: Sizes, cfg: BenchConfig, work: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for imdb-bert: lrpilot and the reference loop."""
-    rng = np.random.default_rng(cfg.seed + 1)
-    data = {s: synthetic_reviews(n, sizes.seq_len, rng) for s, n in zip(("train", "val", "test"), sizes.reviews)}
+    data = imdb_data(sizes, cfg.seed)
     paths = {"lrpilot": lambda: lrpilot_imdb(sizes, data, cfg),
              "reference": lambda: reference_imdb(data, sizes.bert, cfg.device, cfg.workers, cfg.seed)}
-    flops = imdb_epoch_flops(sizes, {s: d["lengths"] for s, d in data.items()})
-    return _rows(IMDB_TASK, paths, sizes.reviews[0], flops, cfg)
+    return _rows(IMDB_TASK, paths, sizes.reviews[0], work["epoch_tflop"], cfg)
 
 
-def _rows(task: str, builders: dict[str, Callable[[], Any]], n_train: int, flops: float,
+def _rows(task: str, builders: dict[str, Callable[[], Any]], n_train: int, tflop: float,
           cfg: BenchConfig) -> list[dict[str, Any]]:
     """Build every path of ``task``, measure them side by side; ratios are items/s over the reference's."""
     built = {path: build() for path, build in builders.items()}
@@ -260,7 +229,7 @@ def _rows(task: str, builders: dict[str, Callable[[], Any]], n_train: int, flops
         row["items_per_s"] = n_train / row["s_per_epoch"]
         row["ratio"] = row["items_per_s"] / (n_train / reference["s_per_epoch"])
         row["ratio_best"] = reference["best_s_per_epoch"] / row["best_s_per_epoch"]
-        row["epoch_tflop"] = flops / 1e12
+        row["epoch_tflop"] = tflop
     return rows
 
 
@@ -284,8 +253,8 @@ def print_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
               f"{r['best_s_per_epoch']:.4g} | {r['ratio_best']:.2f} | {r['flop_bound_s']:.3g} | {r['x_bound']:.3g} |")
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, str | None]:
-    """Command line -> (config, JSON path); exits with status 2 on full sizes on a CPU without --force."""
+def parse_args(argv: list[str] | None = None) -> BenchConfig:
+    """Command line -> config; exits with status 2 on full sizes on a CPU without --force (or --count-only)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--small", action="store_true", help="CI sizes (default on a CPU)")
@@ -296,21 +265,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, str | None]:
     parser.add_argument("--workers", type=int, default=None, help="reference DataLoader workers (default: see docs)")
     parser.add_argument("--json", default=None, help="also write the rows and machine details to this file")
     parser.add_argument("--force", action="store_true", help="allow full sizes on a CPU (hours)")
+    parser.add_argument("--count-only", action="store_true", help="only count FLOPs and padding, no timing")
     args = parser.parse_args(argv)
     from lrpilot.training.devices import resolve_device
 
     device = resolve_device(args.device)
     small = args.small or (device.type == "cpu" and not args.full)
-    if device.type == "cpu" and not small and not args.force:
+    if device.type == "cpu" and not small and not (args.force or args.count_only):
         parser.exit(2, "full sizes on a CPU take hours (a ResNet-18 step of 64 images is ~5 s on 2 cores, an epoch "
                        "704 steps; bert-base ~1 min a step); use --small, or --force to run them anyway\n")
     repeats = args.repeats if args.repeats is not None else (3 if small else 2)
     for name, value, low in (("repeats", repeats, 1), ("warmup", args.warmup, 0), ("workers", args.workers, 0)):
         if value is not None and value < low:
             parser.error(f"--{name} must be >= {low}, got {value}")
-    cfg = BenchConfig(small=small, device=device, repeats=repeats, warmup=args.warmup,
-                      workers=args.workers if args.workers is not None else default_workers(device))
-    return cfg, args.json
+    return BenchConfig(small=small, device=device, repeats=repeats, warmup=args.warmup,
+                       workers=args.workers if args.workers is not None else default_workers(device),
+                       json_path=args.json, count_only=args.count_only)
 
 
 def default_workers(device: torch.device) -> int:
@@ -333,24 +303,38 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def print_work(work: dict[str, dict[str, Any]], mode: str) -> None:
+    """The counted work per epoch (the numerators of the bounds)."""
+    cifar, imdb = work[CIFAR_TASK], work[IMDB_TASK]
+    print(f"\n{mode} sizes: {CIFAR_TASK} {cifar['epoch_tflop']:.4g} TFLOP/epoch ({cifar['step_gflop']:.4g} GFLOP a "
+          f"step); {IMDB_TASK} {imdb['epoch_tflop']:.4g} TFLOP/epoch without padding, "
+          f"{imdb['padded_epoch_tflop']:.4g} padded to the maximum length")
+    print("tokens computed per real token: " + ", ".join(
+        f"{name} {value:.3f}" for name, value in imdb["tokens_per_real_token"].items()))
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print the table, write the JSON when asked; returns what it writes."""
-    cfg, json_path = parse_args(argv)
+    cfg = parse_args(argv)
     sizes = SMALL if cfg.small else FULL
-    load_before = os.getloadavg()
-    rate, dtype = matmul_rate(cfg.device)
-    rows = bench_cifar(sizes, cfg) + bench_imdb(sizes, cfg)
-    add_bounds(rows, rate)
-    name = torch.cuda.get_device_name(cfg.device) if cfg.device.type == "cuda" else cpu_name()
-    meta = {"mode": "small" if cfg.small else "full", "device": str(cfg.device), "device_name": name,
-            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(), "matmul_tflops": rate / 1e12, "matmul_dtype": dtype,
-            "repeats": cfg.repeats, "warmup": cfg.warmup, "workers": cfg.workers, "sizes": dataclasses.asdict(sizes),
-            "load_before": load_before, "load_after": os.getloadavg(), "command": " ".join(sys.argv)}
-    print_table(rows, meta)
-    result = {"meta": meta, "rows": rows}
-    if json_path:
-        Path(json_path).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    meta: dict[str, Any] = {"mode": "small" if cfg.small else "full", "sizes": dataclasses.asdict(sizes),
+                            "command": " ".join(sys.argv), "load_before": os.getloadavg()}
+    work = count_work(sizes, cfg.seed)
+    print_work(work, meta["mode"])
+    result: dict[str, Any] = {"meta": meta, "work": work}
+    if not cfg.count_only:
+        rate, dtype = matmul_rate(cfg.device, timed)
+        rows = bench_cifar(sizes, cfg, work[CIFAR_TASK]) + bench_imdb(sizes, cfg, work[IMDB_TASK])
+        add_bounds(rows, rate)
+        name = torch.cuda.get_device_name(cfg.device) if cfg.device.type == "cuda" else cpu_name()
+        meta.update(device=str(cfg.device), device_name=name, cpus=os.cpu_count(),
+                    torch_threads=torch.get_num_threads(), torch=torch.__version__, python=platform.python_version(),
+                    matmul_tflops=rate / 1e12, matmul_dtype=dtype, repeats=cfg.repeats, warmup=cfg.warmup,
+                    workers=cfg.workers, load_after=os.getloadavg())
+        print_table(rows, meta)
+        result["rows"] = rows
+    if cfg.json_path:
+        Path(cfg.json_path).write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     return result
 
 

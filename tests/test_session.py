@@ -90,6 +90,7 @@ def test_huge_learning_rate_is_reported_as_divergence_not_a_crash():
 def test_non_finite_inputs_diverge_at_that_epoch():
     session = TrainingSession("digits-mlp", seed=0, device="cpu")
     assert not session.run_epoch().diverged
+    session.data.train.inputs = session.data.train.inputs.clone()  # the loaded splits are cached per process
     session.data.train.inputs[5, 3] = float("nan")
     m = session.run_epoch()
     assert m.diverged and m.epoch == 2 and math.isnan(m.train_loss)

@@ -41,6 +41,21 @@ def test_small_mode_writes_every_row_with_positive_finite_numbers(tmp_path):
     assert "| cifar10-resnet18 | lrpilot |" in done.stdout  # the printed table
 
 
+@pytest.mark.slow
+def test_count_only_counts_full_size_work_on_a_cpu(tmp_path):
+    out = tmp_path / "count.json"
+    done = _run("--full", "--count-only", "--device", "cpu", "--json", str(out), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert "rows" not in result  # nothing was timed
+    cifar, imdb = result["work"]["cifar10-resnet18"], result["work"]["imdb-bert"]
+    assert 212 < cifar["step_gflop"] < 214  # ResNet-18, CIFAR stem: 3 x 1.11 GFLOP per image x 64
+    assert 150 < cifar["epoch_tflop"] < 160
+    assert 0 < imdb["epoch_tflop"] < imdb["padded_epoch_tflop"]
+    tokens = imdb["tokens_per_real_token"]
+    assert 1.0 <= tokens["grouped batches, trimmed"] < tokens["random batches, trimmed"] <= tokens["padded"]
+
+
 def test_full_sizes_are_refused_on_a_cpu_without_force():
     done = _run("--full", "--device", "cpu", timeout=120)
     assert done.returncode == 2
