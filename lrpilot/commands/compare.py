@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
                         help="run on Ray: a cluster address, or a local Ray instance without one (pip install 'lrpilot[ray]')")
     parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs each Ray task reserves (default 0)")
+    parser.add_argument("--runs-per-gpu", type=positive_int, default=1,
+                        help="runs sharing each GPU at once (default 1; ignored on a CPU)")
     parser.add_argument("--cpus-per-run", type=positive_float, default=1.0, help="CPUs each Ray task reserves (default 1)")
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from lrpilot.experiments.runner import Execution, run_study
 
     study = build_study(args)
-    execution = Execution(workers=args.workers, ray=args.ray, gpus_per_run=args.gpus_per_run,
+    execution = Execution(workers=args.workers, ray=args.ray, gpus_per_run=args.gpus_per_run, runs_per_gpu=args.runs_per_gpu,
                           cpus_per_run=args.cpus_per_run, force=args.force, progress=not args.no_progress)
     out = Path(study.out)
     runs = len(study.run_configs())

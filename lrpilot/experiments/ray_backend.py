@@ -29,7 +29,8 @@ def run_ray(jobs: list[Job], execution: Execution, tick: Callable[[list[str]], N
     started = _connect(ray, execution)
     try:
         task = ray.remote(execute_run).options(
-            num_cpus=execution.cpus_per_run, num_gpus=execution.gpus_per_run,
+            num_cpus=execution.cpus_per_run,
+            num_gpus=execution.gpus_per_run or (1.0 / execution.runs_per_gpu if execution.runs_per_gpu > 1 else 0.0),
             max_retries=0,  # a crashed run is recorded as failed and retried by the next invocation
         )
         threads = max(1, int(execution.cpus_per_run))

@@ -46,6 +46,10 @@ class Execution:
     """None: local processes; ``"local"``: a local Ray instance; else a Ray address (``ray://host:10001``, ``auto``)."""
     gpus_per_run: float = 0.0
     """GPUs each Ray task reserves (fractions share a GPU)."""
+    runs_per_gpu: int = 1
+    """Local runs placed on each visible GPU at once (a batch-64 ResNet-18 leaves a large GPU mostly idle);
+    sets the default number of workers on CUDA and, with Ray, ``gpus_per_run = 1 / runs_per_gpu`` when unset.
+    Ignored on a CPU."""
     cpus_per_run: float = 1.0
     """CPUs each Ray task reserves (also its torch thread count)."""
     force: bool = False
@@ -57,6 +61,8 @@ class Execution:
         """Raise ``ValueError`` naming the first bad setting."""
         if self.workers is not None and (isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1):
             raise ValueError(f"workers must be an integer >= 1 or None, got {self.workers!r}")
+        if isinstance(self.runs_per_gpu, bool) or not isinstance(self.runs_per_gpu, int) or self.runs_per_gpu < 1:
+            raise ValueError(f"runs_per_gpu must be an integer >= 1, got {self.runs_per_gpu!r}")
         for key in ("gpus_per_run", "cpus_per_run"):
             value = getattr(self, key)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -161,14 +167,17 @@ def _free_accelerator_memory() -> None:
 
 
 # -- local worker processes ---------------------------------------------------------
-def default_workers(device: str) -> int:
-    """One worker per CPU core, or one per visible GPU when the runs go to CUDA."""
+def default_workers(device: str, runs_per_gpu: int = 1) -> int:
+    """One worker per CPU core, or ``runs_per_gpu`` per visible GPU when the runs go to CUDA.
+
+    Workers are pinned to GPUs round-robin, so each GPU holds ``runs_per_gpu`` runs at once.
+    """
     from lrpilot.training.devices import resolve_device
 
     if resolve_device(device).type == "cuda":
         import torch
 
-        return max(1, torch.cuda.device_count())
+        return max(1, torch.cuda.device_count()) * runs_per_gpu
     return available_cpus()
 
 
@@ -201,7 +210,7 @@ def _run_local(jobs: list[Job], study: Study, execution: Execution, tick: Tick) 
     """Run ``jobs`` in a spawn-context process pool, at most ``workers`` at a time."""
     if not jobs:
         return
-    workers = min(execution.workers or default_workers(study.device), len(jobs))
+    workers = min(execution.workers or default_workers(study.device, execution.runs_per_gpu), len(jobs))
     threads = max(1, available_cpus() // workers)
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
