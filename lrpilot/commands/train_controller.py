@@ -135,6 +135,11 @@ def run_population(args: argparse.Namespace, argv: list[str] | None = None) -> i
         net_arch=tuple(args.net_arch), bc_epochs=args.bc_epochs, ppo=ppo, console=console)
     out = Path(args.export_dir or args.out)
     out.mkdir(parents=True, exist_ok=True)
+    bc_net = info.pop("bc_net", None)
+    if bc_net is not None:  # BC + PPO: keep the cloned actor too, for the ablation
+        export_actor(bc_net, str(out / f"{args.name}-bc"), args.actions,
+                     {"method": "population", "command": command, "seed": args.seed, "stage": "behaviour cloning only",
+                      **{k: v for k, v in info.items() if k not in ("ppo_seconds", "training_seconds")}})
     provenance = {"method": "population", "command": command, "seed": args.seed, "actions": args.actions,
                   "net_arch": list(args.net_arch), "ppo": ppo, **info}
     card, weights = export_actor(net, str(out / args.name), args.actions, provenance)

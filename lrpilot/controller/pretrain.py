@@ -6,7 +6,10 @@ then (optionally) PPO fine-tuning; the result is a plain MLP actor in the policy
   network can imitate it exactly. ``bold`` is the bold driver (×1.5 after an epoch that
   lowered the validation loss, ×0.5 otherwise, ×1 after the first epoch); ``bold-anneal``
   is the bold driver until ``anneal_at`` of the budget and then ×0.5 every epoch (a short
-  annealing tail, which final accuracy rewards); ``bold2`` uses ×2 instead of ×1.5.
+  annealing tail, which final accuracy rewards); ``bold-anneal-streak`` anneals only when the
+  validation loss did not improve in each of the last three epochs (the teacher of the shipped
+  ``default``); ``bold2`` uses ×2 instead of ×1.5. With an action set without ×1.5, the nearest
+  action in log scale is taken (×2).
 * :func:`collect` plays the teacher in a :class:`~lrpilot.envs.population.PopulationVecEnv`
   (many members, many episodes per second) over a :class:`TaskDistribution` and records
   (observation, teacher action) pairs, plus each finished episode's final test accuracy.
@@ -34,11 +37,10 @@ _I = {f.name: i for i, f in enumerate(FEATURES)}
 
 def _bold(obs: np.ndarray, up: float = 1.5, down: float = 0.5) -> np.ndarray:
     change = obs[:, _I["val_loss_log_change"]]
-    first = obs[:, _I["progress"]] * 0  # placeholder for shape
     # first epoch of an episode: no change yet (exactly 0 and no LR history) -> keep the LR
     start = (obs[:, _I["log_lr_ratio"]] == 0) & (obs[:, _I["log_lr_change"]] == 0) & (change == 0) \
         & (obs[:, _I["val_loss_log_change_lag1"]] == 0)
-    out = np.where(change < 0, up, down) + first
+    out = np.where(change < 0, up, down)
     out = np.where(start, 1.0, out)
     return np.where(obs[:, _I["nonfinite"]] > 0, down, out)
 
@@ -48,7 +50,30 @@ def _bold_anneal(obs: np.ndarray, anneal_at: float = 0.7, up: float = 1.5) -> np
     return np.where(obs[:, _I["progress"]] >= anneal_at, 0.5, out)
 
 
+def _bold_anneal_adaptive(obs: np.ndarray, anneal_at: float = 0.6, fast: float = -0.03) -> np.ndarray:
+    """Bold driver; from ``anneal_at`` of the budget, an epoch that improved the validation loss by
+    less than 3% (log change > ``fast``) halves the LR instead of raising it (a run still far from
+    converged, e.g. one started at a much too small LR, keeps raising it)."""
+    out = _bold(obs)
+    late = obs[:, _I["progress"]] >= anneal_at
+    slow = obs[:, _I["val_loss_log_change"]] > fast
+    return np.where(late & slow, 0.5, out)
+
+
+def _bold_anneal_streak(obs: np.ndarray, anneal_at: float = 0.7) -> np.ndarray:
+    """Bold driver; from ``anneal_at`` of the budget, halve the LR every epoch *unless* the validation
+    loss improved in each of the last three epochs (a run still climbing from a too-small LR keeps
+    raising it; one oscillating at the edge of stability is annealed)."""
+    out = _bold(obs)
+    late = obs[:, _I["progress"]] >= anneal_at
+    climbing = (obs[:, _I["val_loss_log_change"]] < 0) & (obs[:, _I["val_loss_log_change_lag1"]] < 0) \
+        & (obs[:, _I["val_loss_log_change_lag2"]] < 0)
+    return np.where(late & ~climbing, 0.5, out)
+
+
 TEACHERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "bold-anneal-streak": _bold_anneal_streak,
+    "bold-anneal-adaptive": _bold_anneal_adaptive,
     "bold": _bold,
     "bold2": lambda obs: _bold(obs, up=2.0),
     "bold-anneal": _bold_anneal,
@@ -261,6 +286,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         if console is not None:
             console.print(f"behaviour cloning of {teacher}: {info['bc_samples']} samples, "
                           f"agreement {100 * net.agreement:.1f}%")
+    bc_net = net
     if finetune_timesteps > 0:
         t = time.perf_counter()
         net = ppo_finetune(net, distribution=distribution, actions=actions, timesteps=finetune_timesteps,
@@ -270,4 +296,6 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     if net is None:
         raise ValueError("nothing to train: give a teacher (--bc-from) and/or PPO timesteps (--finetune-timesteps)")
     info["training_seconds"] = round(time.perf_counter() - start, 1)
+    if bc_net is not None and bc_net is not net:
+        info["bc_net"] = bc_net  # the cloned actor before PPO (exported beside the final one)
     return net, info

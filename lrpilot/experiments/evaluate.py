@@ -99,17 +99,16 @@ class EvaluationPlan:
 
 
 def study_dir_name(spec: str) -> str:
-    """A directory name for a controller spec; a learned policy's includes its weights' hash, so a
-    changed policy is a new study, never stale results (editing only its card keeps the runs)."""
-    import hashlib
+    """A directory name for a controller spec; a learned policy's carries its policy hash (sha256 over
+    card and weights, as the store's fingerprint), so a changed policy file is a new study, never
+    stale results and never a "different study" refusal."""
     import re
 
     name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec.strip())[:60]
     if spec.strip().startswith("ppo:"):
-        from lrpilot.controller.policy import policy_paths
+        from lrpilot.controller import from_spec
 
-        digest = hashlib.sha256(Path(policy_paths(spec.strip()[4:])[1]).read_bytes())  # the weights
-        name += "-" + digest.hexdigest()[:10]
+        name += "-" + from_spec(spec).policy_hash[:10]
     return name
 
 
