@@ -131,7 +131,9 @@ def measure(setup: Setup) -> dict[str, float]:
 def run_isolated(setup: Setup) -> dict[str, float]:
     """:func:`measure` in a fresh Python process."""
     cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(asdict(setup))]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"measurement {setup} failed (exit {out.returncode}):\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
