@@ -189,6 +189,13 @@ def check_bounds(min_lr: float, max_lr: float | None) -> None:
         raise ValueError(f"max_lr must be None or a finite number > min_lr ({min_lr}), got {max_lr!r}")
 
 
+def check_total_epochs(total_epochs: int | None) -> None:
+    """ValueError unless ``total_epochs`` is None (inferred later) or an integer >= 1."""
+    if total_epochs is not None and (isinstance(total_epochs, bool) or not isinstance(total_epochs, int)
+                                     or total_epochs < 1):
+        raise ValueError(f"total_epochs must be None or an integer >= 1, got {total_epochs!r}")
+
+
 class PolicyScheduler(LRScheduler):
     """Any lrpilot controller as a learning-rate scheduler, stepped with validation metrics.
 

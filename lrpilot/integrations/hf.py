@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - transformers is a core dependen
 
 from lrpilot.controller.base import Controller
 from lrpilot.controller.scheduler import (
-    check_bounds, build_epoch_metrics, check_identity, check_required, rescale_optimizer, resolve_controller,
+    check_bounds, check_total_epochs, build_epoch_metrics, check_identity, check_required, rescale_optimizer, resolve_controller,
 )
 
 __all__ = ["PolicyLRCallback"]
@@ -91,9 +91,7 @@ class PolicyLRCallback(TrainerCallback, ExportableState):
         max_lr: float | None = None,
     ) -> None:
         check_bounds(min_lr, max_lr)
-        if total_epochs is not None and (isinstance(total_epochs, bool) or not isinstance(total_epochs, int)
-                                         or total_epochs < 1):
-            raise ValueError(f"total_epochs must be None or an integer >= 1, got {total_epochs!r}")
+        check_total_epochs(total_epochs)
         self.controller = resolve_controller(controller)
         self.total_epochs = total_epochs
         self.min_lr, self.max_lr = float(min_lr), (None if max_lr is None else float(max_lr))

@@ -41,7 +41,7 @@ except ImportError as exc:
 
 from lrpilot.controller.base import Controller
 from lrpilot.controller.scheduler import (
-    ALLOWED_METRICS, build_epoch_metrics, check_bounds, check_identity, check_required, rescale_optimizer,
+    ALLOWED_METRICS, build_epoch_metrics, check_bounds, check_total_epochs, check_identity, check_required, rescale_optimizer,
     resolve_controller,
 )
 
@@ -116,9 +116,7 @@ class PolicyLRCallback(pl.Callback):
         max_lr: float | None = None,
     ) -> None:
         check_bounds(min_lr, max_lr)
-        if total_epochs is not None and (isinstance(total_epochs, bool) or not isinstance(total_epochs, int)
-                                         or total_epochs < 1):
-            raise ValueError(f"total_epochs must be None or an integer >= 1, got {total_epochs!r}")
+        check_total_epochs(total_epochs)
         self.controller = resolve_controller(controller)
         self.monitor = _monitor_map(monitor)
         check_required(self.controller, {**dict.fromkeys(_MEASURED, 0.0), **self.monitor},
