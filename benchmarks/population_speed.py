@@ -14,6 +14,9 @@ median (and range) over ``--repeats`` runs.
   groups, one process per core, one torch thread each; and ``1x1``: one group in the
   benchmark's process, ``--pop-threads`` torch threads).
 
+Mind the memory: every SubprocVecEnv worker ends up with a few hundred MB of its own, so
+n = 128 does not fit a 24 GB machine (the kernel's OOM killer ends the run).
+
 Usage:
     python benchmarks/population_speed.py                 # n = 16, 32, 64; 3 repeats
     python benchmarks/population_speed.py --quick         # CI smoke run: n = 4, 1 repeat, few steps
@@ -165,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
           f"load average {os.getloadavg()[0]:.1f} before; task {args.task} width {args.width}, "
           f"{args.epoch_examples} examples/epoch, budget {args.epochs}; {args.repeats} repeats x {args.steps} steps; "
           "medians (min-max)")
-    print(f"{'n':>4} | {'groups x workers':>16} | {'Subproc steps/s':>18} | {'population steps/s':>20} | {'ratio':>6} | "
+    print(f"{'n':>4} | {'groups x workers':>16} | {'Subproc steps/s':>18} | {'population steps/s':>20} | "
+          f"{'ratio':>6} | "
           f"{'Subproc steps/CPU-s':>19} | {'population':>18} | {'ratio':>6}")
     print("-" * 126)
     for n in args.n:

@@ -295,7 +295,8 @@ def test_worker_processes_play_the_same_episodes_as_in_process_cores() -> None:
         venv.close()
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(11).spawn(2)]
     for w in range(2):
-        core = PopulationCore(dataclasses.replace(venv.config, num_envs=2, groups=1, workers=1), first_group=w, total_groups=2)
+        sub = dataclasses.replace(venv.config, num_envs=2, groups=1, workers=1)
+        core = PopulationCore(sub, first_group=w, total_groups=2)
         expected = [core.reset(seeds[w])[0]] + [np.stack([r.obs for r in core.step_multipliers(m[2 * w:2 * w + 2])])
                                                 for m in multipliers]
         for got, want in zip(obs, expected):

@@ -134,7 +134,8 @@ class PopulationVectorEnv(gym.vector.VectorEnv):
         """One epoch for every member (see the class docstring for the autoreset)."""
         return self._collect(self.core.step(actions))
 
-    def step_multipliers(self, multipliers: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    def step_multipliers(self, multipliers: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                                        dict]:
         """Like :meth:`step`, with each member's LR multiplier given directly (for hand-written controllers)."""
         return self._collect(self.core.step_multipliers(multipliers))
 
