@@ -17,15 +17,7 @@ import lrpilot.envs  # noqa: F401  (registers the ids)
 from lrpilot.envs.lr_control import LRControlEnv
 from lrpilot.metrics import EpochMetrics
 
-@pytest.fixture(autouse=True)
-def one_thread():  # noqa: ANN201
-    """One torch thread: these tiny models run fastest that way on a shared CPU (restored afterwards)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 TINY = {"task_options": {"width": 16}, "epoch_examples": 128, "device": "cpu"}

@@ -20,13 +20,7 @@ from lrpilot.training.synthetic import TaskDistribution, load_synthetic
 TINY = {"task": "teacher-mlp", "task_options": {"width": 16}, "epoch_examples": 128, "device": "cpu"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # noqa: ANN201
-    """One torch thread: these tiny models run fastest that way on a shared CPU (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_task(optimizer: str = "adam", name: str = "teacher-mlp") -> Task:

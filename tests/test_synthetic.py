@@ -13,13 +13,7 @@ from lrpilot.training.synthetic import (FAMILIES, SYNTHETIC_TASKS, TaskDistribut
                                         synthetic_task)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():  # noqa: ANN201
-    """One torch thread: these tiny models run fastest that way on a shared CPU (restored afterwards)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.mark.parametrize("name", [t.name for t in SYNTHETIC_TASKS])
