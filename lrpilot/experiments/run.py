@@ -21,7 +21,7 @@ from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
 from lrpilot.training.task import Task
 
-__all__ = ["RunConfig", "RunResult", "run_training", "read_metrics", "METRICS_FILE", "CHECKPOINT_FILE"]
+__all__ = ["RunConfig", "RunResult", "run_training", "read_metrics", "load_checkpoint", "METRICS_FILE", "CHECKPOINT_FILE"]
 
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -158,11 +158,33 @@ def _resume(out: Path, config: RunConfig, session: TrainingSession, controller) 
         return 0.0
     import torch
 
-    state = torch.load(path, map_location=session.device, weights_only=True)
+    state = load_checkpoint(path, session.device)
     _check_same_config(out, config, state.get("config"))
     session.load_state_dict(state["session"])
     controller.load_state_dict(state["controller"])
     return float(state["elapsed"])
+
+
+def load_checkpoint(path: str | Path, device: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint lrpilot wrote, loaded with ``weights_only=True``: a file holding anything but
+    tensors and plain values (a planted pickle) is refused with ``ValueError`` and never executed."""
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a file it then refuses
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=device, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ValueError(f"{path} is not a checkpoint lrpilot wrote, refused to load it ({type(exc).__name__}: "
+                         f"{reason}); delete it to restart this run from scratch") from None
+    if not isinstance(state, dict) or not {"session", "controller", "elapsed"} <= set(state):
+        raise ValueError(f"{path} is not a checkpoint lrpilot wrote (missing session/controller/elapsed); "
+                         "delete it to restart this run from scratch")
+    return state
 
 
 def _check_same_config(out: Path, config: RunConfig, saved: Mapping[str, Any] | None) -> None:
@@ -184,15 +206,24 @@ def read_metrics(path: str | Path) -> tuple[list[EpochMetrics], dict[str, Any] |
         return None
     history: list[EpochMetrics] = []
     final = None
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a metrics file lrpilot wrote (not UTF-8 text)") from None
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{number}: not a metrics record (a JSON object)")
         if "final" in record:
             final = record["final"]
-        else:
+            continue
+        try:
             history.append(EpochMetrics.from_dict(record))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: not a metrics record ({type(exc).__name__}: {exc})") from None
     return history, final

@@ -216,7 +216,9 @@ def read_study(root: str | Path) -> Study:
     if not path.exists():
         raise FileNotFoundError(f"{root} holds no {STUDY_FILE}; is it the --out directory of `lrpilot compare`?")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not an lrpilot study file (not UTF-8 JSON)") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict) or data.get("format") != _FORMAT or not isinstance(data.get("study"), dict):
