@@ -13,9 +13,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
 import multiprocessing
 import os
+import sys
 import time
 import traceback
 from collections import deque
@@ -30,7 +33,7 @@ from lrpilot.experiments.run import METRICS_FILE, RunConfig, run_training
 from lrpilot.experiments.store import StudyStore
 from lrpilot.experiments.study import Study, import_plugins
 
-__all__ = ["Execution", "StudySummary", "Job", "run_study", "execute_run", "available_cpus"]
+__all__ = ["Execution", "StudySummary", "Job", "DiskFullError", "run_study", "execute_run", "available_cpus"]
 
 Tick = Callable[[list[str]], None]
 
@@ -85,6 +88,9 @@ class StudySummary:
     """Names of the runs that crashed in this invocation (retried next time)."""
     seconds: float
     """Wall time of this invocation."""
+    worker_memory: tuple[tuple[int, float], ...] = ()
+    """(worker pid, resident memory in MiB) after each run of this invocation, in finishing order;
+    a worker whose memory grows run after run shows here first (local workers only)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,18 @@ class Job:
     """Where ``run_training`` writes the run's checkpoint and metrics."""
     imports: tuple[str, ...]
     """Plugin modules to import first (custom tasks and controllers)."""
+
+
+class DiskFullError(OSError):
+    """The results disk is full (or over quota): the study stops; every finished run is kept."""
+
+
+_DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for "no space left on device" and "disk quota exceeded"."""
+    return isinstance(exc, OSError) and exc.errno in _DISK_FULL
 
 
 def available_cpus() -> int:
@@ -122,16 +140,30 @@ def run_study(study: Study, root: str | Path, execution: Execution = Execution()
                                  run_dirs={c.name: store.run_dir(c.name) for c in configs},
                                  done=done, enabled=execution.progress)
         failed: list[str] = []
+        memory: list[tuple[int, float]] = []
         backend = _run_ray if execution.ray is not None else _run_local
-        with progress:
-            for name, outcome in backend(jobs, study, execution, progress.tick):
-                if outcome["ok"]:
-                    store.mark_done(name, outcome.get("metrics"))
-                else:
-                    store.mark_failed(name, outcome["error"], outcome.get("traceback", ""))
-                    failed.append(name)
+        with progress, contextlib.closing(backend(jobs, study, execution, progress.tick)) as outcomes:
+            for name, outcome in outcomes:  # closing() stops the workers at once if this loop raises
+                try:
+                    if outcome.get("disk_full"):
+                        raise OSError(errno.ENOSPC, outcome["error"])
+                    if outcome.get("memory"):
+                        memory.append(tuple(outcome["memory"]))
+                    if outcome["ok"]:
+                        store.mark_done(name, outcome.get("metrics"))
+                    else:
+                        store.mark_failed(name, outcome["error"], outcome.get("traceback", ""))
+                        failed.append(name)
+                except OSError as exc:
+                    if not is_disk_full(exc):
+                        raise
+                    kept = sum(store.record(c).status == "done" for c in configs)
+                    raise DiskFullError(exc.errno, f"disk full while {name} was running ({exc.strerror}): the study "
+                                        f"stopped; {kept} finished runs are kept in {store.root}; free space and "
+                                        "run the same command again to resume") from None
                 progress.finished(name, outcome["ok"], outcome.get("error"))
-    return StudySummary(len(configs), len(done), len(jobs) - len(failed), tuple(failed), time.perf_counter() - start)
+    return StudySummary(len(configs), len(done), len(jobs) - len(failed), tuple(failed), time.perf_counter() - start,
+                        tuple(memory))
 
 
 def execute_run(job: Job, threads: int | None = None) -> dict[str, Any]:
@@ -143,10 +175,23 @@ def execute_run(job: Job, threads: int | None = None) -> dict[str, Any]:
 
             torch.set_num_threads(threads)
         run_training(RunConfig.from_dict(job.config), job.run_dir)
-        return {"ok": True, "metrics": (Path(job.run_dir) / METRICS_FILE).read_text()}
+        return {"ok": True, "metrics": (Path(job.run_dir) / METRICS_FILE).read_text(), "memory": _memory()}
     except Exception as exc:  # any crash of one run is that run's result; the study goes on
         _free_accelerator_memory()
-        return {"ok": False, "error": describe_error(exc), "traceback": traceback.format_exc()}
+        return {"ok": False, "error": describe_error(exc), "traceback": traceback.format_exc(),
+                "disk_full": is_disk_full(exc)}  # ... except a full disk, which stops the study
+
+
+def _memory() -> tuple[int, float]:
+    """(pid, resident set size in MiB) of this process; the peak where /proc is missing (macOS, Windows)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return os.getpid(), int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource  # ru_maxrss: KiB on Linux, bytes on macOS
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return os.getpid(), peak / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 def describe_error(exc: BaseException) -> str:
