@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add("--out", default=d.out_dir, help=f"output directory: TensorBoard, checkpoints, eval (default {d.out_dir})")
     add("--name", default=d.name, help=f"policy name: NAME.safetensors + NAME.json (default {d.name})")
     add("--export-dir", help="directory for the policy files (default: --out)")
-    add("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    add("--resume", action="store_true",
+        help="continue the run in --out from its latest checkpoint (without it, an --out that holds one is refused)")
     add("--checkpoint-every", type=positive_int, default=d.checkpoint_every, help="timesteps between checkpoints")
     add("--eval-every", type=non_negative_int, default=d.eval_every, help="timesteps between held-out evaluations (0: end only)")
     add("--eval-lrs", type=positive_int, default=d.eval_lrs, help="held-out initial LRs per task (log-spaced)")
@@ -132,7 +133,8 @@ def run_population(args: argparse.Namespace, argv: list[str] | None = None) -> i
         teacher=args.bc_from, actions=args.actions, seed=args.seed, bc_steps=args.bc_steps,
         finetune_timesteps=args.finetune_timesteps, num_envs=args.population_envs, groups=args.population_groups,
         workers=args.population_workers, families=tuple(f.strip() for f in args.families.split(",") if f.strip()),
-        net_arch=tuple(args.net_arch), bc_epochs=args.bc_epochs, ppo=ppo, console=console)
+        net_arch=tuple(args.net_arch), bc_epochs=args.bc_epochs, ppo=ppo, console=console, state_dir=args.out,
+        resume=args.resume)
     out = Path(args.export_dir or args.out)
     out.mkdir(parents=True, exist_ok=True)
     bc_net = info.pop("bc_net", None)

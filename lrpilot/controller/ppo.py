@@ -170,29 +170,6 @@ class TrainResult:
     """The final held-out evaluation written into the card."""
 
 
-class _EnvFactory:
-    """Picklable environment constructor for (Subproc|Dummy)VecEnv workers."""
-
-    def __init__(self, kwargs: dict[str, Any], threads: int) -> None:
-        self.kwargs, self.threads = kwargs, threads
-
-    def __call__(self):  # noqa: ANN204 - returns a Monitor-wrapped LRControlEnv
-        import torch
-        from stable_baselines3.common.monitor import Monitor
-
-        from lrpilot.envs.lr_control import LRControlEnv
-
-        torch.set_num_threads(self.threads)  # this runs inside a worker process (or the trainer itself)
-        return Monitor(LRControlEnv(**self.kwargs))
-
-
-def _make_vec_env(config: PPOConfig):  # noqa: ANN202 - a VecEnv
-    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
-
-    factories = [_EnvFactory(config.env_kwargs(), config.torch_threads) for _ in range(config.n_envs)]
-    return DummyVecEnv(factories) if config.n_envs == 1 else SubprocVecEnv(factories)
-
-
 def latest_checkpoint(directory: str | Path) -> Path | None:
     """The SB3 checkpoint with the most timesteps in ``directory`` (``ppo_<N>_steps.zip``), or None."""
     found = []
@@ -203,10 +180,13 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def _build_model(config: PPOConfig, venv: Any, out: Path) -> tuple[Any, bool]:
-    """A fresh PPO model, or (``resume``) the latest checkpoint's; True when resumed."""
+def _build_model(config: PPOConfig, venv: Any, out: Path) -> tuple[Any, dict[str, Any] | None, bool]:
+    """A fresh PPO model, or (``resume``) the latest checkpoint's and its state (see :mod:`.ppo_resume`;
+    None: resumed inexactly); True when resumed. SB3 zips (cloudpickle) load only here, only with ``resume``."""
     import torch
     from stable_baselines3 import PPO
+
+    from lrpilot.controller.ppo_resume import load_state
 
     config_path = out / "config.json"
     checkpoint = latest_checkpoint(out / "checkpoints") if config.resume else None
@@ -216,8 +196,9 @@ def _build_model(config: PPOConfig, venv: Any, out: Path) -> tuple[Any, bool]:
         diff = [k for k in RESUME_KEYS if k in saved and saved[k] != mine[k]]
         if diff:
             raise ValueError(f"--resume: {out} was trained with different {', '.join(diff)}; use another --out")
+        state = load_state(checkpoint)
         model = PPO.load(checkpoint, env=venv, device="cpu", tensorboard_log=str(out / "tb"))
-        return model, True
+        return model, state, True
     if config.resume:
         raise ValueError(f"--resume: no checkpoint (ppo_<N>_steps.zip) in {out / 'checkpoints'}")
     arch = list(config.net_arch)
@@ -227,7 +208,7 @@ def _build_model(config: PPOConfig, venv: Any, out: Path) -> tuple[Any, bool]:
         policy_kwargs={"net_arch": {"pi": arch, "vf": arch}, "activation_fn": torch.nn.Tanh},
         tensorboard_log=str(out / "tb"), seed=config.seed, device="cpu", verbose=0,
     )
-    return model, False
+    return model, None, False
 
 
 def policy_layers(model: Any) -> tuple[list[tuple[Any, Any]], str]:
@@ -352,32 +333,46 @@ def _train(config: PPOConfig, out: Path, cases: list[EvalCase], rule: list[dict[
 
     ``seconds`` excludes the periodic evaluations.
     """
-    from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+    from stable_baselines3.common.callbacks import CallbackList
 
     from lrpilot.atomic import write_json_atomic
-    from lrpilot.controller.ppo_callbacks import HeldOutEvalCallback, ProgressCallback
+    from lrpilot.controller.ppo_callbacks import HeldOutEvalCallback, ProgressCallback, RolloutCheckpointCallback
+    from lrpilot.controller.ppo_resume import apply_resume, make_vec_env, save_checkpoint
 
     def rule_summary() -> dict[str, Any]:
         rule[:] = rule or evaluate_spec("rule", config, cases)
         return summarize(rule)
 
-    venv = _make_vec_env(config)
+    earlier = latest_checkpoint(out / "checkpoints")
+    if earlier is not None and not config.resume:  # never overwritten, never loaded without --resume
+        raise ValueError(f"{out} holds checkpoints of an earlier run ({earlier.name}); add --resume to continue it, "
+                         "or choose another --out")
+    venv = make_vec_env(config.env_kwargs(), config.n_envs, config.torch_threads)
     try:
-        model, resumed = _build_model(config, venv, out)
+        model, state, resumed = _build_model(config, venv, out)
+        if state is not None and len(state["envs"]) != config.n_envs:
+            state = None  # the saved environments do not fit: continue with new episodes
+        if resumed and state is None and console is not None:
+            console.print("[yellow]checkpoint without .resume.pt or with another --n-envs: resumed inexactly "
+                          "(new episodes, new RNG streams)")
         write_json_atomic(out / "config.json", config.to_dict())
         start = model.num_timesteps
         evaluator = HeldOutEvalCallback(config.eval_every or config.timesteps + 1,
                                         lambda m: summarize(evaluate_model(m, config, cases)), rule_summary, console)
+        evaluator.history = list(state["eval_history"]) if state is not None else []
         bar = ProgressCallback(config.timesteps, console if progress else None, start_timesteps=start,
                                paused=lambda: evaluator.seconds)
-        checkpoints = CheckpointCallback(max(config.checkpoint_every // config.n_envs, 1), str(out / "checkpoints"),
-                                         name_prefix=CHECKPOINT_PREFIX)
+        save = lambda: save_checkpoint(model, out / "checkpoints", CHECKPOINT_PREFIX, evaluator.history)  # noqa: E731
+        checkpoints = RolloutCheckpointCallback(config.checkpoint_every, save)
         began = time.perf_counter()
         if config.timesteps > start:
+            if state is not None:
+                apply_resume(model, venv, state)  # last: nothing may draw from the restored RNGs before learn
             model.learn(config.timesteps - start, callback=CallbackList([bar, checkpoints, evaluator]),
                         tb_log_name=config.name, reset_num_timesteps=not resumed)
         seconds = time.perf_counter() - began - evaluator.seconds
-        model.save(out / "checkpoints" / f"{CHECKPOINT_PREFIX}_{model.num_timesteps}_steps.zip")
+        if model.num_timesteps > start:
+            save()
     finally:
         venv.close()
     return model, start, seconds, evaluator.history

@@ -1,4 +1,4 @@
-"""stable-baselines3 callbacks of ``lrpilot train-controller``: a rich progress bar and held-out evaluation.
+"""stable-baselines3 callbacks of ``lrpilot train-controller``: a rich progress bar, held-out evaluation, checkpoints.
 
 Imported only by :mod:`lrpilot.controller.ppo` while training (stable-baselines3 is heavy).
 """
@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-__all__ = ["ProgressCallback", "HeldOutEvalCallback"]
+__all__ = ["ProgressCallback", "HeldOutEvalCallback", "RolloutCheckpointCallback"]
 
 
 class ProgressCallback(BaseCallback):
@@ -126,3 +126,27 @@ class HeldOutEvalCallback(BaseCallback):
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+class RolloutCheckpointCallback(BaseCallback):
+    """Every ``every`` timesteps, call ``save()`` at the start of a rollout.
+
+    There, the previous rollout has been used for an update and the next one has not begun, so
+    a checkpoint holds no half-collected transitions (see :mod:`lrpilot.controller.ppo_resume`).
+    """
+
+    def __init__(self, every: int, save: Callable[[], Any]) -> None:
+        super().__init__()
+        self.every, self.save = every, save
+        self.next_at = 0
+
+    def _on_training_start(self) -> None:
+        self.next_at = (self.model.num_timesteps // self.every + 1) * self.every
+
+    def _on_rollout_start(self) -> None:
+        if self.model.num_timesteps >= self.next_at:
+            self.next_at = (self.model.num_timesteps // self.every + 1) * self.every
+            self.save()
+
+    def _on_step(self) -> bool:
+        return True

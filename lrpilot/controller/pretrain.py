@@ -20,6 +20,7 @@ then (optionally) PPO fine-tuning; the result is a plain MLP actor in the policy
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -151,8 +152,15 @@ def collect(teacher: str | Callable[[np.ndarray], np.ndarray], *, distribution: 
 
 
 def behaviour_clone(obs: np.ndarray, actions: np.ndarray, n_actions: int, net_arch: Sequence[int] = (64, 64),
-                    epochs: int = 30, lr: float = 3e-3, seed: int = 0) -> Any:
-    """An MLP (tanh) fitted by cross-entropy to the teacher's actions; returns a ``torch.nn.Sequential``."""
+                    epochs: int = 30, lr: float = 3e-3, seed: int = 0, *, resume_from: Mapping[str, Any] | None = None,
+                    on_epoch: Callable[[dict[str, Any]], None] | None = None) -> Any:
+    """An MLP (tanh) fitted by cross-entropy to the teacher's actions; returns a ``torch.nn.Sequential``.
+
+    ``on_epoch(state)`` is called after every epoch with everything that decides the rest of the fit
+    (a copy: ``epoch``, ``net``, ``optimizer``, ``generator``: the shuffling generator's state,
+    ``torch_rng``: torch's global RNG); passing such a state back as ``resume_from`` continues the fit exactly where
+    it was (bit for bit on the CPU).
+    """
     import torch
     from torch import nn
 
@@ -167,7 +175,16 @@ def behaviour_clone(obs: np.ndarray, actions: np.ndarray, n_actions: int, net_ar
     y = torch.as_tensor(actions, dtype=torch.long)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
+    done = 0
+    if resume_from is not None:
+        net.load_state_dict(resume_from["net"])
+        opt.load_state_dict(resume_from["optimizer"])
+        gen.set_state(resume_from["generator"])
+        torch.set_rng_state(resume_from["torch_rng"])
+        done = int(resume_from["epoch"])
+        if not 0 <= done <= epochs:
+            raise ValueError(f"behaviour_clone: resume_from is at epoch {done}, outside 0..{epochs}")
+    for epoch in range(done, epochs):
         perm = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), 256):
             batch = perm[start:start + 256]
@@ -175,6 +192,9 @@ def behaviour_clone(obs: np.ndarray, actions: np.ndarray, n_actions: int, net_ar
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if on_epoch is not None:
+            on_epoch(copy.deepcopy({"epoch": epoch + 1, "net": net.state_dict(), "optimizer": opt.state_dict(),
+                                    "generator": gen.get_state(), "torch_rng": torch.get_rng_state()}))
     with torch.no_grad():
         agreement = float((net(x).argmax(1) == y).float().mean())
     net.agreement = agreement  # type: ignore[attr-defined]
@@ -216,7 +236,14 @@ def ppo_finetune(net: Any, *, distribution: Any, actions: str, timesteps: int, n
     finally:
         venv.close()
     layers, _ = policy_layers(model)
-    out = []
+    return actor_from_layers(layers)
+
+
+def actor_from_layers(layers: Sequence[tuple[Any, Any]]) -> Any:
+    """A tanh MLP (``torch.nn.Sequential``) with these (weight, bias) layers, input first."""
+    import torch
+
+    out: list[Any] = []
     for w, b in layers:
         lin = torch.nn.Linear(w.shape[1], w.shape[0])
         with torch.no_grad():
@@ -260,42 +287,70 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
 
 def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: int, finetune_timesteps: int,
                      num_envs: int, groups: int, workers: int, families: Sequence[str], net_arch: Sequence[int],
-                     bc_epochs: int = 30, ppo: Mapping[str, Any] | None = None, console: Any = None) -> tuple[Any, dict]:
+                     bc_epochs: int = 30, ppo: Mapping[str, Any] | None = None, console: Any = None,
+                     state_dir: str | None = None, resume: bool = False) -> tuple[Any, dict]:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
-    Returns the actor network and a provenance dict (timings, sizes, agreement).
+    With ``state_dir``, every stage is checkpointed there (see :mod:`lrpilot.controller.pretrain_state`)
+    and ``resume`` continues a killed run to the same result. Returns the actor network and a
+    provenance dict (timings, sizes, agreement).
     """
     import torch
+
+    from lrpilot.controller.pretrain_state import PopulationCheckpoint
 
     torch.manual_seed(seed)
     spec = ActionSpec.parse(actions)
     if spec.kind != "discrete":
         raise ValueError("population training needs a discrete action set")
-    distribution = synthetic_distribution(families)
+    if not teacher and finetune_timesteps <= 0:
+        raise ValueError("nothing to train: give a teacher (--bc-from) and/or PPO timesteps (--finetune-timesteps)")
     info: dict[str, Any] = {"teacher": teacher, "bc_steps": bc_steps, "finetune_timesteps": finetune_timesteps,
                             "num_envs": num_envs, "groups": groups, "workers": workers, "families": list(families)}
+    settings = {**info, "actions": actions, "seed": seed, "bc_epochs": bc_epochs, "net_arch": list(net_arch),
+                "ppo": dict(ppo or {})}
+    state = PopulationCheckpoint(state_dir, settings, resume) if state_dir is not None else None
     start = time.perf_counter()
-    net = None
-    if teacher:
-        data = collect(teacher, distribution=distribution, actions=actions, steps=bc_steps, num_envs=num_envs,
-                       groups=groups, workers=workers, seed=seed, evaluate_test=False)
-        info["bc_samples"] = int(len(data["actions"]))
-        info["collect_seconds"] = round(time.perf_counter() - start, 1)
-        net = behaviour_clone(data["obs"], data["actions"], spec.size, net_arch=net_arch, epochs=bc_epochs, seed=seed)
-        info["bc_agreement"] = round(net.agreement, 4)
-        if console is not None:
-            console.print(f"behaviour cloning of {teacher}: {info['bc_samples']} samples, "
-                          f"agreement {100 * net.agreement:.1f}%")
+    env = {"distribution": synthetic_distribution(families), "actions": actions, "num_envs": num_envs,
+           "groups": groups, "workers": workers, "seed": seed}
+    net = _clone_stage(teacher, env, spec, bc_steps, bc_epochs, net_arch, state, info, console) if teacher else None
     bc_net = net
     if finetune_timesteps > 0:
-        t = time.perf_counter()
-        net = ppo_finetune(net, distribution=distribution, actions=actions, timesteps=finetune_timesteps,
-                           num_envs=num_envs, groups=groups, workers=workers, seed=seed, net_arch=net_arch,
-                           **dict(ppo or {}))
-        info["ppo_seconds"] = round(time.perf_counter() - t, 1)
-    if net is None:
-        raise ValueError("nothing to train: give a teacher (--bc-from) and/or PPO timesteps (--finetune-timesteps)")
+        saved = state.load("finetune") if state is not None else None
+        if saved is None:
+            t = time.perf_counter()
+            net = ppo_finetune(net, timesteps=finetune_timesteps, net_arch=net_arch, **env, **dict(ppo or {}))
+            saved = {"layers": actor_layers(net), "ppo_seconds": round(time.perf_counter() - t, 1)}
+            if state is not None:
+                state.save("finetune", saved)
+        net = actor_from_layers(saved["layers"])
+        info["ppo_seconds"] = saved["ppo_seconds"]
     info["training_seconds"] = round(time.perf_counter() - start, 1)
     if bc_net is not None and bc_net is not net:
         info["bc_net"] = bc_net  # the cloned actor before PPO (exported beside the final one)
     return net, info
+
+
+def _clone_stage(teacher: str, env: Mapping[str, Any], spec: ActionSpec, bc_steps: int, bc_epochs: int,
+                 net_arch: Sequence[int], state: Any, info: dict[str, Any], console: Any) -> Any:
+    """Teacher rollouts (or their saved copy), then behaviour cloning (continued from its last saved epoch)."""
+    import torch
+
+    data = state.load("teacher-data") if state is not None else None
+    if data is None:
+        t = time.perf_counter()
+        raw = collect(teacher, steps=bc_steps, evaluate_test=False, **env)
+        data = {"obs": torch.from_numpy(raw["obs"]), "actions": torch.from_numpy(raw["actions"]),
+                "collect_seconds": round(time.perf_counter() - t, 1)}
+        if state is not None:
+            state.save("teacher-data", data)
+    info["bc_samples"] = int(len(data["actions"]))
+    info["collect_seconds"] = data["collect_seconds"]
+    net = behaviour_clone(data["obs"].numpy(), data["actions"].numpy(), spec.size, net_arch=net_arch, epochs=bc_epochs,
+                          seed=int(env["seed"]), resume_from=state.load("bc") if state is not None else None,
+                          on_epoch=state.saver("bc") if state is not None else None)
+    info["bc_agreement"] = round(net.agreement, 4)
+    if console is not None:
+        console.print(f"behaviour cloning of {teacher}: {info['bc_samples']} samples, "
+                      f"agreement {100 * net.agreement:.1f}%")
+    return net
