@@ -3,8 +3,9 @@
 Each sub-command lives in its own module with ``add_arguments(parser, name)`` and
 ``run(args) -> int``; modules are imported only when their command runs, so
 ``lrpilot --help`` stays fast. Bad input ends with one line on stderr and exit code 2,
-never a traceback (ValueError, ImportError, OSError and OfflineDataError are
-user-facing; anything else is a bug and keeps its traceback).
+never a traceback: a bad option (argparse's error, without the usage block) as well as
+a ValueError, ImportError, OSError or OfflineDataError from the command. Anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 __all__ = ["main", "UsageError"]
 
@@ -32,10 +33,17 @@ class UsageError(ValueError):
     """Bad input from the command line; printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``PROG: error: ...; see PROG --help``), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from lrpilot import __version__
 
-    parser = argparse.ArgumentParser(prog="lrpilot", description="Learning-rate control for training runs.")
+    parser = _Parser(prog="lrpilot", description="Learning-rate control for training runs.")
     parser.add_argument("--version", action="version", version=f"lrpilot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
@@ -54,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lrpilot.training.loading import OfflineDataError  # light: no heavy imports
 
     module = importlib.import_module(COMMANDS[name][0])
-    sub = argparse.ArgumentParser(prog=f"lrpilot {name}", description=COMMANDS[name][1])
+    sub = _Parser(prog=f"lrpilot {name}", description=COMMANDS[name][1])
     module.add_arguments(sub, name)
     args = sub.parse_args(argv[1:])
     args.command = name

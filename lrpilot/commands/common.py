@@ -40,10 +40,18 @@ def non_negative_int(text: str) -> int:
 
 
 def key_value(text: str) -> tuple[str, str]:
-    """``KEY=VALUE`` (task options such as ``max_length=128``)."""
+    """``[TASK:]KEY=VALUE`` (task options such as ``max_length=128``).
+
+    ``lr`` and ``epochs`` are refused: every command that takes ``--option`` sets them
+    with its own ``--lr`` / ``--lr-range`` and ``--epochs``.
+    """
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    name = key.rpartition(":")[2].strip()
+    if name in ("lr", "epochs"):
+        flags = "--lr or --lr-range" if name == "lr" else "--epochs"
+        raise argparse.ArgumentTypeError(f"{name!r} is not a task option; the command sets it ({flags})")
     return key.strip(), value.strip()
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -49,12 +50,29 @@ class PolicyFormatError(ValueError):
 
 
 def _error(path: Path, problem: str) -> PolicyFormatError:
-    return PolicyFormatError(f"invalid policy file {path}: {problem}")
+    return PolicyFormatError(f"invalid policy file {_show(path)}: {problem}")
+
+
+def _show(path: Path | str) -> str:
+    """A path for a one-line message: as is, or quoted when it holds newlines or other unprintables."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()``, False for names the OS refuses (too long, NUL bytes) instead of an OSError."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 # -- locating -------------------------------------------------------------------------
 def policy_paths(path_or_name: str | Path) -> tuple[Path, Path]:
-    """(card, weights) paths for a path (with or without suffix) or a shipped name."""
+    """(card, weights) paths for a path (with or without suffix) or a shipped name.
+
+    Raises ``FileNotFoundError`` (naming the path) when neither file exists.
+    """
     text = str(path_or_name)
     if not text.strip():
         raise ValueError("policy path or name must be non-empty")
@@ -63,17 +81,17 @@ def policy_paths(path_or_name: str | Path) -> tuple[Path, Path]:
         if base.endswith(suffix):
             base = base[: -len(suffix)]
     local = (Path(base + ".json"), Path(base + ".safetensors"))
-    if local[0].exists() or local[1].exists():
+    if _exists(local[0]) or _exists(local[1]):
         return local
     is_name = "/" not in text and "\\" not in text and base == text
     if is_name:
         shipped = (SHIPPED_DIR / f"{text}.json", SHIPPED_DIR / f"{text}.safetensors")
-        if shipped[0].exists() or shipped[1].exists():
+        if _exists(shipped[0]) or _exists(shipped[1]):
             return shipped
         available = sorted(p.stem for p in SHIPPED_DIR.glob("*.json")) if SHIPPED_DIR.is_dir() else []
-        raise FileNotFoundError(f"no policy {text!r}: neither {local[0]} nor a shipped policy "
+        raise FileNotFoundError(f"no policy {text!r}: neither {_show(local[0])} nor a shipped policy "
                                 f"(shipped: {', '.join(available) or 'none'})")
-    raise FileNotFoundError(f"no policy at {base}: expected {local[0]} and {local[1]}")
+    raise FileNotFoundError(f"no policy at {_show(base)}: expected {_show(local[0])} and {_show(local[1])}")
 
 
 # -- reading --------------------------------------------------------------------------
@@ -82,6 +100,8 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         raise _error(path, "file is missing (a policy needs both NAME.json and NAME.safetensors)") from None
+    except OSError as exc:  # a directory, no permission...
+        raise _error(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
 
 
 def _parse_card(path: Path, data: bytes) -> dict[str, Any]:
@@ -99,7 +119,7 @@ def _parse_card(path: Path, data: bytes) -> dict[str, Any]:
         raise _error(path, f"missing key(s) {missing}")
     if card["format"] != FORMAT:
         raise _error(path, f"format is {card['format']!r}, expected {FORMAT!r}")
-    if card["format_version"] != FORMAT_VERSION:
+    if isinstance(card["format_version"], bool) or card["format_version"] != FORMAT_VERSION:
         raise _error(path, f"format_version {card['format_version']!r} is not supported (this lrpilot reads {FORMAT_VERSION})")
     return card
 
@@ -107,17 +127,20 @@ def _parse_card(path: Path, data: bytes) -> dict[str, Any]:
 def _check_architecture(path: Path, card: dict[str, Any], encoder: ObservationEncoder, action: ActionSpec) -> list[int]:
     arch = card["architecture"]
     if not isinstance(arch, dict) or arch.get("type") != "mlp":
-        raise _error(path, f"architecture must be an object with type 'mlp', got {arch!r}")
+        raise _error(path, f"architecture must be an object with type 'mlp', got {_short(arch)}")
     sizes = arch.get("layer_sizes")
     if not (isinstance(sizes, list) and len(sizes) >= 2 and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1
                                                                  for s in sizes)):
-        raise _error(path, f"architecture.layer_sizes must be a list of >= 2 positive integers, got {sizes!r}")
-    if arch.get("activation") not in ACTIVATIONS:
-        raise _error(path, f"architecture.activation must be one of {sorted(ACTIVATIONS)}, got {arch.get('activation')!r}")
+        raise _error(path, f"architecture.layer_sizes must be a list of >= 2 positive integers, got {_short(sizes)}")
+    if not isinstance(arch.get("activation"), str) or arch["activation"] not in ACTIVATIONS:
+        raise _error(path, f"architecture.activation must be one of {sorted(ACTIVATIONS)}, "
+                           f"got {_short(arch.get('activation'))}")
     if sizes[0] != encoder.size:
-        raise _error(path, f"input size {sizes[0]} does not match the encoder's {encoder.size} features")
+        raise _error(path, f"architecture.layer_sizes: input size {sizes[0]} does not match the encoder's "
+                           f"{encoder.size} features")
     if sizes[-1] != action.size:
-        raise _error(path, f"output size {sizes[-1]} does not match the action set's {action.size} outputs")
+        raise _error(path, f"architecture.layer_sizes: output size {sizes[-1]} does not match the action set's "
+                           f"{action.size} outputs")
     return sizes
 
 
@@ -126,14 +149,32 @@ def _check_normalization(path: Path, norm: Any, size: int) -> dict[str, Any] | N
         return None
     if not isinstance(norm, dict):
         raise _error(path, f"normalization must be null or an object, got {type(norm).__name__}")
-    for key in ("mean", "var"):
+    for key, low in (("mean", -math.inf), ("var", 0.0)):
         values = norm.get(key)
-        if not (isinstance(values, list) and len(values) == size and all(isinstance(v, (int, float)) for v in values)):
-            raise _error(path, f"normalization.{key} must be a list of {size} numbers")
+        if not (isinstance(values, list) and len(values) == size and all(_finite(v) and v >= low for v in values)):
+            raise _error(path, f"normalization.{key} must be a list of {size} finite (float32) numbers"
+                               + (" >= 0" if low == 0 else ""))
     for key in ("epsilon", "clip"):
-        if not (isinstance(norm.get(key), (int, float)) and norm[key] > 0):
-            raise _error(path, f"normalization.{key} must be a number > 0, got {norm.get(key)!r}")
+        if not (_finite(norm.get(key)) and norm[key] > 0):
+            raise _error(path, f"normalization.{key} must be a finite number > 0, got {_short(norm.get(key))}")
+    if not (np.sqrt(np.asarray(norm["var"], np.float32) + np.float32(norm["epsilon"])) > 0).all():
+        raise _error(path, f"normalization.epsilon {norm['epsilon']!r} is too small: var + epsilon is 0 in float32")
     return norm
+
+
+def _finite(value: Any) -> bool:
+    """A JSON number that is finite as a float32 (the weights' dtype); bools are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) <= _FLOAT32_MAX if isinstance(value, int) else math.isfinite(value) and abs(value) <= _FLOAT32_MAX
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _load_weights(path: Path, data: bytes, sizes: list[int]) -> dict[str, torch.Tensor]:
@@ -169,9 +210,12 @@ def read_policy(path_or_name: str | Path) -> tuple[dict[str, Any], dict[str, tor
     encoder = ObservationEncoder()
     try:
         encoder.check_compatible(card["encoder"] if isinstance(card["encoder"], dict) else {})
-        action = ActionSpec.from_dict(card["action"])
     except ValueError as exc:
         raise _error(card_path, str(exc)) from None
+    try:
+        action = ActionSpec.from_dict(card["action"])
+    except (ValueError, OverflowError) as exc:  # OverflowError: an integer beyond float range
+        raise _error(card_path, f"action: {exc}") from None
     sizes = _check_architecture(card_path, card, encoder, action)
     _check_normalization(card_path, card["normalization"], encoder.size)
     weights = _load_weights(weights_path, weight_bytes, sizes)
@@ -181,6 +225,10 @@ def read_policy(path_or_name: str | Path) -> tuple[dict[str, Any], dict[str, tor
 
 def load_policy(path_or_name: str | Path) -> "LearnedController":
     """A :class:`LearnedController` from ``NAME.{json,safetensors}``, a path, or a shipped name (``default``).
+
+    ``FileNotFoundError`` when neither file exists; :class:`PolicyFormatError` (a ``ValueError``)
+    naming the file and the field for anything else: a missing or unreadable file of the pair,
+    bad JSON, a bad card field, weights of the wrong names, shapes, dtype or values.
 
     Example:
         >>> controller = load_policy("default")

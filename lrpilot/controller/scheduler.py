@@ -66,15 +66,38 @@ def resolve_controller(controller: Controller | str | os.PathLike[str]) -> Contr
 
 
 def _as_float(name: str, value: Any) -> float | None:
+    """One metric as a float: a real number, or a one-element numpy array / torch tensor.
+
+    ``TypeError`` naming the metric for anything else (None, bool, str, complex, containers),
+    ``ValueError`` for an array of several numbers; an integer too large for a float is infinite.
+    """
     if value is None and name == "val_acc":
         return None
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"metric {name!r} must be a single number, got a tensor of shape {tuple(value.shape)}")
-        return float(value.detach().reshape(()).item())
-    if isinstance(value, (bool, str, bytes)) or not (isinstance(value, numbers.Real) or hasattr(value, "__float__")):
-        raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}: {value!r}")
-    return float(value)
+    if isinstance(value, torch.Tensor) or _is_array(value):
+        size = value.numel() if isinstance(value, torch.Tensor) else value.size
+        if size != 1:
+            raise ValueError(f"metric {name!r} must be a single number, got an array of shape {tuple(value.shape)}")
+        value = value.detach().item() if isinstance(value, torch.Tensor) else value.item()
+    number = isinstance(value, numbers.Real) or hasattr(value, "__float__")
+    if isinstance(value, (bool, str, bytes, complex)) or not number:
+        raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}: {_short(value)}")
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+    except (TypeError, ValueError) as exc:  # e.g. Decimal('sNaN'), or a __float__ that refuses
+        raise TypeError(f"metric {name!r} must be a number, got {type(value).__name__}: {_short(value)} "
+                        f"({exc})") from None
+
+
+def _is_array(value: Any) -> bool:
+    """A numpy array or scalar (duck-typed: this module does not import numpy)."""
+    return all(hasattr(value, attr) for attr in ("shape", "size", "dtype", "item"))
+
+
+def _short(value: Any) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def normalize_metrics(metrics: Mapping[str, Any] | SupportsFloat) -> dict[str, float | None]:
@@ -216,8 +239,10 @@ class PolicyScheduler(LRScheduler):
     floors (its ``min_lr`` and ``eps``) are reproduced for the first group only.
     ``step()`` with no argument keeps the LR, so per-batch callers, ``SequentialLR``
     and ``ChainedScheduler`` are safe. A metric the controller needs but the caller
-    did not give raises ValueError; a NaN or infinite metric goes to the controller,
-    which handles it (the LR never becomes NaN).
+    did not give raises ValueError, as does an unknown metric name or an array of several
+    numbers; a value that is not a number (None, a string, a bool, a dict...) raises
+    TypeError naming the metric. A refused ``step`` changes nothing. A NaN or infinite
+    metric goes to the controller, which handles it (the LR never becomes NaN).
 
     ``last_epoch`` counts ``step`` calls as in every torch scheduler; the controller
     sees epoch ``controller.epochs_seen + 1`` and the first group's current LR.

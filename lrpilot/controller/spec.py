@@ -55,16 +55,21 @@ def from_spec(spec: str | Controller) -> Controller:
 
     ``ppo:default`` and ``ppo:PATH`` load a learned policy (see :mod:`lrpilot.controller.policy`).
 
+    Raises ``ValueError`` naming the bad part (unknown controller or parameter, a value
+    of the wrong type or out of range, a malformed ``key=value`` item); for ``ppo:PATH``,
+    ``FileNotFoundError`` when no such policy exists and ``PolicyFormatError`` (a
+    ``ValueError``) when its files are damaged; ``TypeError`` when ``spec`` is not a string.
+
     Example:
         >>> from_spec("plateau:patience=2,factor=0.5").spec()
         'plateau:factor=0.5,patience=2'
     """
     if isinstance(spec, Controller):
         return spec
-    if isinstance(spec, str) and spec.strip().startswith("ppo:"):
-        target = spec.strip()[4:].strip()
+    if isinstance(spec, str) and spec.strip().partition(":")[0].strip() == "ppo":
+        target = spec.strip().partition(":")[2].strip()
         if not target:
-            raise ValueError(f"bad controller spec {spec!r}: expected 'ppo:default' or 'ppo:PATH'")
+            raise ValueError(f"bad controller spec {spec!r}: 'ppo' needs a policy, 'ppo:default' or 'ppo:PATH'")
         from lrpilot.controller.policy import load_policy  # lazy: torch + safetensors
 
         return load_policy(target)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from lrpilot.controller.actions import ActionSpec
 
@@ -19,7 +19,10 @@ def _bad(name: str, value: Any, allowed: str) -> ValueError:
 
 
 def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    """A finite int or float (not a bool); an int beyond float range is not finite."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 1e308 if isinstance(value, int) else math.isfinite(value)
 
 
 def _pair(name: str, value: Any, allowed: str) -> tuple[float, float]:
@@ -58,7 +61,8 @@ class EnvConfig:
     data_dir: str | None = None
     """Local dataset copy for tasks that need one."""
     task_options: Mapping[str, Any] = field(default_factory=dict)
-    """Overrides applied to every task (``width``, ``batch_size``, ``optimizer``...)."""
+    """Overrides applied to every task (``width``, ``batch_size``, ``optimizer``...); not ``lr`` or
+    ``epochs``, which are ``initial_lr`` and ``epochs`` here."""
     epoch_examples: int | None = None
     """Examples per training epoch (None: the whole train split)."""
     evaluate_test: bool = False
@@ -74,8 +78,8 @@ class EnvConfig:
             raise _bad("epochs", self.epochs, "an integer >= 2 or None")
         try:
             object.__setattr__(self, "actions", self.action_spec)
-        except ValueError as exc:
-            raise ValueError(f"LRControlEnv: actions: {exc}") from None
+        except (ValueError, OverflowError) as exc:  # OverflowError: an int multiplier beyond float range
+            raise exc if str(exc).startswith("LRControlEnv:") else ValueError(f"LRControlEnv: actions: {exc}") from None
         if self.reward not in REWARDS:
             raise _bad("reward", self.reward, f"one of {', '.join(REWARDS)}")
         lo, hi = _pair("lr_bounds", self.lr_bounds, "a pair (low, high) of numbers > 0 with low <= 1 <= high")
@@ -87,13 +91,24 @@ class EnvConfig:
         if not _is_number(self.divergence_penalty):
             raise _bad("divergence_penalty", self.divergence_penalty, "a finite number")
         self._check_seeds()
-        if self.epoch_examples is not None and (not isinstance(self.epoch_examples, int) or self.epoch_examples < 1):
-            raise _bad("epoch_examples", self.epoch_examples, "an integer >= 1 or None")
-        if not isinstance(self.task_options, Mapping):
-            raise _bad("task_options", self.task_options, "a mapping of task settings")
-        object.__setattr__(self, "task_options", dict(self.task_options))
+        examples = self.epoch_examples
+        if examples is not None and (isinstance(examples, bool) or not isinstance(examples, int) or examples < 1):
+            raise _bad("epoch_examples", examples, "an integer >= 1 or None")
+        self._check_options()
         if not isinstance(self.device, str):
             raise _bad("device", self.device, "a device string such as 'cpu', 'cuda' or 'auto'")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise _bad("data_dir", self.data_dir, "a directory path (a string) or None")
+        if not isinstance(self.evaluate_test, bool):
+            raise _bad("evaluate_test", self.evaluate_test, "True or False")
+
+    def _check_options(self) -> None:
+        options = self.task_options
+        if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+            raise _bad("task_options", options, "a mapping of task settings")
+        if "lr" in options or "epochs" in options:
+            raise _bad("task_options", options, "task settings other than lr and epochs (use initial_lr and epochs)")
+        object.__setattr__(self, "task_options", dict(options))
 
     def _check_lr(self) -> None:
         lr = self.initial_lr
@@ -124,6 +139,6 @@ class EnvConfig:
             return self.actions
         if isinstance(self.actions, str):
             return ActionSpec.parse(self.actions)
-        if isinstance(self.actions, Sequence):
+        if isinstance(self.actions, (tuple, list)):
             return ActionSpec(kind="discrete", multipliers=tuple(self.actions))
         raise _bad("actions", self.actions, "'0.1,0.5,1,2', 'continuous', 'continuous:LO,HI' or a list of multipliers")

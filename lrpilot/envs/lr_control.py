@@ -27,8 +27,9 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
     log-uniformly from a range) and a session seed drawn from ``self.np_random``.
     After every epoch the agent chooses a multiplier for the learning rate of the
     next epoch. All keyword arguments are the fields of
-    :class:`~lrpilot.envs.config.EnvConfig` and are validated (``ValueError`` naming
-    the field).
+    :class:`~lrpilot.envs.config.EnvConfig` and are validated when the env is built,
+    tasks, task options and device included (``ValueError`` naming the field; an
+    unknown argument is a ``ValueError`` too).
 
     ## Action Space
 
@@ -97,7 +98,12 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
     metadata = {"render_modes": []}
 
     def __init__(self, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(EnvConfig.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"LRControlEnv: unknown argument(s) {', '.join(unknown)}; "
+                             f"allowed: {', '.join(EnvConfig.__dataclass_fields__)}")
         self.config = EnvConfig(**kwargs)
+        self._check_tasks()
         self.action_spec = self.config.action_spec
         self.encoder = ObservationEncoder()
         self.observation_space = spaces.Box(low=self.encoder.low, high=self.encoder.high, dtype=np.float32)
@@ -165,6 +171,25 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         return list(self.session.history) if self.session is not None else []
 
     # -- internals ------------------------------------------------------------------
+    def _check_tasks(self) -> None:
+        """Every task exists and takes ``task_options``, and the device is usable (no data is loaded)."""
+        from lrpilot.training.devices import resolve_device
+
+        cfg = self.config
+        for name in cfg.tasks:
+            try:
+                task = get_task(name)
+            except ValueError as exc:
+                raise ValueError(f"LRControlEnv: task: {exc}") from None
+            try:
+                task.with_overrides(epochs=cfg.epochs, **cfg.task_options)
+            except ValueError as exc:
+                raise ValueError(f"LRControlEnv: task_options: {exc}") from None
+        try:
+            resolve_device(cfg.device)
+        except ValueError as exc:
+            raise ValueError(f"LRControlEnv: device: {exc}") from None
+
     def _draw(self, options: dict[str, Any]) -> tuple[str, float | None, int]:
         """Draw task, initial LR and session seed from ``self.np_random``; ``options`` may override each."""
         unknown = set(options) - {"task", "initial_lr", "session_seed"}

@@ -56,6 +56,10 @@ class RunConfig:
 
     def build_task(self) -> Task:
         """The registered task with this run's overrides applied (validated)."""
+        clash = sorted(set(self.task_options) & {"lr", "epochs", "batch_size", "optimizer", "weight_decay"})
+        if clash:
+            raise ValueError(f"task_options: {', '.join(clash)} is a run setting, not a task option; "
+                             f"give it as {', '.join('--' + k.replace('_', '-') for k in clash)}")
         return get_task(self.task).with_overrides(
             lr=self.lr, epochs=self.epochs, batch_size=self.batch_size,
             optimizer=self.optimizer, weight_decay=self.weight_decay, **dict(self.task_options),

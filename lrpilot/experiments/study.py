@@ -15,13 +15,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from lrpilot.experiments.run import RunConfig
 
@@ -91,7 +92,8 @@ class Study:
                 value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
             elif key == "data_dir" and isinstance(value, str):
                 tasks = data.get("tasks", ())
-                value = {t: value for t in ((tasks,) if isinstance(tasks, str) else tasks)}
+                tasks = (tasks,) if isinstance(tasks, str) else tasks if isinstance(tasks, (list, tuple)) else ()
+                value = {t: value for t in tasks if isinstance(t, str)}
             kwargs[key] = value
         for key in ("tasks", "controllers"):
             if key not in kwargs:
@@ -143,26 +145,36 @@ class Study:
 
     # -- validation ---------------------------------------------------------------
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad setting; imports plugins, loads no data."""
+        """Raise ``ValueError`` naming the first bad setting; imports plugins, loads no data.
+
+        A plugin that cannot be imported raises ``ImportError``, and a ``ppo:PATH``
+        controller whose files do not exist ``FileNotFoundError``; both name the setting.
+        """
         self._check_shapes()
         import_plugins(self.imports)
         from lrpilot.controller import from_spec
         from lrpilot.training import get_task
         from lrpilot.training.devices import resolve_device
 
-        for task in self.tasks:
-            get_task(task)
-        for key in (*self.task_options, *self.data_dir):
-            if key not in self.tasks:
-                raise ValueError(f"settings given for task {key!r}, which is not in tasks {list(self.tasks)}")
-        for controller in self.controllers:
-            from_spec(controller)
-        resolve_device(self.device)
+        with _setting("tasks"):
+            for task in self.tasks:
+                get_task(task)
+        for field_name in ("task_options", "data_dir"):
+            for key in getattr(self, field_name):
+                if key not in self.tasks:
+                    raise ValueError(f"{field_name} given for task {key!r}, which is not in tasks {list(self.tasks)}")
+        for key in ("controllers", "lr_free_controllers"):
+            with _setting(key):
+                for controller in getattr(self, key):
+                    from_spec(controller)
+        with _setting("device"):
+            resolve_device(self.device)
         names: dict[str, RunConfig] = {}
         checked: set[tuple] = set()
         for config in self.run_configs():
             if (config.task, config.lr, config.optimizer) not in checked:
-                config.build_task()  # validates LR, optimiser, epochs, batch size and task options
+                with _setting(f"task_options for {config.task!r}"):
+                    config.build_task()  # lr, optimiser, epochs and batch size are checked already: the options
                 checked.add((config.task, config.lr, config.optimizer))
             if config.name in names:
                 raise ValueError(f"runs {names[config.name]} and {config} would share the directory {config.name!r}")
@@ -176,44 +188,112 @@ class Study:
         return {spec: h for spec, h in hashes.items() if isinstance(h, str)}
 
     def _check_shapes(self) -> None:
-        for key in ("tasks", "controllers"):
+        from lrpilot.training.task import OPTIMIZERS
+
+        for key, required in (("tasks", True), ("controllers", True), ("lr_free_controllers", False),
+                              ("imports", False), ("baselines", False)):
             values = getattr(self, key)
-            if not values or not all(isinstance(v, str) and v.strip() for v in values):
-                raise ValueError(f"{key} must be a non-empty list of names, got {list(values)!r}")
+            if not isinstance(values, (tuple, list)) or (required and not values) or not all(
+                    isinstance(v, str) and v.strip() for v in values):
+                kind = "a non-empty list of names" if required else "a list of names"
+                raise ValueError(f"{key} must be {kind}, got {_show(values)}")
             if len(set(values)) != len(values):
                 raise ValueError(f"{key} lists a name twice: {list(values)!r}")
-        _check_int("seeds", self.seeds, minimum=1)
+        _check_int("seeds", self.seeds, minimum=1, maximum=MAX_SEEDS)
         _check_int("epochs", self.epochs, minimum=1, optional=True)
         _check_int("batch_size", self.batch_size, minimum=1, optional=True)
-        for lr in self.lrs:
-            if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0)):
-                raise ValueError(f"every lr must be a finite number > 0, got {lr!r}")
-        if len(set(self.lrs)) != len(self.lrs) or len(set(self.optimizers)) != len(self.optimizers):
-            raise ValueError(f"lrs and optimizers must not repeat a value, got {list(self.lrs)} and {list(self.optimizers)}")
+        for key, allowed in (("lrs", "a finite number > 0"), ("optimizers", f"one of {', '.join(OPTIMIZERS)}")):
+            values = getattr(self, key)
+            if not isinstance(values, (tuple, list)) or not values:
+                raise ValueError(f"{key} must be a non-empty list, got {_show(values)}")
+            for value in values:
+                if key == "optimizers":
+                    ok = isinstance(value, str) and value in OPTIMIZERS
+                else:
+                    ok = _finite(value) and value > 0
+                if value is not None and not ok:
+                    raise ValueError(f"{key}: every {key[:-1]} must be {allowed}, got {_show(value)}")
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} must not repeat a value, got {list(values)}")
         for key, kind in (("task_options", Mapping), ("data_dir", str)):
             table = getattr(self, key)
             if not isinstance(table, Mapping) or not all(isinstance(v, kind) for v in table.values()):
-                raise ValueError(f"{key} must be a table keyed by task name, got {table!r}")
+                raise ValueError(f"{key} must be a table keyed by task name, got {_show(table)}")
+        for task, options in self.task_options.items():
+            if reserved := sorted(set(options) & set(RUN_SETTINGS)):
+                raise ValueError(f"task_options for {task!r} set {reserved}, which are run settings: use lrs, "
+                                 "optimizers, epochs and batch_size (weight_decay is not a study setting)")
         for key in ("convergence_acc_tol", "convergence_loss_rtol"):
             value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{key} must be a finite number >= 0, got {value!r}")
-        if self.out is not None and not isinstance(self.out, str):
-            raise ValueError(f"out must be a directory path (a string), got {self.out!r}")
-        if not isinstance(self.device, str):
-            raise ValueError(f"device must be a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
+            if not (_finite(value) and value >= 0):
+                raise ValueError(f"{key} must be a finite number >= 0, got {_show(value)}")
+        for key in ("reference", "device", "out"):
+            value = getattr(self, key)
+            if not (isinstance(value, str) and value.strip()) and not (key == "out" and value is None):
+                raise ValueError(f"{key} must be a non-empty string, got {_show(value)}")
+        runs = self._run_count()
+        if runs > MAX_RUNS:
+            raise ValueError(f"the study has {runs} runs (seeds={self.seeds}); at most {MAX_RUNS}: "
+                             "lower seeds or split the study")
+
+    def _run_count(self) -> int:
+        """``len(self.run_configs())``, computed without building the configs."""
+        from lrpilot.training.task import LR_FREE_DEFAULT_LR
+
+        per_seed = sum(len(self.lr_free_controllers) if optimizer in LR_FREE_DEFAULT_LR
+                       else len(self.lrs) * len(self.controllers) for optimizer in self.optimizers)
+        return self.seeds * len(self.tasks) * per_seed
 
 
-def _check_int(key: str, value: Any, *, minimum: int, optional: bool = False) -> None:
+MAX_SEEDS = 100_000
+"""Most seeds a study may ask for (a typo such as 10**9 would hang the validation)."""
+MAX_RUNS = 1_000_000
+"""Most runs a study may hold."""
+RUN_SETTINGS = ("lr", "epochs", "batch_size", "optimizer", "weight_decay")
+"""Task fields set per run; a study sets them through its own settings, never ``task_options``."""
+
+
+def _show(value: Any) -> str:
+    """``repr`` cut to one short line for error messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _finite(value: Any) -> bool:
+    """A finite int or float; bools are not numbers here, nor ints beyond float range."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return abs(value) < 1e308 if isinstance(value, int) else math.isfinite(value)
+
+
+@contextlib.contextmanager
+def _setting(key: str) -> Iterator[None]:
+    """Prefix a ``ValueError``, ``ImportError`` or ``FileNotFoundError`` with the study setting it came from."""
+    try:
+        yield
+    except (FileNotFoundError, ImportError, ValueError) as exc:
+        base = next(b for b in (FileNotFoundError, ImportError, ValueError) if isinstance(exc, b))
+        raise base(f"{key}: {exc}") from None
+
+
+def _check_int(key: str, value: Any, *, minimum: int, maximum: int | None = None, optional: bool = False) -> None:
     if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    too_big = maximum is not None and isinstance(value, int) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or too_big:
+        limit = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ValueError(f"{key} must be an integer {limit}, got {_show(value)}")
 
 
 def import_plugins(modules: tuple[str, ...] | list[str]) -> None:
-    """Import the study's plugin modules (they register tasks or controllers)."""
+    """Import the study's plugin modules (they register tasks or controllers).
+
+    ``ValueError`` for a string that is not an absolute module name, ``ImportError``
+    (naming the module) when the import fails.
+    """
     for module in modules:
+        if not (isinstance(module, str) and all(part.isidentifier() for part in module.split("."))):
+            raise ValueError(f"imports: {module!r} is not a module name such as 'mypkg.tasks'")
         try:
             importlib.import_module(module)
         except ImportError as exc:
@@ -221,7 +301,11 @@ def import_plugins(modules: tuple[str, ...] | list[str]) -> None:
 
 
 def load_study(path: str | Path) -> Study:
-    """Read a study TOML file; a syntax error names the file, line and column."""
+    """Read a study TOML file; a syntax error names the file, line and column.
+
+    ``FileNotFoundError`` when the file does not exist, another ``OSError`` when it cannot
+    be read, ``ValueError`` (naming the file) for anything wrong with its content.
+    """
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -233,4 +317,6 @@ def load_study(path: str | Path) -> Study:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
     return Study.from_dict(data, source=str(path))

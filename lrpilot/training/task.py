@@ -83,7 +83,11 @@ class Task:
         """Raise ``ValueError`` naming the first bad field."""
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; got {self.optimizer!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        for key in ("lr", "weight_decay"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite_float(value):
+                raise ValueError(f"{key} must be a finite number, got {value!r}")
+        if not self.lr > 0:
             raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
         for key in ("batch_size", "epochs", "eval_batch_size"):
             value = getattr(self, key)
@@ -91,6 +95,13 @@ class Task:
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+
+
+def _finite_float(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int beyond float range
+        return False
 
 
 _TASKS: dict[str, Task] = {}
