@@ -63,6 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                      help="behaviour-clone this hand rule first (bold, bold2, bold-anneal, ...); implies --population")
     pop.add_argument("--bc-steps", type=positive_int, default=200, help="teacher rollout vector steps (default 200)")
     pop.add_argument("--bc-epochs", type=positive_int, default=30, help="behaviour-cloning epochs (default 30)")
+    pop.add_argument("--bc-augment", type=non_negative_int, default=0,
+                     help="relabelled copies of each teacher observation with a redrawn budget fraction (default 0)")
+    pop.add_argument("--dagger-rounds", type=non_negative_int, default=0,
+                     help="DAgger rounds: student rollouts labelled by the teacher, then clone again (default 0)")
+    pop.add_argument("--dagger-steps", type=positive_int, help="vector steps per DAgger round (default: --bc-steps)")
     pop.add_argument("--finetune-timesteps", type=non_negative_int, default=0,
                      help="PPO env steps after cloning (or from scratch without --bc-from; default 0)")
     pop.add_argument("--population-envs", type=positive_int, default=64, help="population members (default 64)")
@@ -134,7 +139,7 @@ def run_population(args: argparse.Namespace, argv: list[str] | None = None) -> i
         finetune_timesteps=args.finetune_timesteps, num_envs=args.population_envs, groups=args.population_groups,
         workers=args.population_workers, families=tuple(f.strip() for f in args.families.split(",") if f.strip()),
         net_arch=tuple(args.net_arch), bc_epochs=args.bc_epochs, ppo=ppo, console=console, state_dir=args.out,
-        resume=args.resume)
+        resume=args.resume, bc_augment=args.bc_augment, dagger_rounds=args.dagger_rounds, dagger_steps=args.dagger_steps)
     out = Path(args.export_dir or args.out)
     out.mkdir(parents=True, exist_ok=True)
     bc_net = info.pop("bc_net", None)

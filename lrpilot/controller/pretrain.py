@@ -115,11 +115,12 @@ def _venv(distribution: Any, actions: str, num_envs: int, groups: int, workers: 
 
 def collect(teacher: str | Callable[[np.ndarray], np.ndarray], *, distribution: Any, actions: str, steps: int,
             num_envs: int = 64, groups: int = 4, workers: int = 2, seed: int = 0,
-            evaluate_test: bool = True) -> dict[str, Any]:
+            evaluate_test: bool = True, label: str | None = None) -> dict[str, Any]:
     """Play ``teacher`` (a name or ``obs -> indices`` for a policy) for ``steps`` vector steps.
 
-    Returns ``obs`` [N, F], ``actions`` [N] (indices into the action set), and per finished
-    episode ``test_acc`` (None when diverged → counted 0) and ``returns``.
+    Returns ``obs`` [N, F], ``actions`` [N] (indices into the action set: the ones played, or with
+    ``label``, the ones that teacher would have played: DAgger), and per finished episode
+    ``test_acc`` (None when diverged → counted 0) and ``returns``.
     """
     spec = ActionSpec.parse(actions)
     venv = _venv(distribution, actions, num_envs, groups, workers, seed, evaluate_test)
@@ -133,7 +134,7 @@ def collect(teacher: str | Callable[[np.ndarray], np.ndarray], *, distribution: 
             else:
                 idx = nearest_action(spec, teacher_multipliers(teacher, obs))
             all_obs.append(obs.copy())
-            all_act.append(idx)
+            all_act.append(idx if label is None else nearest_action(spec, teacher_multipliers(label, obs)))
             obs, rewards, dones, infos = venv.step_multipliers([spec.multipliers[i] for i in idx])
             running += rewards
             for i, done in enumerate(dones):
@@ -288,8 +289,13 @@ def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float
 def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: int, finetune_timesteps: int,
                      num_envs: int, groups: int, workers: int, families: Sequence[str], net_arch: Sequence[int],
                      bc_epochs: int = 30, ppo: Mapping[str, Any] | None = None, console: Any = None,
-                     state_dir: str | None = None, resume: bool = False) -> tuple[Any, dict]:
+                     state_dir: str | None = None, resume: bool = False, bc_augment: int = 0,
+                     dagger_rounds: int = 0, dagger_steps: int | None = None) -> tuple[Any, dict]:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
+
+    ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
+    and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
+    by the teacher, extend the cloning data (see :mod:`lrpilot.controller.imitation`).
 
     With ``state_dir``, every stage is checkpointed there (see :mod:`lrpilot.controller.pretrain_state`)
     and ``resume`` continues a killed run to the same result. Returns the actor network and a
@@ -297,6 +303,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     """
     import torch
 
+    from lrpilot.controller.imitation import clone_stage
     from lrpilot.controller.pretrain_state import PopulationCheckpoint
 
     torch.manual_seed(seed)
@@ -307,13 +314,15 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         raise ValueError("nothing to train: give a teacher (--bc-from) and/or PPO timesteps (--finetune-timesteps)")
     info: dict[str, Any] = {"teacher": teacher, "bc_steps": bc_steps, "finetune_timesteps": finetune_timesteps,
                             "num_envs": num_envs, "groups": groups, "workers": workers, "families": list(families)}
+    if teacher:
+        info.update(bc_augment=bc_augment, dagger_rounds=dagger_rounds, dagger_steps=dagger_steps or bc_steps)
     settings = {**info, "actions": actions, "seed": seed, "bc_epochs": bc_epochs, "net_arch": list(net_arch),
                 "ppo": dict(ppo or {})}
     state = PopulationCheckpoint(state_dir, settings, resume) if state_dir is not None else None
     start = time.perf_counter()
     env = {"distribution": synthetic_distribution(families), "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed}
-    net = _clone_stage(teacher, env, spec, bc_steps, bc_epochs, net_arch, state, info, console) if teacher else None
+    net = clone_stage(teacher, env, spec, bc_steps, bc_epochs, net_arch, state, info, console) if teacher else None
     bc_net = net
     if finetune_timesteps > 0:
         saved = state.load("finetune") if state is not None else None
@@ -329,28 +338,3 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     if bc_net is not None and bc_net is not net:
         info["bc_net"] = bc_net  # the cloned actor before PPO (exported beside the final one)
     return net, info
-
-
-def _clone_stage(teacher: str, env: Mapping[str, Any], spec: ActionSpec, bc_steps: int, bc_epochs: int,
-                 net_arch: Sequence[int], state: Any, info: dict[str, Any], console: Any) -> Any:
-    """Teacher rollouts (or their saved copy), then behaviour cloning (continued from its last saved epoch)."""
-    import torch
-
-    data = state.load("teacher-data") if state is not None else None
-    if data is None:
-        t = time.perf_counter()
-        raw = collect(teacher, steps=bc_steps, evaluate_test=False, **env)
-        data = {"obs": torch.from_numpy(raw["obs"]), "actions": torch.from_numpy(raw["actions"]),
-                "collect_seconds": round(time.perf_counter() - t, 1)}
-        if state is not None:
-            state.save("teacher-data", data)
-    info["bc_samples"] = int(len(data["actions"]))
-    info["collect_seconds"] = data["collect_seconds"]
-    net = behaviour_clone(data["obs"].numpy(), data["actions"].numpy(), spec.size, net_arch=net_arch, epochs=bc_epochs,
-                          seed=int(env["seed"]), resume_from=state.load("bc") if state is not None else None,
-                          on_epoch=state.saver("bc") if state is not None else None)
-    info["bc_agreement"] = round(net.agreement, 4)
-    if console is not None:
-        console.print(f"behaviour cloning of {teacher}: {info['bc_samples']} samples, "
-                      f"agreement {100 * net.agreement:.1f}%")
-    return net

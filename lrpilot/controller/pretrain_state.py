@@ -10,6 +10,7 @@ Everything lives in ``OUT/population-state/``, is written atomically (:mod:`lrpi
 * ``teacher-data.pt``: the teacher's (observation, action) pairs, written when collection ends.
 * ``bc.pt``: behaviour cloning after every epoch: network, Adam state, the shuffling generator,
   torch's global RNG and the epoch (see :func:`~lrpilot.controller.pretrain.behaviour_clone`).
+* ``daggerN-data.pt``, ``daggerN-bc.pt``: DAgger round N's student rollouts and cloning, as above.
 * ``finetune.pt``: the PPO fine-tuned actor, written when fine-tuning ends.
 
 A run killed at any moment and continued with ``--resume`` exports the same weights, bit for bit
@@ -21,6 +22,7 @@ after its last finished epoch.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -66,8 +68,8 @@ class PopulationCheckpoint:
                              f"({', '.join(f'{k}={saved.get(k)!r}' for k in diff)}); use those or another --out")
 
     def path(self, stage: str) -> Path:
-        if stage not in STAGES:
-            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {stage!r}")
+        if stage not in STAGES and not re.fullmatch(r"dagger[1-9]\d*-(data|bc)", stage):
+            raise ValueError(f"stage must be one of {', '.join(STAGES)} or daggerN-data/-bc, got {stage!r}")
         return self.dir / f"{stage}.pt"
 
     def load(self, stage: str) -> dict[str, Any] | None:
