@@ -277,3 +277,19 @@ def test_a_changed_policy_file_is_another_study(tmp_path, capsys):
     StudyStore.open(tmp_path, study, fingerprints=prints).close()  # same policy: the same study
     with pytest.raises(ValueError, match="differs in: the policy behind ppo:default"):
         StudyStore.open(tmp_path, study, fingerprints={"ppo:default": "0" * 64})
+
+
+def test_weight_decay_reaches_every_run_and_makes_adamw_differ_from_adam(tmp_path):
+    study = Study(tasks=("digits-mlp",), controllers=("constant",), optimizers=("adam", "adamw"), seeds=1, epochs=2,
+                  weight_decay=0.05)
+    assert {c.build_task().weight_decay for c in study.run_configs()} == {0.05}
+    with pytest.raises(ValueError, match="weight_decay"):
+        Study(tasks=("digits-mlp",), controllers=("constant",), weight_decay=-1.0).validate()
+    run_study(study, tmp_path / "wd", Execution(workers=1, progress=False))
+    run_study(study.replace(weight_decay=0.0), tmp_path / "none", Execution(workers=1, progress=False))
+
+    def loss(root, optimizer):
+        return read_metrics(root / "runs" / f"digits-mlp__constant__{optimizer}__lrdefault__s0" / "metrics.jsonl")[0][-1].train_loss
+
+    assert loss(tmp_path / "none", "adam") == loss(tmp_path / "none", "adamw")  # no decay: AdamW is Adam
+    assert loss(tmp_path / "wd", "adam") != loss(tmp_path / "wd", "adamw")  # L2 in Adam, decoupled in AdamW

@@ -122,3 +122,23 @@ def test_a_planted_pickle_as_study_json_is_refused_in_one_line(tmp_path, finishe
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "study.json" in err and "Traceback" not in err
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("out", ["/tmp/elsewhere", "../outside", "runs/../../outside", ""])
+def test_a_study_file_cannot_send_results_outside_the_current_directory(tmp_path, monkeypatch, capsys, out):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    Path("s.toml").write_text(f'tasks = ["digits-mlp"]\ncontrollers = ["constant"]\nseeds = 1\nepochs = 1\nout = "{out}"\n')
+    code = main(["compare", "s.toml", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "out" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"] and sorted(p.name for p in Path(".").iterdir()) == ["s.toml"]
+
+
+def test_a_study_file_may_name_a_directory_below_and_the_command_line_anywhere(tmp_path, monkeypatch):
+    from lrpilot.experiments.study import load_study
+
+    monkeypatch.chdir(tmp_path)
+    Path("s.toml").write_text('tasks = ["digits-mlp"]\ncontrollers = ["constant"]\nout = "runs/a"\n')
+    assert load_study("s.toml").out == "runs/a"

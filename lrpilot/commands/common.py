@@ -6,6 +6,17 @@ import argparse
 import math
 
 
+def non_negative_float(text: str) -> float:
+    """A finite float >= 0 (weight decay)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A finite float > 0 (learning rates)."""
     try:

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lrpilot.commands.common import key_value, parse_option_value, positive_float, positive_int
+from lrpilot.commands.common import key_value, non_negative_float, parse_option_value, positive_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--optimizer", action="append", dest="optimizers", help="optimizer (repeatable; default: the task's)")
     parser.add_argument("--epochs", type=positive_int, help="epoch budget (default: the task's)")
     parser.add_argument("--batch-size", type=positive_int, help="training batch size (default: the task's)")
+    parser.add_argument("--weight-decay", type=non_negative_float, help="weight decay (default: the task's)")
     parser.add_argument("--option", type=key_value, action="append", default=[], metavar="[TASK:]KEY=VALUE",
                         help="task option for one task or all, e.g. imdb-bert:max_length=128 (repeatable)")
     parser.add_argument("--data-dir", action="append", default=[], metavar="[TASK=]PATH",
@@ -89,7 +90,8 @@ def build_study(args: argparse.Namespace):  # noqa: ANN201 - Study, imported laz
     data: dict[str, Any] = load_study(args.study).to_dict() if args.study is not None else {}
     if args.study is None and not (args.tasks and args.controllers):
         raise ValueError("give a study file, or at least --task and --controller (and --out)")
-    for key in ("tasks", "controllers", "seeds", "lrs", "optimizers", "epochs", "batch_size", "device", "imports", "reference"):
+    for key in ("tasks", "controllers", "seeds", "lrs", "optimizers", "epochs", "batch_size", "weight_decay", "device",
+                "imports", "reference"):
         value = getattr(args, key)
         if value is not None:
             data[key] = value

@@ -68,6 +68,7 @@ class EvaluationPlan:
     lrs: tuple[float, ...]
     seeds: int = 3
     epochs: int | None = None
+    weight_decay: float | None = None
     optimizers: tuple[str, ...] = ("adam",)
     baselines: tuple[str, ...] = DEFAULT_BASELINES
     lrfree: tuple[str, ...] = DEFAULT_LRFREE
@@ -82,7 +83,8 @@ class EvaluationPlan:
 
         controllers = tuple(dict.fromkeys((*self.specs, *self.baselines)))
         return [(c, Study(tasks=self.tasks, controllers=(c,), seeds=self.seeds, lrs=self.lrs,
-                          optimizers=self.optimizers, epochs=self.epochs, device=self.device, imports=self.imports,
+                          optimizers=self.optimizers, epochs=self.epochs, weight_decay=self.weight_decay,
+                          device=self.device, imports=self.imports,
                           task_options=dict(self.task_options), reference=c, baselines=(),
                           out=str(out / "runs" / study_dir_name(c))))
                 for c in controllers]
@@ -93,7 +95,8 @@ class EvaluationPlan:
         if not self.lrfree:
             return None
         return Study(tasks=self.tasks, controllers=("constant",), seeds=self.seeds, lrs=(None,),
-                     optimizers=self.lrfree, epochs=self.epochs, device=self.device, imports=self.imports,
+                     optimizers=self.lrfree, epochs=self.epochs, weight_decay=self.weight_decay,
+                     device=self.device, imports=self.imports,
                      task_options=dict(self.task_options), reference="constant", baselines=("constant",),
                      out=str(out / "runs" / "lrfree"))
 

@@ -32,7 +32,7 @@ DEFAULT_BASELINES: tuple[str, ...] = ("constant", "step", "plateau", "cosine")
 """Controller names counted as classic baselines (the best one is a comparison reference)."""
 
 IDENTITY_FIELDS: tuple[str, ...] = (
-    "tasks", "controllers", "seeds", "lrs", "optimizers", "epochs", "batch_size",
+    "tasks", "controllers", "seeds", "lrs", "optimizers", "epochs", "batch_size", "weight_decay",
     "task_options", "data_dir", "device", "imports", "lr_free_controllers",
 )
 """Fields that define the runs; a results directory holding other values is another study."""
@@ -57,6 +57,9 @@ class Study:
     Those ignore ``lrs`` and start at their packages' recommended LR, so they form their own rows."""
     epochs: int | None = None
     """Epoch budget of every run; None keeps each task's."""
+    weight_decay: float | None = None
+    """Weight decay of every run's optimiser (decoupled for AdamW); None keeps each task's (0 for the
+    built-in tasks, so AdamW would equal Adam: set it, e.g. 0.01, torch's AdamW default)."""
     batch_size: int | None = None
     """Training minibatch size; None keeps each task's."""
     task_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -137,7 +140,7 @@ class Study:
                         for controller in (self.lr_free_controllers if lr_free else self.controllers):
                             configs.append(RunConfig(
                                 task=task, controller=controller, seed=seed, lr=lr, epochs=self.epochs,
-                                batch_size=self.batch_size, optimizer=optimizer,
+                                batch_size=self.batch_size, optimizer=optimizer, weight_decay=self.weight_decay,
                                 task_options=dict(self.task_options.get(task, {})),
                                 data_dir=self.data_dir.get(task), device=self.device,
                             ))
@@ -222,7 +225,9 @@ class Study:
         for task, options in self.task_options.items():
             if reserved := sorted(set(options) & set(RUN_SETTINGS)):
                 raise ValueError(f"task_options for {task!r} set {reserved}, which are run settings: use lrs, "
-                                 "optimizers, epochs and batch_size (weight_decay is not a study setting)")
+                                 "optimizers, epochs, batch_size and weight_decay")
+        if self.weight_decay is not None and not (_finite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {_show(self.weight_decay)}")
         for key in ("convergence_acc_tol", "convergence_loss_rtol"):
             value = getattr(self, key)
             if not (_finite(value) and value >= 0):
@@ -319,4 +324,17 @@ def load_study(path: str | Path) -> Study:
         raise ValueError(f"{path}: invalid TOML: {exc}") from None
     except RecursionError:
         raise ValueError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
-    return Study.from_dict(data, source=str(path))
+    study = Study.from_dict(data, source=str(path))
+    _check_out(study.out, path)
+    return study
+
+
+def _check_out(out: Any, path: Path) -> None:
+    """A study file names only a relative directory below the current one: a file someone sends you
+    cannot make ``lrpilot compare`` write (or, with ``--force``, delete) anywhere else."""
+    if out is None or not isinstance(out, str):
+        return  # validate() reports a wrong type
+    target = Path(out)
+    if target.is_absolute() or ".." in target.parts or target.drive or not out.strip():
+        raise ValueError(f"{path}: out = {out!r}: a study file may only name a relative directory below the "
+                         "current one (no absolute path, no '..'); give any other place with --out")
