@@ -59,3 +59,19 @@ def test_dagger_training_uses_all_rounds_and_resumes_to_the_same_weights(tmp_pat
     again, _ = train_population(**kwargs, state_dir=str(tmp_path / "a"), resume=True)
     for p, q in zip(net.parameters(), again.parameters()):
         assert torch.equal(p, q)
+
+
+def test_streakup_doubles_only_a_steady_climb():
+    from lrpilot.controller.pretrain import teacher_multipliers
+
+    L1, L2 = [f.name for f in FEATURES].index("val_loss_log_change_lag1"), [f.name for f in FEATURES].index("val_loss_log_change_lag2")
+    obs = np.zeros((4, len(FEATURES)), np.float32)
+    obs[:, P] = 0.3
+    obs[:, V] = -0.1  # improved in the last epoch ...
+    obs[0, [L1, L2]] = -0.1  # ... and the two before: a steady climb
+    obs[1, [L1, L2]] = [0.1, -0.1]  # ... after a worse epoch: the edge of stability
+    obs[2, V] = 0.1  # got worse
+    obs[3, [L1, L2]] = -0.1
+    obs[3, P] = 0.9  # a steady climb late in the budget keeps climbing
+    assert list(teacher_multipliers("bold-anneal-streakup", obs)) == [2.0, 1.5, 0.5, 2.0]
+    assert list(teacher_multipliers("bold-anneal-streak", obs)) == [1.5, 1.5, 0.5, 1.5]
