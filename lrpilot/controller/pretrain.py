@@ -72,7 +72,19 @@ def _bold_anneal_streak(obs: np.ndarray, anneal_at: float = 0.7) -> np.ndarray:
     return np.where(late & ~climbing, 0.5, out)
 
 
+def _bold_anneal_streakup(obs: np.ndarray) -> np.ndarray:
+    """``bold-anneal-streak``, but ×2 instead of ×1.5 while the last three epochs all improved: a run
+    climbing steadily out of a much too small LR doubles it, one at the edge of stability (improving
+    and worsening in turn) only goes ×1.5 / ×0.5. Chosen on training-distribution tasks (see
+    ``docs/controller.md``); the shipped policy imitates it with the actions ×{0.1, 0.5, 1, 1.5, 2}."""
+    out = _bold_anneal_streak(obs)
+    climbing = (obs[:, _I["val_loss_log_change"]] < 0) & (obs[:, _I["val_loss_log_change_lag1"]] < 0) \
+        & (obs[:, _I["val_loss_log_change_lag2"]] < 0)
+    return np.where(climbing & (out == 1.5), 2.0, out)
+
+
 TEACHERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "bold-anneal-streakup": _bold_anneal_streakup,
     "bold-anneal-streak": _bold_anneal_streak,
     "bold-anneal-adaptive": _bold_anneal_adaptive,
     "bold": _bold,
