@@ -193,3 +193,16 @@ def test_loading_a_policy_imports_no_gymnasium_or_sb3() -> None:
             "print([m for m in ('gymnasium', 'stable_baselines3', 'lrpilot.envs') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_learned_policy_keeps_the_lr_where_it_was_trained() -> None:
+    """The training envs keep an episode's LR within x1e-4..x100 of the initial LR; so does the deployed policy."""
+    ctl = load_policy("default")
+    ctl.reset(1e-3, 30)
+    lr, seen = 1e-3, []
+    for epoch in range(1, 31):  # a loss that improves every epoch: the policy keeps raising the LR ...
+        lr *= ctl.act(EpochMetrics(epoch=epoch, lr=lr, train_loss=1.0 / epoch, val_loss=1.0 / epoch, val_acc=0.5))
+        seen.append(lr)
+    assert max(seen) > 1e-2 and max(seen) <= 1e-3 * 100 * (1 + 1e-9)  # ... up to 100x the initial LR, no further
+    ctl.reset(1e-3, 30)
+    assert ctl.act(EpochMetrics(epoch=1, lr=1.0, train_loss=1.0, val_loss=1.0)) == pytest.approx(0.1)  # pulled back

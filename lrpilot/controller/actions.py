@@ -21,9 +21,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["ActionSpec", "DEFAULT_MULTIPLIERS"]
+__all__ = ["ActionSpec", "DEFAULT_MULTIPLIERS", "LR_BOUNDS"]
 
 DEFAULT_MULTIPLIERS = (0.1, 0.5, 1.0, 2.0)
+LR_BOUNDS = (1e-4, 100.0)
+"""The LR range, relative to the initial LR, that the training environments keep an episode in
+(``EnvConfig.lr_bounds``); a deployed learned policy keeps the LR there too, since it never saw
+what lies beyond."""
 
 
 def _positive(name: str, value: Any) -> float:

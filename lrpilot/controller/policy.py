@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from lrpilot.controller.actions import ActionSpec
+from lrpilot.controller.actions import LR_BOUNDS, ActionSpec
 from lrpilot.controller.base import Controller
 from lrpilot.controller.features import ObservationEncoder
 from lrpilot.metrics import EpochMetrics
@@ -289,7 +289,10 @@ class LearnedController(Controller):
 
     Rebuilds the actor in plain torch (no stable-baselines3), encodes the metrics
     history with the encoder it was trained with, and acts deterministically (the
-    most likely discrete action, or the mean continuous action). The history is
+    most likely discrete action, or the mean continuous action), and keeps the LR within
+    :data:`~lrpilot.controller.actions.LR_BOUNDS` of the initial LR (×1e-4 .. ×100), the range the
+    training environments keep episodes in: beyond it the policy would act on observations it
+    never saw. The history is
     part of :meth:`state_dict` (JSON-safe); ``policy_hash`` (sha256 over both files)
     identifies the policy, and a state from another policy is refused.
 
@@ -353,7 +356,12 @@ class LearnedController(Controller):
         self.history.append(metrics.to_dict())
         self._metrics.append(metrics)
         obs = self.encoder.encode(self._metrics, self.initial_lr, self.total_epochs)
-        return self.action_spec.to_multiplier(self.predict(obs))
+        multiplier = self.action_spec.to_multiplier(self.predict(obs))
+        lr = metrics.lr
+        if isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0:  # stay where training kept the LR
+            lo, hi = LR_BOUNDS
+            multiplier = min(max(multiplier, lo * self.initial_lr / lr), hi * self.initial_lr / lr)
+        return multiplier
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()

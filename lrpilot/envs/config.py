@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from lrpilot.controller.actions import ActionSpec
+from lrpilot.controller.actions import LR_BOUNDS, ActionSpec
 
 __all__ = ["EnvConfig", "REWARDS"]
 
@@ -48,7 +48,7 @@ class EnvConfig:
     """Discrete multipliers (``"0.1,0.5,1,2"`` or a tuple), ``"continuous"`` or ``"continuous:LO,HI"``."""
     reward: str = "log_val_loss"
     """One of :data:`REWARDS`."""
-    lr_bounds: tuple[float, float] = (1e-4, 100.0)
+    lr_bounds: tuple[float, float] = LR_BOUNDS
     """The LR stays within ``[initial_lr * lr_bounds[0], initial_lr * lr_bounds[1]]``."""
     divergence_factor: float = 10.0
     """A val loss above this multiple of the first epoch's val loss counts as divergence (> 1)."""
