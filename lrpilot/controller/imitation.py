@@ -23,7 +23,7 @@ import numpy as np
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.features import FEATURES
 
-__all__ = ["augment_progress", "teacher_labels", "student_actor", "clone_stage"]
+__all__ = ["augment_progress", "teacher_labels", "clone_stage"]
 
 _PROGRESS = [f.name for f in FEATURES].index("progress")
 
@@ -52,17 +52,6 @@ def augment_progress(obs: np.ndarray, teacher: str, spec: ActionSpec, copies: in
     return out, teacher_labels(teacher, spec, out).astype(np.int64)
 
 
-def student_actor(net: Any) -> Callable[[np.ndarray], np.ndarray]:
-    """``obs [B, F] -> action indices [B]`` of a cloned actor (greedy), for DAgger rollouts."""
-    import torch
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return net(torch.as_tensor(obs, dtype=torch.float32)).argmax(1).numpy()
-
-    return act
-
-
 def _rollouts(state: Any, stage: str, play: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """A saved rollout stage, or ``play()`` it and save (observations, actions, seconds)."""
     import torch
@@ -88,7 +77,7 @@ def clone_stage(teacher: str, env: Mapping[str, Any], spec: ActionSpec, bc_steps
     current student on seed ``seed + r`` (other tasks than the teacher's rollouts), labels its
     states with the teacher and clones again, from scratch, on all the data so far.
     """
-    from lrpilot.controller.pretrain import behaviour_clone, collect
+    from lrpilot.controller.pretrain import behaviour_clone, collect, policy_predictor
 
     seed = int(env["seed"])
     copies, rounds = int(info.get("bc_augment", 0)), int(info.get("dagger_rounds", 0))
@@ -99,7 +88,7 @@ def clone_stage(teacher: str, env: Mapping[str, Any], spec: ActionSpec, bc_steps
     net = None
     for r in range(rounds + 1):
         if r:
-            student = student_actor(net)
+            student = policy_predictor(net)
             data = _rollouts(state, f"dagger{r}-data", lambda: collect(
                 student, steps=steps, evaluate_test=False, label=teacher, **{**env, "seed": seed + r}))
             obs.append(data["obs"].numpy())
