@@ -25,9 +25,10 @@ import numpy as np
 
 from lrpilot.controller import Controller, register_controller
 from lrpilot.controller import pretrain
+from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.features import ObservationEncoder
 
-ACTION_SETS = {"a4": np.array([0.1, 0.5, 1.0, 2.0]), "a5": np.array([0.1, 0.5, 1.0, 1.5, 2.0])}
+ACTION_SETS = {"a4": ActionSpec.parse("0.1,0.5,1,2"), "a5": ActionSpec.parse("0.1,0.5,1,1.5,2")}
 CANDIDATES = ("teacher:name=bold-anneal-streak,acts=a4", "teacher:name=bold-anneal-streak,acts=a5",
               "teacher:name=bold-anneal-streakup,acts=a5", "teacher:name=bold,acts=a5",
               "teacher:name=bold-anneal,acts=a5")
@@ -42,7 +43,7 @@ class Teacher(Controller):
         super().__init__()
         if acts not in ACTION_SETS:
             raise ValueError(f"acts must be one of {', '.join(ACTION_SETS)}, got {acts!r}")
-        self.teacher, self.acts, self.mults = name, acts, ACTION_SETS[acts]
+        self.teacher, self.acts, self.actions = name, acts, ACTION_SETS[acts]
         self.required_metrics = ("train_loss", "val_loss")
         self.encoder, self._seen = ObservationEncoder(), []
 
@@ -55,8 +56,7 @@ class Teacher(Controller):
     def _act(self, metrics) -> float:  # noqa: ANN001
         self._seen.append(metrics)
         obs = self.encoder.encode(self._seen, self.initial_lr, self.total_epochs)[None, :]
-        multiplier = pretrain.teacher_multipliers(self.teacher, obs)
-        return float(self.mults[np.abs(np.log(multiplier)[:, None] - np.log(self.mults)[None, :]).argmin(axis=1)][0])
+        return self.actions.to_multiplier(pretrain.teacher_labels(self.teacher, self.actions, obs)[0])
 
 
 register_controller("teacher", Teacher)

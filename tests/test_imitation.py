@@ -7,8 +7,8 @@ import pytest
 
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.features import FEATURES
-from lrpilot.controller.imitation import augment_progress, teacher_labels
-from lrpilot.controller.pretrain import collect, synthetic_distribution, train_population
+from lrpilot.controller.imitation import augment_progress
+from lrpilot.controller.pretrain import collect, synthetic_distribution, teacher_labels, train_population
 
 SPEC = ActionSpec.parse("0.1,0.5,1,2")
 P = [f.name for f in FEATURES].index("progress")

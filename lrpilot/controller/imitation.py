@@ -23,16 +23,9 @@ import numpy as np
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.features import FEATURES
 
-__all__ = ["augment_progress", "teacher_labels", "clone_stage"]
+__all__ = ["augment_progress", "clone_stage"]
 
 _PROGRESS = [f.name for f in FEATURES].index("progress")
-
-
-def teacher_labels(teacher: str, spec: ActionSpec, obs: np.ndarray) -> np.ndarray:
-    """The teacher's action (index into ``spec``) for each row of ``obs``."""
-    from lrpilot.controller.pretrain import nearest_action, teacher_multipliers
-
-    return nearest_action(spec, teacher_multipliers(teacher, obs))
 
 
 def augment_progress(obs: np.ndarray, teacher: str, spec: ActionSpec, copies: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +42,8 @@ def augment_progress(obs: np.ndarray, teacher: str, spec: ActionSpec, copies: in
     rng = np.random.default_rng(seed)
     out = np.repeat(obs, copies, axis=0)
     out[:, _PROGRESS] = rng.random(len(out), dtype=np.float32)
+    from lrpilot.controller.pretrain import teacher_labels
+
     return out, teacher_labels(teacher, spec, out).astype(np.int64)
 
 

@@ -30,8 +30,8 @@ import numpy as np
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.features import FEATURES
 
-__all__ = ["TEACHERS", "teacher_multipliers", "collect", "behaviour_clone", "ppo_finetune", "export_actor",
-           "nearest_action", "synthetic_distribution", "summarize_accs", "policy_predictor", "actor_layers", "timed"]
+__all__ = ["TEACHERS", "teacher_multipliers", "teacher_labels", "collect", "behaviour_clone", "ppo_finetune",
+           "export_actor", "nearest_action", "synthetic_distribution", "summarize_accs", "policy_predictor", "actor_layers", "timed"]
 
 _I = {f.name: i for i, f in enumerate(FEATURES)}
 
@@ -108,6 +108,11 @@ def nearest_action(spec: ActionSpec, multipliers: np.ndarray) -> np.ndarray:
     return np.abs(np.log(multipliers)[:, None] - logs[None, :]).argmin(axis=1)
 
 
+def teacher_labels(teacher: str, spec: ActionSpec, obs: np.ndarray) -> np.ndarray:
+    """The teacher's action (index into ``spec``) for each row of ``obs``."""
+    return nearest_action(spec, teacher_multipliers(teacher, obs))
+
+
 def synthetic_distribution(families: Sequence[str] = ("teacher", "gmm", "seq"), **overrides: Any):  # noqa: ANN201
     """The population training distribution without the real-data (digits) family."""
     from lrpilot.training.synthetic import TaskDistribution
@@ -144,9 +149,9 @@ def collect(teacher: str | Callable[[np.ndarray], np.ndarray], *, distribution: 
             if callable(teacher):
                 idx = np.asarray(teacher(obs)).astype(int)
             else:
-                idx = nearest_action(spec, teacher_multipliers(teacher, obs))
+                idx = teacher_labels(teacher, spec, obs)
             all_obs.append(obs.copy())
-            all_act.append(idx if label is None else nearest_action(spec, teacher_multipliers(label, obs)))
+            all_act.append(idx if label is None else teacher_labels(label, spec, obs))
             obs, rewards, dones, infos = venv.step_multipliers([spec.multipliers[i] for i in idx])
             running += rewards
             for i, done in enumerate(dones):

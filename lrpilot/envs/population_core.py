@@ -42,10 +42,18 @@ from lrpilot.training.population import Population
 from lrpilot.training.synthetic import TaskDistribution
 from lrpilot.training.task import Task, get_task
 
-__all__ = ["PopulationConfig", "PopulationCore", "StepResult"]
+__all__ = ["PopulationConfig", "PopulationCore", "StepResult", "action_multipliers"]
 
 _DRAWN_FIELDS = ("task", "initial_lr", "epochs", "epoch_examples")
 _RECORD_FIELDS = tuple(name for name in METRIC_NAMES if name != "seconds")  # wall time is not reproducible
+
+
+def action_multipliers(action_spec: Any, actions: Any, num_envs: int) -> list[float]:
+    """One LR multiplier per environment from a batch of actions (``ValueError`` for a wrong count)."""
+    actions = np.asarray(actions)
+    if len(actions) != num_envs:
+        raise ValueError(f"need one action per environment ({num_envs}), got {len(actions)}")
+    return [action_spec.to_multiplier(a) for a in actions]
 
 
 def _positive_int(name: str, value: Any, low: int = 1) -> None:
@@ -168,10 +176,7 @@ class PopulationCore:
 
     def step(self, actions: Any) -> list[StepResult]:
         """Map each member's action to a multiplier and step (see :meth:`step_multipliers`)."""
-        actions = np.asarray(actions)
-        if len(actions) != self.config.num_envs:
-            raise ValueError(f"need one action per environment ({self.config.num_envs}), got {len(actions)}")
-        return self.step_multipliers([self.action_spec.to_multiplier(a) for a in actions])
+        return self.step_multipliers(action_multipliers(self.action_spec, actions, self.config.num_envs))
 
     def step_multipliers(self, multipliers: Sequence[float]) -> list[StepResult]:
         """Apply each member's LR multiplier and train one epoch everywhere; one result per member."""

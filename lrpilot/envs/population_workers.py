@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from lrpilot.controller.features import ObservationEncoder
-from lrpilot.envs.population_core import PopulationConfig, PopulationCore, StepResult
+from lrpilot.envs.population_core import PopulationConfig, PopulationCore, StepResult, action_multipliers
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training.task import Task
 
@@ -100,10 +100,7 @@ class WorkerPool:
 
     def step(self, actions: Any) -> list[StepResult]:
         """Map actions to multipliers here, train in the workers."""
-        actions = np.asarray(actions)
-        if len(actions) != self.config.num_envs:
-            raise ValueError(f"need one action per environment ({self.config.num_envs}), got {len(actions)}")
-        return self.step_multipliers([self.action_spec.to_multiplier(a) for a in actions])
+        return self.step_multipliers(action_multipliers(self.action_spec, actions, self.config.num_envs))
 
     def step_multipliers(self, multipliers: Sequence[float]) -> list[StepResult]:
         """Every worker steps its slice of the members in parallel."""
