@@ -36,6 +36,7 @@ from torch import nn
 from torch.func import functional_call
 
 from lrpilot.metrics import EpochMetrics
+from lrpilot.training.batched_mlp import mlp_forward, mlp_plan
 from lrpilot.training.data import DataSplits
 from lrpilot.training.devices import resolve_device
 from lrpilot.training.loading import load_splits
@@ -153,6 +154,7 @@ class Population:
         self._names = [name for name, _ in template.named_parameters()]
         self._shapes = [tuple(p.shape) for _, p in template.named_parameters()]
         self._sizes = [p.numel() for _, p in template.named_parameters()]
+        self._mlp = mlp_plan(template)  # plain MLPs run as batched matrix products, others under vmap
         self._base = template.to("meta")
         size = len(seeds)
         self.params = torch.zeros(size, sum(self._sizes), device=self.device)
@@ -243,6 +245,9 @@ class Population:
 
     def _forward(self, params: torch.Tensor, inputs: torch.Tensor, shared: bool) -> torch.Tensor:
         """Logits ``[k, B, C]``: each member on its own batch (``inputs [k, B, ...]``) or on a shared one."""
+        if self._mlp is not None:
+            return mlp_forward(self._mlp, self._views(params), inputs, shared)
+
         def member(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
             return functional_call(self._base, p, (x,), tie_weights=False)
 
