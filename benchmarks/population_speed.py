@@ -3,7 +3,9 @@
 Both sides play the same episodes' kind: the same task, model width, epoch size, budget
 and initial-LR range, random actions from a seeded generator, auto-resets included.
 Each measurement runs in a fresh Python process (so neither side inherits the other's
-threads or memory), warms up, then times ``--steps`` vector steps; the table shows the
+threads or memory), after ``--settle`` seconds of rest (the baseline's worker processes
+take seconds to release their memory: at n = 64, a population run started at once measured
+about 12% slower), warms up, then times ``--steps`` vector steps; the table shows the
 median (and range) over ``--repeats`` runs.
 
 * baseline: ``SubprocVecEnv`` of ``n`` :class:`~lrpilot.envs.lr_control.LRControlEnv`,
@@ -153,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--configs", nargs="+", default=["2x2", "1x1"],
                         help="population settings to measure, GROUPSxWORKERS (2x2: two groups in two processes)")
     parser.add_argument("--pop-threads", type=int, default=1)
+    parser.add_argument("--settle", type=float, default=10.0, help="seconds of rest before each measurement")
     parser.add_argument("--quick", action="store_true", help="CI smoke run: n=4, 1 repeat, 5 steps")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -160,14 +163,15 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure(Setup(**json.loads(args.child)))))
         return
     if args.quick:
-        args.n, args.repeats, args.steps = [4], 1, 5
+        args.n, args.repeats, args.steps, args.settle = [4], 1, 5, 0.0
     configs = [_config(text) for text in args.configs]
-    if min(args.n) < 1 or args.repeats < 1 or args.steps < 1:
-        raise ValueError(f"--n, --repeats and --steps must be >= 1, got {args.n}, {args.repeats}, {args.steps}")
+    if min(args.n) < 1 or args.repeats < 1 or args.steps < 1 or args.settle < 0:
+        raise ValueError(f"--n, --repeats and --steps must be >= 1 and --settle >= 0, "
+                         f"got {args.n}, {args.repeats}, {args.steps}, {args.settle}")
     print(f"# {platform.node()}: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
           f"load average {os.getloadavg()[0]:.1f} before; task {args.task} width {args.width}, "
-          f"{args.epoch_examples} examples/epoch, budget {args.epochs}; {args.repeats} repeats x {args.steps} steps; "
-          "medians (min-max)")
+          f"{args.epoch_examples} examples/epoch, budget {args.epochs}; {args.repeats} repeats x {args.steps} steps, "
+          f"{args.settle:g} s rest before each; medians (min-max)")
     print(f"{'n':>4} | {'groups x workers':>16} | {'Subproc steps/s':>18} | {'population steps/s':>20} | "
           f"{'ratio':>6} | "
           f"{'Subproc steps/CPU-s':>19} | {'population':>18} | {'ratio':>6}")
@@ -180,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
                               width=args.width, epoch_examples=args.epoch_examples, epochs=args.epochs,
                               steps=args.steps, groups=min(groups, n), workers=min(workers, groups, n),
                               pop_threads=args.pop_threads)
+                time.sleep(args.settle)
                 runs[side].append(run_isolated(setup))
         for config in args.configs:
             cells = []
