@@ -1,0 +1,53 @@
+"""benchmarks/minilm_sentiment.py: labels follow the sentences, the data load through imdb-bert's real code."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixtures import minilm_model_dir
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture()
+def module(tmp_path, monkeypatch):
+    minilm_model_dir()  # skips without the package
+    monkeypatch.setenv("LRPILOT_MINILM_SENTIMENT_DIR", str(tmp_path / "minilm"))
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sys.modules.pop("minilm_sentiment", None)
+    yield importlib.import_module("minilm_sentiment")
+    sys.modules.pop("minilm_sentiment", None)
+
+
+def score(text: str, module) -> int:
+    """Re-read a review: +1 per positive word, -1 per negative, sign flipped by "not"."""
+    total = 0
+    for clause in text.rstrip(".").lower().split(", and "):
+        words = clause.split()
+        polarity = 1 if words[-1] in module.POSITIVE else -1
+        assert words[-1] in module.POSITIVE + module.NEGATIVE
+        total += -polarity if words[-2] == "not" else polarity
+    return total
+
+
+def test_clean_labels_say_whether_the_positives_outweigh(module):
+    texts, labels = module.generate_reviews(300, seed=4)
+    assert all((score(t, module) > 0) == bool(y) for t, y in zip(texts, labels))
+    assert 100 < sum(labels) < 200  # both classes
+
+
+def test_noise_flips_about_that_share_of_labels(module):
+    texts, labels = module.generate_reviews(2000, seed=5, noise=0.1)
+    flipped = sum((score(t, module) > 0) != bool(y) for t, y in zip(texts, labels))
+    assert 140 < flipped < 260
+
+
+def test_generated_reviews_load_through_the_imdb_bert_loader(module, tmp_path):
+    data = module.TASK.load_data(module.TASK, None)
+    assert (len(data.train), len(data.val), len(data.test), data.num_classes) == (512, 256, 512, 2)
+    assert (tmp_path / "minilm" / "data" / "dataset_dict.json").is_file()
+    assert data.train.inputs["input_ids"].shape[1] == 64
