@@ -45,6 +45,8 @@ def test_plain_mlps_compute_what_vmap_computes(model: nn.Module, shape: tuple, s
     nn.Sequential(nn.Sequential(nn.Linear(4, 2))),
     nn.Sequential(nn.Conv1d(4, 4, 3), nn.ReLU()),
     nn.Sequential(nn.ReLU()),
+    nn.Sequential(nn.ReLU(), nn.Linear(4, 2)),  # its in-place ReLU would overwrite the data
+    nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.ReLU(), nn.Linear(4, 2)),
     nn.Linear(4, 2),
 ])
 def test_anything_else_keeps_the_general_path(model: nn.Module) -> None:

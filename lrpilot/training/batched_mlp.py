@@ -2,10 +2,11 @@
 
 ``torch.vmap`` over ``functional_call`` runs any model, but for the small MLPs that most
 population tasks train its batching of ``linear`` costs several times a plain batched
-matrix product (measured in ``benchmarks/population_speed.py``; docs/population.md). A
-model that is an ``nn.Sequential`` of ``Flatten`` (first only), ``Linear`` and ``ReLU``
-layers is therefore run as ``baddbmm`` products over the members' stacked weights,
-which computes the same function (each member's rows are an ordinary ``x @ W.T + b``).
+matrix product (measured: docs/population.md). A model that is an ``nn.Sequential`` of
+``Flatten`` (first only), ``Linear`` and ``ReLU`` (each right after a ``Linear``, since it
+runs in place on that product's output) is therefore run as ``baddbmm`` products over the
+members' stacked weights, which computes the same function (each member's rows are an
+ordinary ``x @ W.T + b``).
 
 Example:
     >>> plan = mlp_plan(nn.Sequential(nn.Flatten(), nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
@@ -24,7 +25,8 @@ Plan = list[tuple[str, ...]]
 
 
 def mlp_plan(model: nn.Module) -> Plan | None:
-    """The layers of ``model`` if it is a plain MLP (``Flatten``?, ``Linear``, ``ReLU``), else None."""
+    """The layers of ``model`` if it is a plain MLP (``Flatten``?, then ``Linear``, each maybe followed
+    by one ``ReLU``), else None."""
     if type(model) is not nn.Sequential:
         return None
     plan: Plan = []
@@ -33,7 +35,7 @@ def mlp_plan(model: nn.Module) -> Plan | None:
             plan.append(("flatten",))
         elif type(layer) is nn.Linear:
             plan.append(("linear", f"{name}.weight", f"{name}.bias" if layer.bias is not None else ""))
-        elif type(layer) is nn.ReLU:
+        elif type(layer) is nn.ReLU and plan and plan[-1][0] == "linear":  # never in place on the inputs
             plan.append(("relu",))
         else:
             return None
