@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lrpilot.training.data import DataSplits
 from lrpilot.training.task import Task, register_task
 from lrpilot.training.text import IMDB_BERT, load_imdb
 
@@ -95,7 +96,7 @@ def minilm_dir() -> Path:
     return path
 
 
-def load_generated(task: Task, data_dir_option: str | None = None) -> object:
+def load_generated(task: Task, data_dir_option: str | None = None) -> DataSplits:
     """``imdb-bert``'s loader on the generated reviews (a study's ``data_dir`` is ignored)."""
     return load_imdb(task, str(data_dir()))
 
