@@ -47,6 +47,16 @@ def kill_after(proc, ready, delay, timeout=120):
     return True
 
 
+def start_and_kill(args, out, resume, ready, delay):
+    """Start ``args`` into ``out`` (``--resume`` when asked) and kill it as :func:`kill_after` does;
+    False (after checking it succeeded) when it finished first."""
+    proc = start(*args, "--out", out, *(["--resume"] if resume else []))
+    if kill_after(proc, ready, delay):
+        return True
+    assert proc.returncode == 0, proc.stderr.read()
+    return False
+
+
 def weights(out, name="p"):
     return (out / f"{name}.safetensors").read_bytes()
 
@@ -77,9 +87,7 @@ def test_population_training_killed_anywhere_resumes_to_the_same_weights(tmp_pat
     kills, stages = 0, []
     for attempt, (ready, spread) in enumerate(plan):
         t0 = time.time()
-        proc = start(*POPULATION, "--out", out, *(["--resume"] if attempt else []))
-        if not kill_after(proc, lambda: ready(t0), rng.uniform(0.0, spread)):
-            assert proc.returncode == 0, proc.stderr.read()
+        if not start_and_kill(POPULATION, out, attempt > 0, lambda: ready(t0), rng.uniform(0.0, spread)):
             break
         kills += 1
         stages.append([p.stem for p in sorted(state.glob("*.pt"))] + [f"epoch {bc_epoch(state)}"])
@@ -121,10 +129,8 @@ def test_ppo_training_killed_at_random_moments_resumes_to_the_same_weights(tmp_p
     kills = 0
     for attempt in range(2):  # each run starts two worker processes (SubprocVecEnv): two kills keep it near a minute
         before = {p.name for p in (out / "checkpoints").glob("*.zip")} if attempt else set()
-        proc = start(*PPO, "--out", out, *(["--resume"] if attempt else []))
         fresh = lambda: {p.name for p in (out / "checkpoints").glob("*.zip")} - before  # noqa: E731
-        if not kill_after(proc, lambda: bool(fresh()), rng.uniform(0.0, 1.0)):
-            assert proc.returncode == 0, proc.stderr.read()
+        if not start_and_kill(PPO, out, attempt > 0, lambda: bool(fresh()), rng.uniform(0.0, 1.0)):
             break
         kills += 1
     print(f"ppo: {kills} kills; checkpoints {sorted(p.name for p in (out / 'checkpoints').glob('*.zip'))}")
