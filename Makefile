@@ -7,7 +7,7 @@ STAMP := $(VENV)/.lrpilot-installed
 EXTRAS ?= dev,lightning,lrfree,ray
 TEST_WORKERS ?= 2
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --durations=15; \
 	rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
+
+# The import contracts of pyproject.toml ([tool.importlinter]): layers, no cycles, a light deployment.
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) runs

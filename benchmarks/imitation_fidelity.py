@@ -21,10 +21,10 @@ import numpy as np
 
 
 def main() -> None:
-    from lrpilot.controller import pretrain
+    from lrpilot.learn import pipeline as pretrain
     from lrpilot.controller.actions import ActionSpec
     from lrpilot.controller.features import FEATURES
-    from lrpilot.controller.imitation import augment_progress
+    from lrpilot.learn.imitation import augment_progress
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="bold-anneal-streak")

@@ -11,7 +11,7 @@ median (and range) over ``--repeats`` runs.
 * baseline: ``SubprocVecEnv`` of ``n`` :class:`~lrpilot.envs.lr_control.LRControlEnv`,
   one torch thread per worker (the fastest setting for these tiny models; with the
   default two threads per worker the baseline is many times slower on 2 cores);
-* population: one :class:`~lrpilot.envs.population.PopulationVecEnv` of ``n`` members, for
+* population: one :class:`~lrpilot.envs.population.PopulationSB3VecEnv` of ``n`` members, for
   each ``--configs`` entry ``GxW``: ``G`` groups over ``W`` processes (default ``2x2``: two
   groups, one process per core, one torch thread each; and ``1x1``: one group in the
   benchmark's process, ``--pop-threads`` torch threads).
@@ -110,9 +110,9 @@ def measure(setup: Setup) -> dict[str, float]:
         pids = [p.pid for p in venv.processes]
     elif setup.side == "population":
         torch.set_num_threads(setup.pop_threads)
-        from lrpilot.envs.population import PopulationVecEnv
+        from lrpilot.envs.population import PopulationSB3VecEnv
 
-        venv = PopulationVecEnv(num_envs=setup.n, groups=setup.groups, workers=setup.workers, **setup.env_kwargs())
+        venv = PopulationSB3VecEnv(num_envs=setup.n, groups=setup.groups, workers=setup.workers, **setup.env_kwargs())
         pids = list(getattr(venv.core, "pids", []))
     else:
         raise ValueError(f"side must be 'baseline' or 'population', got {setup.side!r}")

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/teacher_rules.py --epochs 4 8 20     # 3 tasks x 4 LRs x 2 seeds per budget
 
-Runs each hand rule of ``lrpilot.controller.pretrain.TEACHERS`` directly as a controller
+Runs each hand rule of ``lrpilot.learn.pipeline.TEACHERS`` directly as a controller
 (``teacher:name=NAME,acts=a4|a5``: its multiplier snapped to the action set ×{0.1,0.5,1,2} (a4)
 or ×{0.1,0.5,1,1.5,2} (a5), as a cloned policy would act) next to ``rule`` and ``constant``, on
 the registered synthetic tasks ``teacher-mlp``, ``gmm-mlp`` and ``seq-cnn`` (the families the
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from lrpilot.controller import Controller, register_controller
-from lrpilot.controller import pretrain
+from lrpilot.learn import pipeline as pretrain
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.features import ObservationEncoder
 

@@ -14,20 +14,22 @@ from lrpilot.metrics import EpochMetrics
 
 if TYPE_CHECKING:
     from lrpilot.controller import from_spec, load_policy
-    from lrpilot.controller.scheduler import PolicyScheduler
+    from lrpilot.integrations.scheduler import PolicyScheduler
     from lrpilot.training import TrainingSession
-
-_LAZY = {
-    "PolicyScheduler": "lrpilot.controller.scheduler",
-    "TrainingSession": "lrpilot.training",
-    "from_spec": "lrpilot.controller",
-    "load_policy": "lrpilot.controller",
-}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
+    """The public names, each imported on first use (``import lrpilot`` stays cheap)."""
+    if name == "PolicyScheduler":
+        from lrpilot.integrations.scheduler import PolicyScheduler
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return PolicyScheduler
+    if name == "TrainingSession":
+        from lrpilot.training import TrainingSession
+
+        return TrainingSession
+    if name in ("from_spec", "load_policy"):
+        from lrpilot import controller
+
+        return getattr(controller, name)
     raise AttributeError(f"module 'lrpilot' has no attribute {name!r}")

@@ -9,7 +9,7 @@ from torch.func import functional_call
 
 from lrpilot.training import TrainingSession, get_task
 from lrpilot.training.batched_mlp import mlp_forward, mlp_plan
-from lrpilot.training.population import Population
+from lrpilot.training.population_trainer import Population
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 

@@ -176,7 +176,7 @@ def test_spec_strings_round_trip(spec, canonical):
     [("nope", "unknown controller 'nope'"), ("plateau:foo=1", "unknown parameter 'foo'"),
      ("plateau:patience=x", "patience"), ("plateau:patience", "key=value"), ("rule:factor=2", "factor"),
      ("plateau:mode=up", "mode"), ("bold:down=0", "down"), ("step:step_size=0", "step_size"),
-     ("plateau:patience=1,patience=2", "twice"), ("ppo:", "ppo:default")],
+     ("plateau:patience=1,patience=2", "twice"), ("ppo:", "policy:default"), ("policy:", "policy:default")],
 )
 def test_bad_specs_raise_value_error_naming_the_problem(spec, message):
     with pytest.raises(ValueError, match=message):

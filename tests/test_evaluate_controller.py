@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lrpilot.experiments.evaluate import Score, build_tables, regret_and_rank, render_markdown
+from lrpilot.experiments.controller_eval import Score, build_tables, regret_and_rank, render_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 

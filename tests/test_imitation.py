@@ -7,8 +7,8 @@ import pytest
 
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.features import FEATURES
-from lrpilot.controller.imitation import augment_progress
-from lrpilot.controller.pretrain import collect, synthetic_distribution, teacher_labels, train_population
+from lrpilot.learn.imitation import augment_progress
+from lrpilot.learn.pipeline import collect, synthetic_distribution, teacher_labels, train_population
 
 SPEC = ActionSpec.parse("0.1,0.5,1,2")
 P = [f.name for f in FEATURES].index("progress")
@@ -62,7 +62,7 @@ def test_dagger_training_uses_all_rounds_and_resumes_to_the_same_weights(tmp_pat
 
 
 def test_streakup_doubles_only_a_steady_climb():
-    from lrpilot.controller.pretrain import teacher_multipliers
+    from lrpilot.learn.pipeline import teacher_multipliers
 
     L1, L2 = [f.name for f in FEATURES].index("val_loss_log_change_lag1"), [f.name for f in FEATURES].index("val_loss_log_change_lag2")
     obs = np.zeros((4, len(FEATURES)), np.float32)

@@ -41,7 +41,7 @@ def metrics(epoch: int, val: float, lr: float = 1e-3) -> EpochMetrics:
 def test_round_trip_acts_and_resumes(tmp_path: Path) -> None:
     base = write_policy(tmp_path / "p")
     ctl = load_policy(str(base))
-    assert isinstance(ctl, LearnedController) and ctl.name == "ppo" and ctl.spec() == f"ppo:{base}"
+    assert isinstance(ctl, LearnedController) and ctl.name == "policy" and ctl.spec() == f"policy:{base}"
     assert ctl.required_metrics == ("train_loss", "val_loss")
     data = (tmp_path / "p.json").read_bytes() + (tmp_path / "p.safetensors").read_bytes()
     assert ctl.policy_hash == hashlib.sha256(data).hexdigest()
@@ -79,7 +79,7 @@ def test_continuous_policy_predicts_within_bounds(tmp_path: Path) -> None:
 
 def test_shipped_default_loads_as_spec() -> None:
     ctl = from_spec("ppo:default")
-    assert ctl.spec() == "ppo:default" and len(ctl.policy_hash) == 64
+    assert ctl.spec() == "policy:default" and len(ctl.policy_hash) == 64
     assert (SHIPPED_DIR / "default.json").exists() and SHIPPED_DIR.parent.name == "lrpilot"
     card = json.loads((SHIPPED_DIR / "default.json").read_text())
     assert card["provenance"]["command"].startswith("lrpilot train-controller")

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from lrpilot.envs.lr_control import LRControlEnv
-from lrpilot.envs.population import PopulationVecEnv, PopulationVectorEnv
+from lrpilot.envs.population import PopulationSB3VecEnv, PopulationGymVectorEnv
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import Task, TrainingSession, get_task
-from lrpilot.training.population import Population
+from lrpilot.training.population_trainer import Population
 from lrpilot.training.synthetic import TaskDistribution, load_synthetic
 
 TINY = {"task": "teacher-mlp", "task_options": {"width": 16}, "epoch_examples": 128, "device": "cpu"}
@@ -148,7 +148,7 @@ def untimed(metrics: list[EpochMetrics]) -> list[EpochMetrics]:
 
 def test_member_episode_equals_lrcontrolenv() -> None:
     """Same task, seed, initial LR and actions: the same observations and rewards as LRControlEnv."""
-    venv = PopulationVectorEnv(num_envs=3, initial_lr=(1e-3, 1e-1), epochs=4, **TINY)
+    venv = PopulationGymVectorEnv(num_envs=3, initial_lr=(1e-3, 1e-1), epochs=4, **TINY)
     obs, infos = venv.reset(seed=3)
     seed, lr = int(infos["session_seed"][1]), float(infos["initial_lr"][1])
     single = LRControlEnv(initial_lr=1e-3, epochs=4, **TINY)
@@ -165,7 +165,7 @@ def test_member_episode_equals_lrcontrolenv() -> None:
 def test_gymnasium_vector_api_with_same_step_autoreset() -> None:
     from gymnasium.vector import AutoresetMode
 
-    venv = PopulationVectorEnv(num_envs=4, initial_lr=(1e-4, 1e-1), epochs=3, **TINY)
+    venv = PopulationGymVectorEnv(num_envs=4, initial_lr=(1e-4, 1e-1), epochs=3, **TINY)
     assert venv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     assert venv.observation_space.shape == (4, venv.single_observation_space.shape[0])
     obs, infos = venv.reset(seed=0)
@@ -188,7 +188,7 @@ def test_gymnasium_vector_api_with_same_step_autoreset() -> None:
 
 def test_diverging_member_terminates_alone_and_auto_resets() -> None:
     kwargs = dict(num_envs=3, initial_lr=0.05, epochs=5, spares=0, **TINY)  # spares=0: the reset takes an extra pass
-    calm, wild = PopulationVecEnv(**kwargs), PopulationVecEnv(**kwargs)
+    calm, wild = PopulationSB3VecEnv(**kwargs), PopulationSB3VecEnv(**kwargs)
     calm.seed(1)
     wild.seed(1)
     calm_obs, wild_obs = calm.reset(), wild.reset()
@@ -210,7 +210,7 @@ def test_sb3_vecenv_trains_ppo() -> None:
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecMonitor
 
-    venv = VecMonitor(PopulationVecEnv(num_envs=4, initial_lr=(1e-4, 1e-1), epochs=4, **TINY))
+    venv = VecMonitor(PopulationSB3VecEnv(num_envs=4, initial_lr=(1e-4, 1e-1), epochs=4, **TINY))
     model = PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu")
     model.learn(256)
     assert model.num_timesteps == 256 and len(model.ep_info_buffer) > 0
@@ -221,7 +221,7 @@ def test_sb3_vecenv_trains_ppo() -> None:
     assert venv.get_attr("render_mode") == [None] * 4 and venv.env_is_wrapped(object) == [False] * 4
 
 
-def rollout(venv: PopulationVecEnv, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def rollout(venv: PopulationSB3VecEnv, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
     venv.seed(seed)
     observations, rewards = [venv.reset()], []
     rng = np.random.default_rng(0)
@@ -236,7 +236,7 @@ def rollout(venv: PopulationVecEnv, seed: int, steps: int) -> tuple[np.ndarray, 
 
 def test_distribution_groups_are_deterministic_for_a_seed_and_redrawn() -> None:
     dist = TaskDistribution(epoch_examples=(128,), width_range=(8, 16), epochs_range=(3, 5))
-    make = lambda: PopulationVecEnv(num_envs=6, groups=2, distribution=dist, group_lifetime=4)  # noqa: E731
+    make = lambda: PopulationSB3VecEnv(num_envs=6, groups=2, distribution=dist, group_lifetime=4)  # noqa: E731
     venv = make()
     first = rollout(venv, 7, 6)
     tasks = [t.options for t in venv.core.group_tasks()]
@@ -249,7 +249,7 @@ def test_distribution_groups_are_deterministic_for_a_seed_and_redrawn() -> None:
 
 def test_groups_are_redrawn_after_their_lifetime() -> None:
     dist = TaskDistribution(epoch_examples=(128,), width_range=(8, 16), epochs_range=(20, 30))
-    venv = PopulationVecEnv(num_envs=4, groups=2, distribution=dist, group_lifetime=2)
+    venv = PopulationSB3VecEnv(num_envs=4, groups=2, distribution=dist, group_lifetime=2)
     venv.seed(0)
     venv.reset()
     before = [dict(t.options) for t in venv.core.group_tasks()]
@@ -271,13 +271,13 @@ def test_groups_are_redrawn_after_their_lifetime() -> None:
 ])
 def test_bad_population_settings_name_the_value(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        PopulationVectorEnv(**kwargs)
+        PopulationGymVectorEnv(**kwargs)
 
 
 def test_worker_processes_play_the_same_episodes_as_in_process_cores() -> None:
-    from lrpilot.envs.population_core import PopulationCore
+    from lrpilot.envs.population.core import PopulationCore
 
-    venv = PopulationVecEnv(num_envs=4, groups=2, workers=2, initial_lr=(1e-4, 1e-1), epochs=3, **TINY)
+    venv = PopulationSB3VecEnv(num_envs=4, groups=2, workers=2, initial_lr=(1e-4, 1e-1), epochs=3, **TINY)
     try:
         venv.seed(11)
         obs = [venv.reset()]
@@ -306,7 +306,7 @@ def test_each_step_is_one_pass_even_when_every_episode_ends_together(monkeypatch
         passes.append(self.size if members is None else len(list(members)))
         return run_epoch(self, members)
 
-    venv = PopulationVecEnv(num_envs=4, initial_lr=1e-3, epochs=3, spares=1, **TINY)
+    venv = PopulationSB3VecEnv(num_envs=4, initial_lr=1e-3, epochs=3, spares=1, **TINY)
     venv.seed(0)
     venv.reset()
     monkeypatch.setattr(Population, "run_epoch", counted)

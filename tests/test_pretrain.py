@@ -1,4 +1,4 @@
-"""Behaviour-cloning pieces of `lrpilot.controller.pretrain` (no environment: fast)."""
+"""Behaviour-cloning pieces of `lrpilot.learn.pipeline` (no environment: fast)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.features import FEATURES
-from lrpilot.controller.pretrain import behaviour_clone, export_actor, nearest_action, teacher_multipliers
+from lrpilot.learn.pipeline import behaviour_clone, export_actor, nearest_action, teacher_multipliers
 from lrpilot.controller.policy import load_policy
 from lrpilot.metrics import EpochMetrics
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from lrpilot.cli import main
 from lrpilot.controller import from_spec, list_controllers
 from lrpilot.controller.policy import SHIPPED_DIR, PolicyFormatError, load_policy
-from lrpilot.controller.scheduler import ALLOWED_METRICS, PolicyScheduler
+from lrpilot.integrations.scheduler import ALLOWED_METRICS, PolicyScheduler
 from lrpilot.envs.config import EnvConfig
 from lrpilot.envs.lr_control import LRControlEnv
 from lrpilot.experiments.study import IDENTITY_FIELDS, load_study

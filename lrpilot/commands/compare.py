@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("study", nargs="?", type=Path, help="study TOML file (options below override its values)")
     parser.add_argument("--task", action="append", dest="tasks", metavar="TASK", help="task name (repeatable)")
     parser.add_argument("--controller", action="append", dest="controllers", metavar="SPEC",
-                        help="controller spec, e.g. rule, plateau:patience=2, ppo:default (repeatable)")
+                        help="controller spec, e.g. rule, plateau:patience=2, policy:default (repeatable)")
     parser.add_argument("--seeds", type=positive_int, help="number of seeds (runs use 0..N-1; default 3)")
     parser.add_argument("--lr", action="append", type=positive_float, dest="lrs", help="initial LR (repeatable; default: the task's)")
     parser.add_argument("--optimizer", action="append", dest="optimizers", help="optimizer (repeatable; default: the task's)")

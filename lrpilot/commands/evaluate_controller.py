@@ -24,10 +24,10 @@ def _lrs(text: str) -> tuple[float, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    from lrpilot.experiments.evaluate import DEFAULT_BASELINES, DEFAULT_LRFREE
+    from lrpilot.experiments.controller_eval import DEFAULT_BASELINES, DEFAULT_LRFREE
 
     add = parser.add_argument
-    add("specs", nargs="+", metavar="SPEC", help="controller(s) to evaluate, e.g. ppo:default ppo:runs/x/policy")
+    add("specs", nargs="+", metavar="SPEC", help="controller(s) to evaluate, e.g. policy:default policy:runs/x/policy")
     add("--tasks", type=_csv, default=HELDOUT_TASKS,
         help=f"comma-separated held-out tasks (default {','.join(HELDOUT_TASKS)})")
     add("--lrs", type=_lrs, default=(1e-5, 1e-4, 1e-3, 1e-2), help="comma-separated initial LRs (default 1e-5,1e-4,1e-3,1e-2)")
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lrpilot.experiments.evaluate import EvaluationPlan, run_evaluation
+    from lrpilot.experiments.controller_eval import EvaluationPlan, run_evaluation
 
     console = Console()
     plan = EvaluationPlan(specs=tuple(args.specs), tasks=tuple(args.tasks), lrs=tuple(args.lrs), seeds=args.seeds,

@@ -11,7 +11,7 @@ from lrpilot.commands.common import key_value, non_negative_int, parse_option_va
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--task", required=True, help="task name (see `lrpilot tasks`)")
-    parser.add_argument("--controller", default="rule", help="controller spec, e.g. rule, plateau:patience=2, ppo:default")
+    parser.add_argument("--controller", default="rule", help="controller spec, e.g. rule, plateau:patience=2, policy:default")
     parser.add_argument("--epochs", type=positive_int, help="epoch budget (default: the task's)")
     parser.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
     parser.add_argument("--lr", type=positive_float, help="initial learning rate (default: the task's)")

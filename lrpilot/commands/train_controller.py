@@ -21,7 +21,7 @@ def _int_list(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
-    from lrpilot.controller.ppo import PPOConfig
+    from lrpilot.learn.ppo import PPOConfig
 
     d = PPOConfig()
     add = parser.add_argument
@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add("--net-arch", type=_int_list, default=d.net_arch, metavar="N,N", help="hidden layer sizes (default 64,64)")
     add("--threads", type=positive_int, default=d.torch_threads, help="torch threads per process (default 1)")
     add("--no-progress", action="store_true", help="no progress bar")
-    pop = parser.add_argument_group("population training (lrpilot.controller.pretrain): many synthetic episodes at once")
+    pop = parser.add_argument_group("population training (lrpilot.learn.pipeline): many synthetic episodes at once")
     pop.add_argument("--population", action="store_true",
                      help="train on the population env over the synthetic TaskDistribution instead of --tasks")
     pop.add_argument("--bc-from", metavar="TEACHER",
@@ -79,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - PPOConfig
     """The :class:`PPOConfig` of parsed arguments, with the canonical command recorded."""
-    from lrpilot.controller.ppo import PPOConfig
+    from lrpilot.learn.ppo import PPOConfig
 
     config = PPOConfig(
         tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()), lr_range=tuple(args.lr_range),
@@ -128,7 +128,7 @@ def run_population(args: argparse.Namespace, argv: list[str] | None = None) -> i
 
     from rich.console import Console
 
-    from lrpilot.controller.pretrain import export_actor, train_population
+    from lrpilot.learn.pipeline import export_actor, train_population
 
     console = Console()
     command = shlex.join(["lrpilot", "train-controller", *(sys.argv[1:] if argv is None else argv)[1:]])
@@ -157,7 +157,7 @@ def run_population(args: argparse.Namespace, argv: list[str] | None = None) -> i
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lrpilot.controller.ppo import train_controller
+    from lrpilot.learn.ppo import train_controller
 
     if args.population or args.bc_from:
         return run_population(args)

@@ -1,6 +1,6 @@
 """Learning-rate controllers: the protocol, the rules, the classic schedules and specs.
 
-Imports only torch-free modules here; learned policies load lazily via ``ppo:...``.
+Imports only torch-free modules here; learned policies load lazily via ``policy:...``.
 """
 
 from lrpilot.controller.base import Controller

@@ -110,14 +110,6 @@ class ActionSpec:
         """Number of network outputs: one logit per multiplier, or 1 (the mean action)."""
         return len(self.multipliers) if self.kind == "discrete" else 1
 
-    def space(self):  # noqa: ANN201 - gymnasium.spaces.Space, imported lazily
-        """The Gymnasium action space (``Discrete(n)`` or ``Box(-1, 1, (1,), float32)``)."""
-        from gymnasium import spaces
-
-        if self.kind == "discrete":
-            return spaces.Discrete(len(self.multipliers))
-        return spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
-
     def to_multiplier(self, action: Any) -> float:
         """The LR multiplier of ``action`` (an index, or a value in [-1, 1] clipped)."""
         if self.kind == "discrete":

@@ -233,7 +233,7 @@ def load_policy(path_or_name: str | Path) -> "LearnedController":
     Example:
         >>> controller = load_policy("default")
         >>> controller.spec()
-        'ppo:default'
+        'policy:default'
     """
     card, weights, digest, paths = read_policy(path_or_name)
     source = str(path_or_name)
@@ -301,7 +301,7 @@ class LearnedController(Controller):
         >>> m = c.act(EpochMetrics(epoch=1, lr=1e-3, train_loss=2.0, val_loss=1.9, val_acc=0.3))
     """
 
-    name: ClassVar[str] = "ppo"
+    name: ClassVar[str] = "policy"
     _state_keys: ClassVar[tuple[str, ...]] = ("history",)
 
     def __init__(self, card: dict[str, Any], weights: Mapping[str, torch.Tensor], *, source: str, policy_hash: str,
@@ -331,7 +331,7 @@ class LearnedController(Controller):
         self._metrics: list[EpochMetrics] = []
 
     def spec(self) -> str:
-        return f"ppo:{self.source}"
+        return f"policy:{self.source}"
 
     def predict(self, observation: np.ndarray) -> np.ndarray:
         """Deterministic actions for observations of shape ``(N,)`` or ``(B, N)``, like SB3's ``predict``."""
@@ -371,6 +371,8 @@ class LearnedController(Controller):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("policy_hash") != self.policy_hash:
             raise ValueError(f"state is for policy {state.get('policy_hash')!r}, this one is {self.policy_hash!r}")
+        if isinstance(state.get("spec"), str) and state["spec"].startswith("ppo:"):
+            state = {**state, "spec": "policy:" + state["spec"][len("ppo:"):]}  # saved under the alias (before 0.1.1)
         super().load_state_dict(state)
         self.history = [dict(m) for m in self.history]
         self._metrics = [EpochMetrics.from_dict(m) for m in self.history]

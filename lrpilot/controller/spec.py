@@ -14,7 +14,8 @@ from typing import Any, Callable, Union
 
 from lrpilot.controller.base import Controller
 
-__all__ = ["register_controller", "from_spec", "list_controllers", "format_spec", "parse_spec"]
+__all__ = ["register_controller", "from_spec", "list_controllers", "format_spec", "parse_spec", "is_policy_spec",
+           "POLICY_PREFIXES"]
 
 _REGISTRY: dict[str, Callable[..., Controller]] = {}
 
@@ -26,9 +27,20 @@ def register_controller(name: str, factory: Callable[..., Controller]) -> None:
     _REGISTRY[name] = factory
 
 
+POLICY_PREFIXES = ("policy", "ppo")
+"""Spec prefixes that load a learned policy file: ``policy:`` (any learned policy, however it was
+trained), and ``ppo:``, its older name, kept as an alias."""
+
+
 def list_controllers() -> list[str]:
-    """Names accepted by :func:`from_spec` (``ppo`` takes ``ppo:default`` or ``ppo:PATH``)."""
-    return sorted([*_REGISTRY, "ppo"])
+    """Names accepted by :func:`from_spec` (``policy`` takes ``policy:default`` or ``policy:PATH``;
+    ``ppo:`` is an alias of ``policy:``)."""
+    return sorted([*_REGISTRY, *POLICY_PREFIXES])
+
+
+def is_policy_spec(spec: str) -> bool:
+    """True for ``policy:...`` and its alias ``policy:...`` (a learned policy file)."""
+    return isinstance(spec, str) and spec.strip().partition(":")[0].strip() in POLICY_PREFIXES
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -53,10 +65,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
 def from_spec(spec: str | Controller) -> Controller:
     """Build a controller from a spec string; a Controller passes through unchanged.
 
-    ``ppo:default`` and ``ppo:PATH`` load a learned policy (see :mod:`lrpilot.controller.policy`).
+    ``policy:default`` and ``policy:PATH`` load a learned policy (see :mod:`lrpilot.controller.policy`);
+    ``ppo:`` is an alias of ``policy:``.
 
     Raises ``ValueError`` naming the bad part (unknown controller or parameter, a value
-    of the wrong type or out of range, a malformed ``key=value`` item); for ``ppo:PATH``,
+    of the wrong type or out of range, a malformed ``key=value`` item); for ``policy:PATH``,
     ``FileNotFoundError`` when no such policy exists and ``PolicyFormatError`` (a
     ``ValueError``) when its files are damaged; ``TypeError`` when ``spec`` is not a string.
 
@@ -66,10 +79,12 @@ def from_spec(spec: str | Controller) -> Controller:
     """
     if isinstance(spec, Controller):
         return spec
-    if isinstance(spec, str) and spec.strip().partition(":")[0].strip() == "ppo":
-        target = spec.strip().partition(":")[2].strip()
+    if is_policy_spec(spec):
+        prefix, _, target = spec.strip().partition(":")
+        target = target.strip()
         if not target:
-            raise ValueError(f"bad controller spec {spec!r}: 'ppo' needs a policy, 'ppo:default' or 'ppo:PATH'")
+            raise ValueError(f"bad controller spec {spec!r}: {prefix.strip()!r} needs a policy, "
+                             "'policy:default' or 'policy:PATH'")
         from lrpilot.controller.policy import load_policy  # lazy: torch + safetensors
 
         return load_policy(target)

@@ -7,10 +7,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from lrpilot.controller.features import FEATURES, ObservationEncoder
 from lrpilot.envs.config import EnvConfig
+from lrpilot.envs.spaces import action_space, observation_space
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
 
@@ -106,8 +106,8 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         self._check_tasks()
         self.action_spec = self.config.action_spec
         self.encoder = ObservationEncoder()
-        self.observation_space = spaces.Box(low=self.encoder.low, high=self.encoder.high, dtype=np.float32)
-        self.action_space = self.action_spec.space()
+        self.observation_space = observation_space(self.encoder)
+        self.action_space = action_space(self.action_spec)
         self.session: TrainingSession | None = None
         self.episode: dict[str, Any] = {}
         self._epochs = 0

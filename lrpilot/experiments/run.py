@@ -34,7 +34,7 @@ class RunConfig:
     task: str
     """Registered task name."""
     controller: str = "constant"
-    """Controller spec string (``rule``, ``plateau:patience=2``, ``ppo:default``...)."""
+    """Controller spec string (``rule``, ``plateau:patience=2``, ``policy:default``...)."""
     seed: int = 0
     """Seed of the initial weights, data order, augmentation and dropout."""
     lr: float | None = None

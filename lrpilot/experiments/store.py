@@ -75,7 +75,7 @@ class StudyStore:
         """Check, lock and (re)write ``study.json``; refuse a directory of another study unless ``force``.
 
         ``fingerprints`` (spec -> hash of a learned policy's files) count as part of the
-        study: the same ``ppo:default`` with another policy file is another study.
+        study: the same ``policy:default`` with another policy file is another study.
         """
         store = cls(root)
         store._prepare_dir()

@@ -45,7 +45,7 @@ class Study:
     tasks: tuple[str, ...]
     """Registered task names (``lrpilot tasks``)."""
     controllers: tuple[str, ...]
-    """Controller spec strings (``rule``, ``plateau:patience=2``, ``ppo:default``...)."""
+    """Controller spec strings (``rule``, ``plateau:patience=2``, ``policy:default``...)."""
     seeds: int = 3
     """Number of seeds; runs use seeds 0 .. seeds-1."""
     lrs: tuple[float | None, ...] = (None,)
@@ -150,7 +150,7 @@ class Study:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad setting; imports plugins, loads no data.
 
-        A plugin that cannot be imported raises ``ImportError``, and a ``ppo:PATH``
+        A plugin that cannot be imported raises ``ImportError``, and a ``policy:PATH``
         controller whose files do not exist ``FileNotFoundError``; both name the setting.
         """
         self._check_shapes()
@@ -184,7 +184,7 @@ class Study:
             names[config.name] = config
 
     def fingerprints(self) -> dict[str, str]:
-        """Hashes of the learned policies behind ``ppo:...`` specs (a changed policy file is another study)."""
+        """Hashes of the learned policies behind ``policy:...`` specs (a changed policy file is another study)."""
         from lrpilot.controller import from_spec
 
         hashes = {spec: getattr(from_spec(spec), "policy_hash", None) for spec in self.controllers}

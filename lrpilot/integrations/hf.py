@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - transformers is a core dependen
     ) from exc
 
 from lrpilot.controller.base import Controller
-from lrpilot.controller.scheduler import (
+from lrpilot.integrations.scheduler import (
     check_bounds, check_total_epochs, build_epoch_metrics, check_identity, check_required, rescale_optimizer, resolve_controller,
 )
 
@@ -58,7 +58,7 @@ class PolicyLRCallback(TrainerCallback, ExportableState):
     """Apply a controller to a ``transformers.Trainer`` once per evaluation.
 
     Args:
-        controller: a Controller, a spec string (``"rule"``, ``"ppo:default"``) or a
+        controller: a Controller, a spec string (``"rule"``, ``"policy:default"``) or a
             learned policy path.
         total_epochs: the number of evaluations the controller plans for; default
             ``args.num_train_epochs`` (with ``eval_strategy="steps"``: max_steps // eval_steps).
@@ -78,7 +78,7 @@ class PolicyLRCallback(TrainerCallback, ExportableState):
         >>> args = TrainingArguments("out", eval_strategy="epoch", logging_strategy="epoch",
         ...                          lr_scheduler_type="constant", num_train_epochs=10)
         >>> trainer = Trainer(model, args, train_dataset=train, eval_dataset=val,
-        ...                   callbacks=[PolicyLRCallback("ppo:default")])
+        ...                   callbacks=[PolicyLRCallback("policy:default")])
         >>> trainer.train()
     """
 

@@ -40,7 +40,7 @@ except ImportError as exc:
     ) from exc
 
 from lrpilot.controller.base import Controller
-from lrpilot.controller.scheduler import (
+from lrpilot.integrations.scheduler import (
     ALLOWED_METRICS, build_epoch_metrics, check_bounds, check_total_epochs, check_identity, check_required, rescale_optimizer,
     resolve_controller,
 )
@@ -75,7 +75,7 @@ class PolicyLRCallback(pl.Callback):
     """Apply a controller to a Lightning run after every validation.
 
     Args:
-        controller: a Controller, a spec string (``"rule"``, ``"ppo:default"``) or a
+        controller: a Controller, a spec string (``"rule"``, ``"policy:default"``) or a
             learned policy path.
         monitor: the metrics to read from ``trainer.callback_metrics``: names among
             ``val_loss``, ``val_acc``, ``train_loss``, ``train_loss_std`` (read under the

@@ -1,6 +1,6 @@
-"""`PopulationVecEnv`: the population environment as a stable-baselines3 ``VecEnv``.
+"""`PopulationSB3VecEnv`: the population environment as a stable-baselines3 ``VecEnv``.
 
-Imported on demand (``from lrpilot.envs.population import PopulationVecEnv``), so that
+Imported on demand (``from lrpilot.envs.population import PopulationSB3VecEnv``), so that
 the Gymnasium side never imports stable-baselines3.
 """
 
@@ -9,17 +9,17 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
-from lrpilot.envs.population import POPULATION_DOC
-from lrpilot.envs.population_core import PopulationConfig, StepResult
-from lrpilot.envs.population_workers import make_core
+from lrpilot.envs.population.core import PopulationConfig, StepResult
+from lrpilot.envs.population.doc import POPULATION_DOC
+from lrpilot.envs.population.workers import make_core
+from lrpilot.envs.spaces import action_space, observation_space
 
-__all__ = ["PopulationVecEnv"]
+__all__ = ["PopulationSB3VecEnv"]
 
 
-class PopulationVecEnv(VecEnv):
+class PopulationSB3VecEnv(VecEnv):
     __doc__ = """A stable-baselines3 ``VecEnv`` of lockstep-trained learning-rate-control episodes.
 
     SB3 semantics: ``step_wait`` returns ``(obs, rewards, dones, infos)`` with
@@ -32,7 +32,7 @@ class PopulationVecEnv(VecEnv):
     """ + POPULATION_DOC + """
     Example:
         >>> from stable_baselines3 import PPO
-        >>> venv = PopulationVecEnv(num_envs=16, task="teacher-mlp", initial_lr=(1e-4, 1e-1), epochs=10)
+        >>> venv = PopulationSB3VecEnv(num_envs=16, task="teacher-mlp", initial_lr=(1e-4, 1e-1), epochs=10)
         >>> model = PPO("MlpPolicy", venv, n_steps=32).learn(1024)
     """
 
@@ -41,14 +41,14 @@ class PopulationVecEnv(VecEnv):
         self.core = make_core(self.config)
         self.render_mode = None
         encoder = self.core.encoder
-        observation_space = spaces.Box(low=encoder.low, high=encoder.high, dtype=np.float32)
-        super().__init__(self.config.num_envs, observation_space, self.core.action_spec.space())
+        observation_space = observation_space(encoder)
+        super().__init__(self.config.num_envs, observation_space, action_space(self.core.action_spec))
         self._actions: Any = None
 
     def reset(self) -> np.ndarray:
         """Draw every group and episode afresh (from the seed given to :meth:`seed`, if any)."""
         if any(self._options):
-            raise ValueError(f"PopulationVecEnv takes no reset options, got {self._options[0]!r}")
+            raise ValueError(f"PopulationSB3VecEnv takes no reset options, got {self._options[0]!r}")
         obs, self.reset_infos = self.core.reset(self._seeds[0])
         self._reset_seeds()
         self._reset_options()
@@ -61,7 +61,7 @@ class PopulationVecEnv(VecEnv):
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         """One epoch for every member, SB3-style."""
         if self._actions is None:
-            raise RuntimeError("PopulationVecEnv.step_wait() called without step_async()")
+            raise RuntimeError("PopulationSB3VecEnv.step_wait() called without step_async()")
         results, self._actions = self.core.step(self._actions), None
         return self._collect(results)
 
@@ -98,18 +98,18 @@ class PopulationVecEnv(VecEnv):
         sources = {"render_mode": None, "action_spec": self.core.action_spec, "encoder": self.core.encoder,
                    "config": self.config}
         if attr_name not in sources:
-            raise AttributeError(f"PopulationVecEnv members have no attribute {attr_name!r}; "
+            raise AttributeError(f"PopulationSB3VecEnv members have no attribute {attr_name!r}; "
                                  f"available: {', '.join(sources)}")
         return [sources[attr_name] for _ in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
         """Not supported: members are not separate objects."""
-        raise AttributeError(f"PopulationVecEnv members' attributes cannot be set (got {attr_name!r})")
+        raise AttributeError(f"PopulationSB3VecEnv members' attributes cannot be set (got {attr_name!r})")
 
     def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
         """Only ``history`` (the metrics of each member's current episode) is available."""
         if method_name != "history":
-            raise AttributeError(f"PopulationVecEnv members have no method {method_name!r}; available: history")
+            raise AttributeError(f"PopulationSB3VecEnv members have no method {method_name!r}; available: history")
         return [self.core.history(i) for i in self._indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:

@@ -225,7 +225,7 @@ class PolicyScheduler(LRScheduler):
     Args:
         optimizer: the wrapped optimizer.
         controller: a :class:`~lrpilot.controller.Controller`, a spec string
-            (``"rule"``, ``"plateau:patience=2"``, ``"ppo:default"``) or the path of a
+            (``"rule"``, ``"plateau:patience=2"``, ``"policy:default"``) or the path of a
             learned policy file (``.json`` / ``.safetensors``).
         total_epochs: the epoch budget the controller plans for (progress t/T).
         min_lr: lower bound of every group's LR. Default: 0.
@@ -253,7 +253,7 @@ class PolicyScheduler(LRScheduler):
     Example:
         >>> # xdoctest: +SKIP
         >>> optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        >>> scheduler = PolicyScheduler(optimizer, "ppo:default", total_epochs=50)
+        >>> scheduler = PolicyScheduler(optimizer, "policy:default", total_epochs=50)
         >>> for epoch in range(50):
         >>>     train_loss = train(...)
         >>>     val_loss, val_acc = validate(...)

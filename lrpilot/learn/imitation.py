@@ -1,6 +1,6 @@
 """Data for behaviour cloning beyond the teacher's own rollouts: relabelling and DAgger.
 
-A hand-rule teacher (:data:`~lrpilot.controller.pretrain.TEACHERS`) is a function of the
+A hand-rule teacher (:data:`~lrpilot.learn.pipeline.TEACHERS`) is a function of the
 observation, so it can label *any* observation, not only the ones its own rollouts visit.
 Two uses of that, both measured in ``docs/controller.md``:
 
@@ -42,7 +42,7 @@ def augment_progress(obs: np.ndarray, teacher: str, spec: ActionSpec, copies: in
     rng = np.random.default_rng(seed)
     out = np.repeat(obs, copies, axis=0)
     out[:, _PROGRESS] = rng.random(len(out), dtype=np.float32)
-    from lrpilot.controller.pretrain import teacher_labels
+    from lrpilot.learn.pipeline import teacher_labels
 
     return out, teacher_labels(teacher, spec, out).astype(np.int64)
 
@@ -67,12 +67,12 @@ def clone_stage(teacher: str, env: Mapping[str, Any], spec: ActionSpec, bc_steps
     """Teacher rollouts, behaviour cloning, then ``info["dagger_rounds"]`` DAgger rounds.
 
     Every rollout and every cloning epoch is saved in ``state`` (a
-    :class:`~lrpilot.controller.pretrain_state.PopulationCheckpoint`, or None) and taken from it
+    :class:`~lrpilot.learn.pipeline_state.PopulationCheckpoint`, or None) and taken from it
     when there: a resumed run continues after the last saved step. DAgger round ``r`` plays the
     current student on seed ``seed + r`` (other tasks than the teacher's rollouts), labels its
     states with the teacher and clones again, from scratch, on all the data so far.
     """
-    from lrpilot.controller.pretrain import behaviour_clone, collect, policy_predictor
+    from lrpilot.learn.pipeline import behaviour_clone, collect, policy_predictor
 
     seed = int(env["seed"])
     copies, rounds = int(info.get("bc_augment", 0)), int(info.get("dagger_rounds", 0))

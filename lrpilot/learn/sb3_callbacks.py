@@ -1,6 +1,6 @@
 """stable-baselines3 callbacks of ``lrpilot train-controller``: a rich progress bar, held-out evaluation, checkpoints.
 
-Imported only by :mod:`lrpilot.controller.ppo` while training (stable-baselines3 is heavy).
+Imported only by :mod:`lrpilot.learn.ppo` while training (stable-baselines3 is heavy).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class HeldOutEvalCallback(BaseCallback):
     """Every ``every`` timesteps, play the held-out cases with the current policy (deterministic).
 
     ``evaluate_policy(model)`` and ``evaluate_baseline()`` return summaries (see
-    :func:`lrpilot.envs.evaluate.summarize`); the baseline is evaluated once (it does
+    :func:`lrpilot.envs.episodes.summarize`); the baseline is evaluated once (it does
     not change). Logs ``eval/policy_*`` and ``eval/rule_*`` to TensorBoard and prints a line.
     """
 
@@ -132,7 +132,7 @@ class RolloutCheckpointCallback(BaseCallback):
     """Every ``every`` timesteps, call ``save()`` at the start of a rollout.
 
     There, the previous rollout has been used for an update and the next one has not begun, so
-    a checkpoint holds no half-collected transitions (see :mod:`lrpilot.controller.ppo_resume`).
+    a checkpoint holds no half-collected transitions (see :mod:`lrpilot.learn.sb3_resume`).
     """
 
     def __init__(self, every: int, save: Callable[[], Any]) -> None:

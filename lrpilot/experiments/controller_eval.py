@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from lrpilot.controller.spec import is_policy_spec
 from lrpilot.experiments.stats import mean_ci, paired_comparison, rank_values
 
 __all__ = ["EvaluationPlan", "Score", "regret_and_rank", "build_tables", "render_markdown", "run_evaluation",
@@ -108,9 +109,7 @@ def study_dir_name(spec: str) -> str:
     import re
 
     name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec.strip())[:60]
-    if spec.strip().startswith("ppo:"):
-        from lrpilot.controller import from_spec
-
+    if is_policy_spec(spec):
         name += "-" + from_spec(spec).policy_hash[:10]
     return name
 

@@ -10,7 +10,7 @@ then (optionally) PPO fine-tuning; the result is a plain MLP actor in the policy
   validation loss did not improve in each of the last three epochs (the teacher of the shipped
   ``default``); ``bold2`` uses ×2 instead of ×1.5. With an action set without ×1.5, the nearest
   action in log scale is taken (×2).
-* :func:`collect` plays the teacher in a :class:`~lrpilot.envs.population.PopulationVecEnv`
+* :func:`collect` plays the teacher in a :class:`~lrpilot.envs.population.PopulationSB3VecEnv`
   (many members, many episodes per second) over a :class:`TaskDistribution` and records
   (observation, teacher action) pairs, plus each finished episode's final test accuracy.
 * :func:`behaviour_clone` fits an MLP (tanh) by cross-entropy to those pairs.
@@ -122,9 +122,9 @@ def synthetic_distribution(families: Sequence[str] = ("teacher", "gmm", "seq"), 
 
 def _venv(distribution: Any, actions: str, num_envs: int, groups: int, workers: int, seed: int,
           evaluate_test: bool = False) -> Any:
-    from lrpilot.envs.population import PopulationVecEnv
+    from lrpilot.envs.population import PopulationSB3VecEnv
 
-    venv = PopulationVecEnv(num_envs=num_envs, groups=groups, workers=workers, distribution=distribution,
+    venv = PopulationSB3VecEnv(num_envs=num_envs, groups=groups, workers=workers, distribution=distribution,
                             actions=actions, evaluate_test=evaluate_test)
     venv.seed(seed)
     return venv
@@ -235,7 +235,7 @@ def ppo_finetune(net: Any, *, distribution: Any, actions: str, timesteps: int, n
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from lrpilot.controller.ppo import policy_layers
+    from lrpilot.learn.ppo import policy_layers
 
     linears = [m for m in net if isinstance(m, torch.nn.Linear)] if net is not None else []
     arch = [m.out_features for m in linears[:-1]] if net is not None else list(net_arch)
@@ -312,16 +312,16 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
-    by the teacher, extend the cloning data (see :mod:`lrpilot.controller.imitation`).
+    by the teacher, extend the cloning data (see :mod:`lrpilot.learn.imitation`).
 
-    With ``state_dir``, every stage is checkpointed there (see :mod:`lrpilot.controller.pretrain_state`)
+    With ``state_dir``, every stage is checkpointed there (see :mod:`lrpilot.learn.pipeline_state`)
     and ``resume`` continues a killed run to the same result. Returns the actor network and a
     provenance dict (timings, sizes, agreement).
     """
     import torch
 
-    from lrpilot.controller.imitation import clone_stage
-    from lrpilot.controller.pretrain_state import PopulationCheckpoint
+    from lrpilot.learn.imitation import clone_stage
+    from lrpilot.learn.pipeline_state import PopulationCheckpoint
 
     torch.manual_seed(seed)
     spec = ActionSpec.parse(actions)

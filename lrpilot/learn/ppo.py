@@ -26,7 +26,7 @@ from typing import Any, Mapping
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.policy import save_policy
 from lrpilot.envs.config import REWARDS
-from lrpilot.envs.evaluate import HELD_OUT_SEED_BASE, EvalCase, held_out_cases, paired, run_controller, run_episode, summarize
+from lrpilot.envs.episodes import HELD_OUT_SEED_BASE, EvalCase, held_out_cases, paired, run_controller, run_episode, summarize
 
 __all__ = ["PPOConfig", "TrainResult", "train_controller", "export_policy", "policy_layers", "latest_checkpoint"]
 
@@ -186,7 +186,7 @@ def _build_model(config: PPOConfig, venv: Any, out: Path) -> tuple[Any, dict[str
     import torch
     from stable_baselines3 import PPO
 
-    from lrpilot.controller.ppo_resume import load_state
+    from lrpilot.learn.sb3_resume import load_state
 
     config_path = out / "config.json"
     checkpoint = latest_checkpoint(out / "checkpoints") if config.resume else None
@@ -250,7 +250,7 @@ def evaluate_model(model: Any, config: PPOConfig, cases: list[EvalCase]) -> list
 
 
 def evaluate_spec(controller_spec: str, config: PPOConfig, cases: list[EvalCase]) -> list[dict[str, Any]]:
-    """Play ``cases`` with a controller spec (``rule``, ``ppo:PATH``...), a fresh controller per case."""
+    """Play ``cases`` with a controller spec (``rule``, ``policy:PATH``...), a fresh controller per case."""
     from lrpilot.controller import from_spec
 
     env = _eval_env(config)
@@ -279,7 +279,7 @@ def _provenance(config: PPOConfig, timesteps: int, seconds: float) -> dict[str, 
 def _final_evaluation(config: PPOConfig, policy_path: Path, cases: list[EvalCase],
                       rule: list[dict[str, Any]] | None) -> dict[str, Any]:
     """Evaluate the exported file (as deployment loads it) and ``rule`` on the held-out cases."""
-    learned = evaluate_spec(f"ppo:{policy_path}", config, cases)
+    learned = evaluate_spec(f"policy:{policy_path}", config, cases)
     rule = rule if rule is not None else evaluate_spec("rule", config, cases)
     return {
         "split": "test", "epochs": config.epochs, "n_cases": len(cases),
@@ -336,8 +336,8 @@ def _train(config: PPOConfig, out: Path, cases: list[EvalCase], rule: list[dict[
     from stable_baselines3.common.callbacks import CallbackList
 
     from lrpilot.atomic import write_json_atomic
-    from lrpilot.controller.ppo_callbacks import HeldOutEvalCallback, ProgressCallback, RolloutCheckpointCallback
-    from lrpilot.controller.ppo_resume import apply_resume, make_vec_env, save_checkpoint
+    from lrpilot.learn.sb3_callbacks import HeldOutEvalCallback, ProgressCallback, RolloutCheckpointCallback
+    from lrpilot.learn.sb3_resume import apply_resume, make_vec_env, save_checkpoint
 
     def rule_summary() -> dict[str, Any]:
         rule[:] = rule or evaluate_spec("rule", config, cases)

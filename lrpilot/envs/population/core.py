@@ -1,6 +1,6 @@
 """The engine of the population environments: groups of lockstep-trained members, each its own episode.
 
-:class:`PopulationCore` holds ``groups`` :class:`~lrpilot.training.population.Population`
+:class:`PopulationCore` holds ``groups`` :class:`~lrpilot.training.population_trainer.Population`
 objects. Group ``g`` serves a fixed set of environment indices (its *members*); each
 member plays :class:`~lrpilot.envs.lr_control.LRControlEnv` episodes: same observation
 encoder, action mapping, reward, divergence rule, LR bounds and episode end. The two
@@ -38,7 +38,7 @@ from lrpilot.envs.config import EnvConfig
 from lrpilot.envs.lr_control import epoch_reward, is_diverged
 from lrpilot.metrics import METRIC_NAMES, EpochMetrics
 from lrpilot.training.loading import load_splits
-from lrpilot.training.population import Population
+from lrpilot.training.population_trainer import Population
 from lrpilot.training.synthetic import TaskDistribution
 from lrpilot.training.task import Task, get_task
 

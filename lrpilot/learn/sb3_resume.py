@@ -1,4 +1,4 @@
-"""Exact resume of ``lrpilot train-controller``'s PPO path (:mod:`lrpilot.controller.ppo`).
+"""Exact resume of ``lrpilot train-controller``'s PPO path (:mod:`lrpilot.learn.ppo`).
 
 The training environments are ``ResumableEnv(Monitor(LRControlEnv))`` (:func:`make_vec_env`),
 whose state can be read and put back through ``VecEnv.env_method``, also in worker processes.

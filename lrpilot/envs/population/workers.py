@@ -1,6 +1,6 @@
 """Spreading a population environment's groups over worker processes (``workers=`` > 1).
 
-Each worker process owns a :class:`~lrpilot.envs.population_core.PopulationCore` over a
+Each worker process owns a :class:`~lrpilot.envs.population.core.PopulationCore` over a
 contiguous block of groups (and so of environment indices) and runs one torch thread;
 the main process maps actions to multipliers, sends every worker its slice, and gathers
 the results, so the workers train in parallel. Worker ``w`` draws from its own generator,
@@ -17,7 +17,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from lrpilot.controller.features import ObservationEncoder
-from lrpilot.envs.population_core import PopulationConfig, PopulationCore, StepResult, action_multipliers
+from lrpilot.envs.population.core import (
+    PopulationConfig,
+    PopulationCore,
+    StepResult,
+    action_multipliers,
+)
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training.task import Task
 

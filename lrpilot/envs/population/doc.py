@@ -1,0 +1,56 @@
+"""The description shared by both population wrappers' docstrings (Gymnasium sections)."""
+
+POPULATION_DOC = """
+    ## Description
+
+    ``num_envs`` members, split over ``groups`` populations. Each member plays
+    :class:`~lrpilot.envs.lr_control.LRControlEnv` episodes of its own: its own session
+    seed, initial weights, data order, initial LR, epoch budget, divergence and auto-reset.
+    The members of a group share one task (architecture, optimiser family, data, batch and
+    epoch size) and train together in one ``torch.vmap`` pass per step
+    (:class:`~lrpilot.training.population_trainer.Population`). Tasks come either from the
+    ``task`` / ``initial_lr`` / ``epochs`` / ``epoch_examples`` fields (as in
+    ``LRControlEnv``; a group draws one of the tasks) or, with ``distribution=``, from a
+    :class:`~lrpilot.training.synthetic.TaskDistribution` (architectures, optimisers, data
+    families, LRs and budgets all drawn). A group keeps its task for ``group_lifetime``
+    steps (default 256), then every running episode of the group is truncated
+    (``info["group_redrawn"]``) and a new task is drawn; with one fixed task and no
+    distribution a group is never redrawn.
+
+    ## Action Space
+
+    Per member, the action set of ``LRControlEnv`` (default `Discrete(4)`: ×0.1, ×0.5, ×1,
+    ×2; or ``actions="continuous"``), mapped by the same
+    :class:`~lrpilot.controller.actions.ActionSpec`; the LR stays within
+    ``[initial_lr × 1e-4, initial_lr × 100]`` (``lr_bounds``).
+
+    ## Observation Space
+
+    Per member, the `Box` of :class:`~lrpilot.controller.features.ObservationEncoder`
+    (the encoder of ``LRControlEnv`` and of deployed policies), from that member's
+    episode history.
+
+    ## Rewards
+
+    As ``LRControlEnv`` (``reward="log_val_loss"`` by default; ``divergence_penalty`` on
+    the step that diverges), computed by the same functions
+    (:func:`~lrpilot.envs.lr_control.epoch_reward`, :func:`~lrpilot.envs.lr_control.is_diverged`).
+
+    ## Starting State
+
+    ``reset(seed=...)`` draws every group's task and every episode (session seed,
+    initial LR, budget) from one generator seeded by ``seed``, and trains each
+    episode's first epoch, so the first observations hold real metrics.
+
+    ## Episode End
+
+    Per member: termination on divergence, truncation when its budget is used up or its
+    group is redrawn. The member then starts its next episode in the same step (its first
+    epoch was trained ahead, see :mod:`lrpilot.envs.population.core`).
+
+    On the CPU the same seed and actions give the same observations and rewards.
+
+    ## Version History
+
+    * v0: initial version (observation encoder ``lrpilot-obs`` v1).
+"""
