@@ -21,33 +21,33 @@ import numpy as np
 
 
 def main() -> None:
-    from lrpilot.learn import pipeline as pretrain
     from lrpilot.controller.actions import ActionSpec
-    from lrpilot.controller.features import FEATURES
-    from lrpilot.learn.imitation import augment_progress
+    from lrpilot.controller.features import FEATURE_INDEX
+    from lrpilot.controller.teachers import TEACHERS
+    from lrpilot.learn.imitation import augment_progress, behaviour_clone
+    from lrpilot.learn.rollouts import collect, policy_predictor, synthetic_distribution
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teacher", default="bold-anneal-streak")
+    parser.add_argument("--teacher", default="bold-anneal-streak", choices=list(TEACHERS))
     parser.add_argument("--actions", default="0.1,0.5,1,2")
     parser.add_argument("--steps", type=int, default=200, help="training rollout steps (64 pairs each)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     spec = ActionSpec.parse(args.actions)
-    env = dict(distribution=pretrain.synthetic_distribution(), actions=args.actions, num_envs=64, groups=4, workers=2,
+    env = dict(distribution=synthetic_distribution(), actions=args.actions, num_envs=64, groups=4, workers=2,
                evaluate_test=False)
     t = time.perf_counter()
-    train = pretrain.collect(args.teacher, steps=args.steps, seed=0, **env)
-    val = pretrain.collect(args.teacher, steps=40, seed=7, **env)
+    train = collect(args.teacher, steps=args.steps, seed=0, **env)
+    val = collect(args.teacher, steps=40, seed=7, **env)
     print(f"collected {len(train['actions'])} training and {len(val['actions'])} validation pairs in "
           f"{time.perf_counter() - t:.0f} s")
-    late = val["obs"][:, [f.name for f in FEATURES].index("progress")] >= 0.7
+    late = val["obs"][:, FEATURE_INDEX["progress"]] >= 0.7
     print(f"{'cloning data':38s} {'train agree':>11s} {'val agree':>9s} {'val late':>9s} {'val early':>9s}")
     for steps, copies in ((40, 0), (40, 4), (args.steps // 2, 0), (args.steps, 0), (args.steps, 1)):
         x, y = train["obs"][: steps * 64], train["actions"][: steps * 64]
         extra_x, extra_y = augment_progress(x, args.teacher, spec, copies, seed=0)
-        net = pretrain.behaviour_clone(np.concatenate([x, extra_x]), np.concatenate([y, extra_y]), spec.size,
-                                       epochs=100, seed=0)
-        pred = pretrain.policy_predictor(net)(val["obs"])
+        net = behaviour_clone(np.concatenate([x, extra_x]), np.concatenate([y, extra_y]), spec.size, epochs=100, seed=0)
+        pred = policy_predictor(net)(val["obs"])
         ok = pred == val["actions"]
         print(f"{f'{steps} steps ({steps * 64} pairs), {copies} copies':38s} {net.agreement:11.3f} {ok.mean():9.3f} "
               f"{ok[late].mean():9.3f} {ok[~late].mean():9.3f}")

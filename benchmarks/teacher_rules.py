@@ -2,14 +2,13 @@
 
     .venv/bin/python benchmarks/teacher_rules.py --epochs 4 8 20     # 3 tasks x 4 LRs x 2 seeds per budget
 
-Runs each hand rule of ``lrpilot.learn.pipeline.TEACHERS`` directly as a controller
-(``teacher:name=NAME,acts=a4|a5``: its multiplier snapped to the action set ×{0.1,0.5,1,2} (a4)
-or ×{0.1,0.5,1,1.5,2} (a5), as a cloned policy would act) next to ``rule`` and ``constant``, on
-the registered synthetic tasks ``teacher-mlp``, ``gmm-mlp`` and ``seq-cnn`` (the families the
-policy is trained on), with Adam from initial LRs 1e-5..1e-2. Prints, per budget, each rule's
-mean regret (points below the best run of the task and seed) per initial LR and its mean test
-accuracy minus ``rule``'s per initial LR. Importing this module registers the ``teacher``
-controller (the study's workers import it by name).
+Runs each hand rule of ``lrpilot.controller.teachers.TEACHERS`` directly as a controller
+(its registered spec, ``NAME:acts=a4|a5``: its multiplier snapped to the action set ×{0.1,0.5,1,2}
+(a4) or ×{0.1,0.5,1,1.5,2} (a5), as a cloned policy would act; ``bold``'s spec is
+``bold-features``) next to ``rule`` and ``constant``, on the registered synthetic tasks
+``teacher-mlp``, ``gmm-mlp`` and ``seq-cnn`` (the families the policy is trained on), with Adam
+from initial LRs 1e-5..1e-2. Prints, per budget, each rule's mean regret (points below the best
+run of the task and seed) per initial LR and its mean test accuracy minus ``rule``'s per initial LR.
 """
 
 from __future__ import annotations
@@ -17,49 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from lrpilot.controller import Controller, register_controller
-from lrpilot.learn import pipeline as pretrain
-from lrpilot.controller.actions import ActionSpec
-from lrpilot.controller.features import ObservationEncoder
-
-ACTION_SETS = {"a4": ActionSpec.parse("0.1,0.5,1,2"), "a5": ActionSpec.parse("0.1,0.5,1,1.5,2")}
-CANDIDATES = ("teacher:name=bold-anneal-streak,acts=a4", "teacher:name=bold-anneal-streak,acts=a5",
-              "teacher:name=bold-anneal-streakup,acts=a5", "teacher:name=bold,acts=a5",
-              "teacher:name=bold-anneal,acts=a5")
-
-
-class Teacher(Controller):
-    """A teacher rule as a controller (diagnostic; its history is not part of the state)."""
-
-    name = "teacher"
-
-    def __init__(self, name: str = "bold-anneal-streakup", acts: str = "a5") -> None:
-        super().__init__()
-        if acts not in ACTION_SETS:
-            raise ValueError(f"acts must be one of {', '.join(ACTION_SETS)}, got {acts!r}")
-        self.teacher, self.acts, self.actions = name, acts, ACTION_SETS[acts]
-        self.required_metrics = ("train_loss", "val_loss")
-        self.encoder, self._seen = ObservationEncoder(), []
-
-    def spec(self) -> str:
-        return f"teacher:name={self.teacher},acts={self.acts}"
-
-    def _reset(self) -> None:
-        self._seen = []
-
-    def _act(self, metrics) -> float:  # noqa: ANN001
-        self._seen.append(metrics)
-        obs = self.encoder.encode(self._seen, self.initial_lr, self.total_epochs)[None, :]
-        return self.actions.to_multiplier(pretrain.teacher_labels(self.teacher, self.actions, obs)[0])
-
-
-register_controller("teacher", Teacher)
+CANDIDATES = ("bold-anneal-streak:acts=a4", "bold-anneal-streak:acts=a5", "bold-anneal-streakup:acts=a5",
+              "bold-features:acts=a5", "bold-anneal:acts=a5")
+"""Teacher controllers (:class:`lrpilot.controller.teachers.FeatureTeacher` specs) compared with ``rule``."""
 
 
 def summarize(root: Path) -> dict[str, dict[str, dict[float, float]]]:
@@ -95,13 +59,12 @@ def main() -> None:
     parser.add_argument("--json", help="also write the summaries here")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    sys.path.insert(0, str(Path(__file__).resolve().parent))  # the workers import this module by name
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for epochs in args.epochs:
             study = Study(tasks=("teacher-mlp", "gmm-mlp", "seq-cnn"), controllers=(*CANDIDATES, "rule", "constant"),
                           lrs=(1e-5, 1e-4, 1e-3, 1e-2), optimizers=("adam",), seeds=args.seeds, epochs=epochs,
-                          device="cpu", imports=("teacher_rules",), reference="rule")
+                          device="cpu", reference="rule")
             run_study(study, Path(tmp) / f"e{epochs}", Execution(workers=2, progress=False))
             results[epochs] = summary = summarize(Path(tmp) / f"e{epochs}")
             print(f"\n{epochs} epochs: mean regret | regret per initial LR | test acc - rule per initial LR (points)")

@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 
 from lrpilot.controller.actions import ActionSpec
-from lrpilot.controller.features import FEATURES
+from lrpilot.controller.features import FEATURE_INDEX, FEATURES
+from lrpilot.controller.teachers import teacher_labels, teacher_multipliers
 from lrpilot.learn.imitation import augment_progress
-from lrpilot.learn.pipeline import collect, synthetic_distribution, teacher_labels, train_population
+from lrpilot.learn.pipeline import train_population
+from lrpilot.learn.rollouts import collect, synthetic_distribution
 
 SPEC = ActionSpec.parse("0.1,0.5,1,2")
-P = [f.name for f in FEATURES].index("progress")
-V = [f.name for f in FEATURES].index("val_loss_log_change")
+P = FEATURE_INDEX["progress"]
+V = FEATURE_INDEX["val_loss_log_change"]
 
 
 def test_augmented_copies_are_relabelled_with_their_new_progress():
@@ -52,19 +54,19 @@ def test_dagger_training_uses_all_rounds_and_resumes_to_the_same_weights(tmp_pat
     kwargs = dict(teacher="bold-anneal-streak", actions="0.1,0.5,1,2", seed=0, bc_steps=8, finetune_timesteps=0,
                   num_envs=8, groups=2, workers=1, families=("teacher", "gmm"), net_arch=(16,), bc_epochs=5,
                   bc_augment=1, dagger_rounds=2, dagger_steps=4)
-    net, info = train_population(**kwargs, state_dir=str(tmp_path / "a"))
+    result = train_population(**kwargs, state_dir=str(tmp_path / "a"))
+    info = result.provenance
     assert info["bc_samples"] == (8 + 2 * 4) * 8 and info["bc_trained_samples"] == 2 * info["bc_samples"]
+    assert result.bc_actor is None  # no PPO: the clone is the result
     assert (tmp_path / "a" / "population-state" / "dagger2-bc.pt").exists()
     (tmp_path / "a" / "population-state" / "dagger2-bc.pt").unlink()  # as if killed during the last cloning
-    again, _ = train_population(**kwargs, state_dir=str(tmp_path / "a"), resume=True)
-    for p, q in zip(net.parameters(), again.parameters()):
+    again = train_population(**kwargs, state_dir=str(tmp_path / "a"), resume=True).actor
+    for p, q in zip(result.actor.parameters(), again.parameters()):
         assert torch.equal(p, q)
 
 
 def test_streakup_doubles_only_a_steady_climb():
-    from lrpilot.learn.pipeline import teacher_multipliers
-
-    L1, L2 = [f.name for f in FEATURES].index("val_loss_log_change_lag1"), [f.name for f in FEATURES].index("val_loss_log_change_lag2")
+    L1, L2 = FEATURE_INDEX["val_loss_log_change_lag1"], FEATURE_INDEX["val_loss_log_change_lag2"]
     obs = np.zeros((4, len(FEATURES)), np.float32)
     obs[:, P] = 0.3
     obs[:, V] = -0.1  # improved in the last epoch ...

@@ -12,7 +12,8 @@ import torch
 from lrpilot.cli import main
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.policy import load_policy
-from lrpilot.learn.ppo import PPOConfig, export_policy, latest_checkpoint, train_controller
+from lrpilot.learn.export import export_policy
+from lrpilot.learn.ppo import PPOConfig, latest_checkpoint, train_controller
 
 TINY = ["--tasks", "digits-mlp", "--epochs", "4", "--n-steps", "64", "--batch-size", "32", "--n-epochs", "2",
         "--eval-lrs", "2", "--eval-seeds", "1", "--epoch-examples", "128", "--option", "width=16",

@@ -102,7 +102,7 @@ def test_population_training_killed_anywhere_resumes_to_the_same_weights(tmp_pat
 
 
 def test_behaviour_cloning_continues_exactly_from_any_epoch():
-    from lrpilot.learn.pipeline import behaviour_clone
+    from lrpilot.learn.imitation import behaviour_clone
 
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(600, 21)).astype(np.float32)  # three minibatches per epoch

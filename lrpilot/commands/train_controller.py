@@ -128,28 +128,29 @@ def run_population(args: argparse.Namespace, argv: list[str] | None = None) -> i
 
     from rich.console import Console
 
-    from lrpilot.learn.pipeline import export_actor, train_population
+    from lrpilot.learn.export import export_policy
+    from lrpilot.learn.pipeline import train_population
 
     console = Console()
     command = shlex.join(["lrpilot", "train-controller", *(sys.argv[1:] if argv is None else argv)[1:]])
     ppo = {"learning_rate": args.ppo_lr, "n_steps": args.n_steps, "batch_size": args.batch_size,
            "n_epochs": args.n_epochs, "ent_coef": args.ent_coef, "gamma": args.gamma}
-    net, info = train_population(
+    result = train_population(
         teacher=args.bc_from, actions=args.actions, seed=args.seed, bc_steps=args.bc_steps,
         finetune_timesteps=args.finetune_timesteps, num_envs=args.population_envs, groups=args.population_groups,
         workers=args.population_workers, families=tuple(f.strip() for f in args.families.split(",") if f.strip()),
         net_arch=tuple(args.net_arch), bc_epochs=args.bc_epochs, ppo=ppo, console=console, state_dir=args.out,
         resume=args.resume, bc_augment=args.bc_augment, dagger_rounds=args.dagger_rounds, dagger_steps=args.dagger_steps)
+    info = result.provenance
     out = Path(args.export_dir or args.out)
     out.mkdir(parents=True, exist_ok=True)
-    bc_net = info.pop("bc_net", None)
-    if bc_net is not None:  # BC + PPO: keep the cloned actor too, for the ablation
-        export_actor(bc_net, str(out / f"{args.name}-bc"), args.actions,
-                     {"method": "population", "command": command, "seed": args.seed, "stage": "behaviour cloning only",
-                      **{k: v for k, v in info.items() if k not in ("ppo_seconds", "training_seconds")}})
+    if result.bc_actor is not None:  # BC + PPO: keep the cloned actor too, for the ablation
+        export_policy(result.bc_actor, out / f"{args.name}-bc", args.actions,
+                      {"method": "population", "command": command, "seed": args.seed, "stage": "behaviour cloning only",
+                       **{k: v for k, v in info.items() if k not in ("ppo_seconds", "training_seconds")}})
     provenance = {"method": "population", "command": command, "seed": args.seed, "actions": args.actions,
                   "net_arch": list(args.net_arch), "ppo": ppo, **info}
-    card, weights = export_actor(net, str(out / args.name), args.actions, provenance)
+    card, weights = export_policy(result.actor, out / args.name, args.actions, provenance)
     console.print(f"trained in {info['training_seconds']:.0f} s; policy written to {card} and {weights}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Learning-rate controllers: the protocol, the rules, the classic schedules and specs.
+"""Learning-rate controllers: the protocol, the rules, the teachers, the classic schedules and specs.
 
 Imports only torch-free modules here; learned policies load lazily via ``policy:...``.
 """
@@ -7,9 +7,10 @@ from lrpilot.controller.base import Controller
 from lrpilot.controller.rules import Bold, Plateau, Rule
 from lrpilot.controller.schedules import Constant, Cosine, Step
 from lrpilot.controller.spec import from_spec, list_controllers, register_controller
+from lrpilot.controller.teachers import FeatureTeacher
 
 __all__ = [
-    "Controller", "Constant", "Step", "Cosine", "Plateau", "Rule", "Bold",
+    "Controller", "Constant", "Step", "Cosine", "Plateau", "Rule", "Bold", "FeatureTeacher",
     "from_spec", "list_controllers", "register_controller", "load_policy",
 ]
 

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from lrpilot.metrics import EpochMetrics
 
-__all__ = ["Feature", "FEATURES", "ObservationEncoder", "HISTORY"]
+__all__ = ["Feature", "FEATURES", "FEATURE_INDEX", "ObservationEncoder", "HISTORY"]
 
 HISTORY = 3
 """Epochs of history (before ``t``) of the key loss features."""
@@ -79,6 +80,9 @@ FEATURES: tuple[Feature, ...] = (
 )
 """The observation, in order. Changing it means bumping :attr:`ObservationEncoder.version`."""
 
+FEATURE_INDEX: Mapping[str, int] = MappingProxyType({f.name: i for i, f in enumerate(FEATURES)})
+"""Position of each feature in the observation vector, by name (read-only)."""
+
 
 def _finite(x: float | None) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
@@ -113,7 +117,7 @@ class ObservationEncoder:
         self.features = FEATURES
         self.low = np.array([f.low for f in FEATURES], dtype=np.float32)
         self.high = np.array([f.high for f in FEATURES], dtype=np.float32)
-        self._index = {f.name: i for i, f in enumerate(FEATURES)}
+        self._index = FEATURE_INDEX
 
     @property
     def size(self) -> int:

@@ -1,5 +1,6 @@
 """Metric-driven rules: ``plateau`` (torch ReduceLROnPlateau), ``rule`` (the seed
-report's threshold/factor rule) and ``bold`` (the bold driver).
+report's threshold/factor rule) and ``bold`` (the bold driver, whose decision
+:func:`bold_multiplier` the observation-vector teachers of :mod:`lrpilot.controller.teachers` share).
 
 Non-finite metrics: ``plateau`` and ``rule`` treat a NaN or infinite metric as "did
 not improve" (torch's own comparison does the same), so they cut the LR; ``bold``
@@ -10,13 +11,15 @@ non-finite multiplier.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import numpy as np
 
 from lrpilot.controller.base import Controller, is_better, monitored_value
 from lrpilot.controller.spec import format_spec, register_controller
 from lrpilot.metrics import EpochMetrics
 
-__all__ = ["Plateau", "Rule", "Bold"]
+__all__ = ["Plateau", "Rule", "Bold", "bold_multiplier"]
 
 _METRICS = ("val_loss", "train_loss", "val_acc")
 
@@ -157,6 +160,21 @@ class Rule(Plateau):
         del self.params["cooldown"], self.params["eps"]
 
 
+def bold_multiplier(improved: Any, first: Any, up: float = 1.5, down: float = 0.5) -> np.ndarray:
+    """The bold driver's decision, elementwise: ×1 at the ``first`` epoch, else ×``up`` where the monitored
+    loss ``improved`` on the previous epoch and ×``down`` where it did not.
+
+    Booleans or boolean arrays in, float64 multipliers out (a 0-d array for scalars). The callers fold
+    non-finite metrics into the flags: :class:`Bold` compares with ``<`` (a NaN never improved), the
+    feature teachers clear both flags when the observation's ``nonfinite`` is set.
+
+    Example:
+        >>> bold_multiplier(np.array([False, True, False]), np.array([True, False, False])).tolist()
+        [1.0, 1.5, 0.5]
+    """
+    return np.where(first, 1.0, np.where(improved, up, down))
+
+
 class Bold(Controller):
     """The bold driver (Vogl et al. 1988; Battiti 1989), applied once per epoch.
 
@@ -200,10 +218,8 @@ class Bold(Controller):
     def _act(self, metrics: EpochMetrics) -> float:
         value = self.sign * monitored_value(metrics, self.metric)
         previous, self.previous = self.previous, (value if math.isfinite(value) else None)
-        if previous is None and math.isfinite(value):
-            multiplier = 1.0
-        else:
-            multiplier = self.up if (previous is not None and value < previous) else self.down
+        multiplier = float(bold_multiplier(improved=previous is not None and value < previous,
+                                           first=previous is None and math.isfinite(value), up=self.up, down=self.down))
         lr = metrics.lr
         if not (math.isfinite(lr) and lr > 0):
             return multiplier

@@ -9,7 +9,7 @@ Everything lives in ``OUT/population-state/``, is written atomically (:mod:`lrpi
   ``--resume`` refuses different settings.
 * ``teacher-data.pt``: the teacher's (observation, action) pairs, written when collection ends.
 * ``bc.pt``: behaviour cloning after every epoch: network, Adam state, the shuffling generator,
-  torch's global RNG and the epoch (see :func:`~lrpilot.learn.pipeline.behaviour_clone`).
+  torch's global RNG and the epoch (see :func:`~lrpilot.learn.imitation.behaviour_clone`).
 * ``daggerN-data.pt``, ``daggerN-bc.pt``: DAgger round N's student rollouts and cloning, as above.
 * ``finetune.pt``: the PPO fine-tuned actor, written when fine-tuning ends.
 

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lrpilot.controller.actions import ActionSpec
-from lrpilot.controller.policy import save_policy
 from lrpilot.envs.config import REWARDS
 from lrpilot.envs.episodes import HELD_OUT_SEED_BASE, EvalCase, held_out_cases, paired, run_controller, run_episode, summarize
+from lrpilot.learn.export import export_policy
+from lrpilot.learn.sb3_ppo import build_ppo
 
-__all__ = ["PPOConfig", "TrainResult", "train_controller", "export_policy", "policy_layers", "latest_checkpoint"]
+__all__ = ["PPOConfig", "TrainResult", "train_controller", "latest_checkpoint"]
 
 CHECKPOINT_PREFIX = "ppo"
 RESUME_KEYS = ("tasks", "lr_range", "epochs", "actions", "reward", "net_arch", "task_options", "epoch_examples")
@@ -181,9 +182,9 @@ def latest_checkpoint(directory: str | Path) -> Path | None:
 
 
 def _build_model(config: PPOConfig, venv: Any, out: Path) -> tuple[Any, dict[str, Any] | None, bool]:
-    """A fresh PPO model, or (``resume``) the latest checkpoint's and its state (see :mod:`.ppo_resume`;
-    None: resumed inexactly); True when resumed. SB3 zips (cloudpickle) load only here, only with ``resume``."""
-    import torch
+    """A fresh PPO model (:func:`~lrpilot.learn.sb3_ppo.build_ppo`), or (``resume``) the latest checkpoint's
+    and its state (see :mod:`.sb3_resume`; None: resumed inexactly); True when resumed. SB3 zips
+    (cloudpickle) load only here, only with ``resume``."""
     from stable_baselines3 import PPO
 
     from lrpilot.learn.sb3_resume import load_state
@@ -201,39 +202,11 @@ def _build_model(config: PPOConfig, venv: Any, out: Path) -> tuple[Any, dict[str
         return model, state, True
     if config.resume:
         raise ValueError(f"--resume: no checkpoint (ppo_<N>_steps.zip) in {out / 'checkpoints'}")
-    arch = list(config.net_arch)
-    model = PPO(
-        "MlpPolicy", venv, learning_rate=config.learning_rate, n_steps=config.n_steps, batch_size=config.batch_size,
-        n_epochs=config.n_epochs, gamma=config.gamma, gae_lambda=config.gae_lambda, ent_coef=config.ent_coef,
-        policy_kwargs={"net_arch": {"pi": arch, "vf": arch}, "activation_fn": torch.nn.Tanh},
-        tensorboard_log=str(out / "tb"), seed=config.seed, device="cpu", verbose=0,
-    )
+    model = build_ppo(venv, net_arch=config.net_arch, seed=config.seed, learning_rate=config.learning_rate,
+                      n_steps=config.n_steps, batch_size=config.batch_size, n_epochs=config.n_epochs,
+                      gamma=config.gamma, gae_lambda=config.gae_lambda, ent_coef=config.ent_coef,
+                      tensorboard_log=str(out / "tb"))
     return model, None, False
-
-
-def policy_layers(model: Any) -> tuple[list[tuple[Any, Any]], str]:
-    """The actor of an SB3 ``MlpPolicy`` as (weight, bias) pairs (input first) and its activation name."""
-    import torch
-    from stable_baselines3.common.torch_layers import FlattenExtractor
-
-    policy = model.policy
-    if not isinstance(policy.pi_features_extractor, FlattenExtractor):
-        raise ValueError("only MlpPolicy with the default FlattenExtractor can be exported")
-    modules = list(policy.mlp_extractor.policy_net) + [policy.action_net]
-    linears = [m for m in modules if isinstance(m, torch.nn.Linear)]
-    acts = {type(m) for m in modules if not isinstance(m, torch.nn.Linear)}
-    names = {torch.nn.Tanh: "tanh", torch.nn.ReLU: "relu"}
-    if len(acts) > 1 or (acts and next(iter(acts)) not in names):
-        raise ValueError(f"cannot export activation(s) {sorted(a.__name__ for a in acts)}; use Tanh or ReLU")
-    return [(m.weight, m.bias) for m in linears], names[next(iter(acts))] if acts else "tanh"
-
-
-def export_policy(model: Any, path: str | Path, action: ActionSpec, provenance: Mapping[str, Any],
-                  evaluation: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
-    """Write the SB3 model's actor as a policy file (no normalisation: lrpilot does not use VecNormalize)."""
-    layers, activation = policy_layers(model)
-    return save_policy(path, layers=layers, activation=activation, action=action,
-                       provenance=provenance, evaluation=evaluation)
 
 
 def _eval_env(config: PPOConfig):  # noqa: ANN202 - LRControlEnv
@@ -313,31 +286,46 @@ def _train_and_export(config: PPOConfig, console: Any | None, progress: bool) ->
     out = Path(config.out_dir)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     cases = config.eval_cases()
-    rule: list[dict[str, Any]] = []  # the baseline is deterministic: played once, shared by every evaluation
-    model, start, seconds, history = _train(config, out, cases, rule, console, progress)
+    trained = _train(config, out, cases, console, progress)
+    model, seconds = trained.model, trained.seconds
     base = Path(config.export_dir or out) / config.name
     provenance = _provenance(config, model.num_timesteps, seconds)
     action = ActionSpec.parse(config.actions)
     export_policy(model, base, action, provenance)
-    evaluation = _final_evaluation(config, base, cases, rule or None)
-    evaluation["history"] = [{"timesteps": e["timesteps"], "ppo": e["policy"], "rule": e["rule"]} for e in history]
+    evaluation = _final_evaluation(config, base, cases, trained.rule)
+    evaluation["history"] = [{"timesteps": e["timesteps"], "ppo": e["policy"], "rule": e["rule"]}
+                             for e in trained.history]
     card, weights = export_policy(model, base, action, provenance, evaluation)
     write_json_atomic(out / "eval.json", evaluation)
-    sps = (model.num_timesteps - start) / seconds if seconds > 0 else 0.0
+    sps = (model.num_timesteps - trained.start) / seconds if seconds > 0 else 0.0
     return TrainResult(card, weights, model.num_timesteps, seconds, sps, evaluation)
 
 
-def _train(config: PPOConfig, out: Path, cases: list[EvalCase], rule: list[dict[str, Any]],
-           console: Any | None, progress: bool) -> tuple[Any, int, float, list[dict[str, Any]]]:
-    """PPO training with checkpoints and periodic evaluation: (model, start timesteps, seconds, eval history).
+@dataclass
+class _Trained:
+    """What :func:`_train` produced."""
 
-    ``seconds`` excludes the periodic evaluations.
-    """
+    model: Any
+    """The SB3 model after training."""
+    start: int
+    """Timesteps done before this call (those of the checkpoint a resumed run continued)."""
+    seconds: float
+    """Wall time of this call's training, the periodic evaluations excluded."""
+    history: list[dict[str, Any]]
+    """Every held-out evaluation so far (including those before a resume)."""
+    rule: list[dict[str, Any]] | None
+    """The ``rule`` baseline's held-out episodes, when an evaluation played them (None: not yet played)."""
+
+
+def _train(config: PPOConfig, out: Path, cases: list[EvalCase], console: Any | None, progress: bool) -> _Trained:
+    """PPO training with checkpoints and periodic evaluation."""
     from stable_baselines3.common.callbacks import CallbackList
 
     from lrpilot.atomic import write_json_atomic
     from lrpilot.learn.sb3_callbacks import HeldOutEvalCallback, ProgressCallback, RolloutCheckpointCallback
     from lrpilot.learn.sb3_resume import apply_resume, make_vec_env, save_checkpoint
+
+    rule: list[dict[str, Any]] = []  # the baseline is deterministic: played once, shared by every evaluation
 
     def rule_summary() -> dict[str, Any]:
         rule[:] = rule or evaluate_spec("rule", config, cases)
@@ -375,4 +363,4 @@ def _train(config: PPOConfig, out: Path, cases: list[EvalCase], rule: list[dict[
             save()
     finally:
         venv.close()
-    return model, start, seconds, evaluator.history
+    return _Trained(model, start, seconds, evaluator.history, rule or None)

@@ -40,9 +40,7 @@ class PopulationSB3VecEnv(VecEnv):
         self.config = PopulationConfig.from_kwargs(**kwargs)
         self.core = make_core(self.config)
         self.render_mode = None
-        encoder = self.core.encoder
-        observation_space = observation_space(encoder)
-        super().__init__(self.config.num_envs, observation_space, action_space(self.core.action_spec))
+        super().__init__(self.config.num_envs, observation_space(self.core.encoder), action_space(self.core.action_spec))
         self._actions: Any = None
 
     def reset(self) -> np.ndarray:

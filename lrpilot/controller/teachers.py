@@ -1,0 +1,208 @@
+"""Teachers: hand rules written as functions of the observation vector, and as controllers.
+
+A *teacher* decides from the same :class:`~lrpilot.controller.features.ObservationEncoder`
+features a learned policy sees, so a network can imitate it exactly (behaviour cloning and
+DAgger, :mod:`lrpilot.learn.imitation`). Each one maps a batch of observations ``[n, features]``
+to ``n`` LR multipliers:
+
+* ``bold``: the bold driver, with the decision of :class:`~lrpilot.controller.rules.Bold`
+  (:func:`~lrpilot.controller.rules.bold_multiplier`): ×1.5 after an epoch that lowered the
+  validation loss, ×0.5 otherwise (and after a non-finite epoch), ×1 after the first epoch.
+  ``bold2`` uses ×2 instead of ×1.5.
+* ``bold-anneal``: the bold driver until ``anneal_at`` (70%) of the budget, then ×0.5 every epoch
+  (a short annealing tail, which final accuracy rewards); ``bold-anneal2`` with ×2,
+  ``bold-anneal-late`` from 80%.
+* ``bold-anneal-adaptive``: from 60% of the budget, an epoch that improved the validation loss by
+  less than 3% halves the LR instead of raising it.
+* ``bold-anneal-streak``: from 70% of the budget, halve the LR unless the validation loss improved
+  in each of the last three epochs (:func:`climbing`).
+* ``bold-anneal-streakup``: ``bold-anneal-streak`` with ×2 instead of ×1.5 while :func:`climbing`;
+  the teacher of the shipped ``default`` policy.
+
+Every teacher is also an ordinary :class:`~lrpilot.controller.base.Controller`
+(:class:`FeatureTeacher`) that encodes its metrics history and applies the rule, registered
+under its name (:data:`SPEC_NAMES`; ``bold``'s is ``bold-features``, since ``bold`` is
+:class:`~lrpilot.controller.rules.Bold`). With ``acts=a4`` or ``acts=a5`` its multiplier snaps to
+the action set ×{0.1, 0.5, 1, 2} or ×{0.1, 0.5, 1, 1.5, 2}, as a cloned policy acts.
+
+Imports only ``numpy`` (deployment stays light).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from lrpilot.controller.actions import ActionSpec
+from lrpilot.controller.base import Controller
+from lrpilot.controller.features import FEATURE_INDEX, ObservationEncoder
+from lrpilot.controller.rules import bold_multiplier
+from lrpilot.controller.spec import format_spec, register_controller
+from lrpilot.metrics import EpochMetrics
+
+__all__ = ["TEACHERS", "SPEC_NAMES", "ACTION_SETS", "FeatureTeacher", "climbing", "teacher_multipliers",
+           "nearest_action", "teacher_labels"]
+
+_I = FEATURE_INDEX
+
+
+def climbing(obs: np.ndarray) -> np.ndarray:
+    """True where the validation loss improved in each of the last three epochs (a steady climb)."""
+    return (obs[:, _I["val_loss_log_change"]] < 0) & (obs[:, _I["val_loss_log_change_lag1"]] < 0) \
+        & (obs[:, _I["val_loss_log_change_lag2"]] < 0)
+
+
+def _first_epoch(obs: np.ndarray) -> np.ndarray:
+    """True at the first epoch of an episode: no change yet (exactly 0) and no LR history."""
+    return (obs[:, _I["log_lr_ratio"]] == 0) & (obs[:, _I["log_lr_change"]] == 0) \
+        & (obs[:, _I["val_loss_log_change"]] == 0) & (obs[:, _I["val_loss_log_change_lag1"]] == 0)
+
+
+def _bold(obs: np.ndarray, up: float = 1.5, down: float = 0.5) -> np.ndarray:
+    finite = ~(obs[:, _I["nonfinite"]] > 0)  # a non-finite epoch neither starts nor improves: x down
+    improved = (obs[:, _I["val_loss_log_change"]] < 0) & finite
+    return bold_multiplier(improved, _first_epoch(obs) & finite, up=up, down=down)
+
+
+def _bold_anneal(obs: np.ndarray, anneal_at: float = 0.7, up: float = 1.5) -> np.ndarray:
+    out = _bold(obs, up=up)
+    return np.where(obs[:, _I["progress"]] >= anneal_at, 0.5, out)
+
+
+def _bold_anneal_adaptive(obs: np.ndarray, anneal_at: float = 0.6, fast: float = -0.03) -> np.ndarray:
+    """Bold driver; from ``anneal_at`` of the budget, an epoch that improved the validation loss by
+    less than 3% (log change > ``fast``) halves the LR instead of raising it (a run still far from
+    converged, e.g. one started at a much too small LR, keeps raising it)."""
+    out = _bold(obs)
+    late = obs[:, _I["progress"]] >= anneal_at
+    slow = obs[:, _I["val_loss_log_change"]] > fast
+    return np.where(late & slow, 0.5, out)
+
+
+def _bold_anneal_streak(obs: np.ndarray, anneal_at: float = 0.7) -> np.ndarray:
+    """Bold driver; from ``anneal_at`` of the budget, halve the LR every epoch *unless* the validation
+    loss improved in each of the last three epochs (a run still climbing from a too-small LR keeps
+    raising it; one oscillating at the edge of stability is annealed)."""
+    out = _bold(obs)
+    late = obs[:, _I["progress"]] >= anneal_at
+    return np.where(late & ~climbing(obs), 0.5, out)
+
+
+def _bold_anneal_streakup(obs: np.ndarray) -> np.ndarray:
+    """``bold-anneal-streak``, but ×2 instead of ×1.5 while the last three epochs all improved: a run
+    climbing steadily out of a much too small LR doubles it, one at the edge of stability (improving
+    and worsening in turn) only goes ×1.5 / ×0.5. Chosen on training-distribution tasks (see
+    ``docs/controller.md``); the shipped policy imitates it with the actions ×{0.1, 0.5, 1, 1.5, 2}."""
+    out = _bold_anneal_streak(obs)
+    return np.where(climbing(obs) & (out == 1.5), 2.0, out)
+
+
+TEACHERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "bold-anneal-streakup": _bold_anneal_streakup,
+    "bold-anneal-streak": _bold_anneal_streak,
+    "bold-anneal-adaptive": _bold_anneal_adaptive,
+    "bold": _bold,
+    "bold2": lambda obs: _bold(obs, up=2.0),
+    "bold-anneal": _bold_anneal,
+    "bold-anneal2": lambda obs: _bold_anneal(obs, up=2.0),
+    "bold-anneal-late": lambda obs: _bold_anneal(obs, anneal_at=0.8),
+}
+"""Teacher name (as in ``train-controller --bc-from``) -> ``obs [n, features] -> multipliers [n]``."""
+
+SPEC_NAMES: dict[str, str] = {name: "bold-features" if name == "bold" else name for name in TEACHERS}
+"""Teacher name -> its controller spec name (``bold`` is :class:`~lrpilot.controller.rules.Bold`)."""
+
+ACTION_SETS: dict[str, str] = {"a4": "0.1,0.5,1,2", "a5": "0.1,0.5,1,1.5,2"}
+"""Named action sets of a teacher controller's ``acts``: the default set and the shipped policy's."""
+
+
+def teacher_multipliers(name: str, obs: np.ndarray) -> np.ndarray:
+    """The teacher's LR multiplier for each row of ``obs`` ([n, features])."""
+    if name not in TEACHERS:
+        raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS)}")
+    return TEACHERS[name](np.asarray(obs, dtype=np.float64))
+
+
+def nearest_action(spec: ActionSpec, multipliers: np.ndarray) -> np.ndarray:
+    """Index of the discrete action whose multiplier is nearest in log scale."""
+    logs = np.log(np.asarray(spec.multipliers))
+    return np.abs(np.log(multipliers)[:, None] - logs[None, :]).argmin(axis=1)
+
+
+def teacher_labels(teacher: str, spec: ActionSpec, obs: np.ndarray) -> np.ndarray:
+    """The teacher's action (index into ``spec``) for each row of ``obs``."""
+    return nearest_action(spec, teacher_multipliers(teacher, obs))
+
+
+def _action_set(owner: str, acts: str) -> ActionSpec:
+    try:
+        spec = ActionSpec.parse(ACTION_SETS.get(acts, acts.replace("/", ",")))
+    except ValueError:
+        spec = None
+    if spec is None or spec.kind != "discrete":
+        raise ValueError(f"{owner}: acts must be {', '.join(ACTION_SETS)} or discrete multipliers joined by '/' "
+                         f"(e.g. 0.1/0.5/1/2), got {acts!r}")
+    return spec
+
+
+class FeatureTeacher(Controller):
+    """A teacher (:data:`TEACHERS`) as a controller: the metrics history is encoded with
+    :class:`~lrpilot.controller.features.ObservationEncoder` every epoch and the rule applied to it.
+
+    ``acts`` (None, ``a4``, ``a5`` or multipliers joined by ``/``) snaps the multiplier to the nearest
+    action in log scale, as a policy cloned with that action set acts. The history is part of
+    :meth:`state_dict` (JSON-safe). Built from spec strings such as ``bold-anneal-streakup:acts=a5``.
+
+    Example:
+        >>> c = from_spec("bold-anneal-streakup"); c.reset(1.0, 10)
+        >>> [c.act(EpochMetrics(epoch=e, lr=1.0, train_loss=1.0, val_loss=v)) for e, v in [(1, 1.0), (2, 0.9), (3, 1.2)]]
+        [1.0, 1.5, 0.5]
+    """
+
+    name: ClassVar[str] = "teacher"
+    _state_keys: ClassVar[tuple[str, ...]] = ("history",)
+
+    def __init__(self, teacher: str, acts: str | None = None) -> None:
+        super().__init__()
+        if teacher not in TEACHERS:
+            raise ValueError(f"unknown teacher {teacher!r}; known: {', '.join(TEACHERS)}")
+        self.teacher, self.acts = teacher, acts
+        self.actions = None if acts is None else _action_set(SPEC_NAMES[teacher], acts)
+        self.required_metrics = ("train_loss", "val_loss")
+        self.encoder = ObservationEncoder()
+        self.history: list[dict[str, Any]] = []
+        self._metrics: list[EpochMetrics] = []
+
+    def spec(self) -> str:
+        return format_spec(SPEC_NAMES[self.teacher], {"acts": self.acts}, {"acts": None})
+
+    def _reset(self) -> None:
+        self.history = []
+        self._metrics = []
+
+    def _act(self, metrics: EpochMetrics) -> float:
+        self.history.append(metrics.to_dict())
+        self._metrics.append(metrics)
+        obs = self.encoder.encode(self._metrics, self.initial_lr, self.total_epochs)[None, :]
+        if self.actions is None:
+            return float(teacher_multipliers(self.teacher, obs)[0])
+        return self.actions.to_multiplier(teacher_labels(self.teacher, self.actions, obs)[0])
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.history = [dict(m) for m in self.history]
+        self._metrics = [EpochMetrics.from_dict(m) for m in self.history]
+
+
+def _factory(teacher: str) -> Callable[..., FeatureTeacher]:
+    """``acts -> FeatureTeacher(teacher, acts)``: the spec-string constructor of one teacher."""
+
+    def make(acts: str | None = None) -> FeatureTeacher:
+        return FeatureTeacher(teacher, acts)
+
+    return make
+
+
+for _teacher, _spec_name in SPEC_NAMES.items():
+    register_controller(_spec_name, _factory(_teacher))
