@@ -152,10 +152,10 @@ def test_study_files_shipped_in_configs():
     plan = load_study(ROOT / "configs" / "seed-plan.toml")
     assert set(plan.tasks) == {"cifar10-resnet18", "imdb-bert"} and plan.seeds == 5
     assert (plan.optimizers, plan.lrs, plan.batch_size, plan.epochs) == (("adam",), (1e-3,), 64, 50)
-    assert set(plan.controllers) == {"constant", "step", "plateau", "rule", "bold", "cosine", "ppo:default"}
+    assert set(plan.controllers) == {"constant", "step", "plateau", "rule", "bold", "cosine", "policy:default"}
     demo = load_study(ROOT / "configs" / "demo.toml")
     demo.validate()
-    assert {"rule", "bold", "ppo:default"} <= set(demo.controllers) and len(demo.lrs) == 2 and demo.seeds == 3
+    assert {"rule", "bold", "policy:default"} <= set(demo.controllers) and len(demo.lrs) == 2 and demo.seeds == 3
 
 
 # -- crashes are results of their run, not of the study ----------------------------------
@@ -270,13 +270,13 @@ def test_ray_missing_names_the_extra(tmp_path, monkeypatch):
 
 
 def test_a_changed_policy_file_is_another_study(tmp_path, capsys):
-    study = Study(tasks=("digits-mlp",), controllers=("rule", "ppo:default"), seeds=1, epochs=1)
+    study = Study(tasks=("digits-mlp",), controllers=("rule", "policy:default"), seeds=1, epochs=1)
     prints = study.fingerprints()
-    assert len(prints["ppo:default"]) == 64 and "rule" not in prints
+    assert len(prints["policy:default"]) == 64 and "rule" not in prints
     StudyStore.open(tmp_path, study, fingerprints=prints).close()
     StudyStore.open(tmp_path, study, fingerprints=prints).close()  # same policy: the same study
-    with pytest.raises(ValueError, match="differs in: the policy behind ppo:default"):
-        StudyStore.open(tmp_path, study, fingerprints={"ppo:default": "0" * 64})
+    with pytest.raises(ValueError, match="differs in: the policy behind policy:default"):
+        StudyStore.open(tmp_path, study, fingerprints={"policy:default": "0" * 64})
 
 
 def test_weight_decay_reaches_every_run_and_makes_adamw_differ_from_adam(tmp_path):

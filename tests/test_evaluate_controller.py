@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lrpilot.experiments.controller_eval import Score, build_tables, regret_and_rank, render_markdown
+from lrpilot.experiments.controller_eval import build_tables, render_markdown
+from lrpilot.experiments.scoring import Score, regret_and_rank
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +69,9 @@ def test_end_to_end_writes_tables(tmp_path: Path) -> None:
         assert title in text
     assert "ppo:default" in text and "| constant |" in text
     assert (out / "evaluation.json").exists()
+    printed = result.stdout.splitlines()  # a pipe: rich prints 80 columns, and no table row may wrap
+    assert all(len(line) <= 80 for line in printed), result.stdout
+    assert any(line.startswith("ppo:default ") for line in printed)  # a whole name heads its row
     # a second invocation resumes: nothing is rerun, the tables are the same
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and (out / "evaluation.md").read_text() == text

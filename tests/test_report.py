@@ -12,7 +12,7 @@ import torch
 from lrpilot.cli import main
 from lrpilot.experiments.report import build_report
 from lrpilot.experiments.run import read_metrics
-from lrpilot.experiments.runner import Job, execute_run
+from lrpilot.experiments.jobs import Job, execute_run
 from lrpilot.experiments.store import StudyStore
 from lrpilot.experiments.study import Study
 
@@ -77,6 +77,16 @@ def test_report_command_and_an_unfinished_study(study_dir, tmp_path, capsys):
     report = (partial / "report.md").read_text()
     assert "11 finished (0 diverged), 0 failed, 1 not finished" in report
     assert "| rule | 1 |" in report  # the setting with a missing seed says so
+
+
+def test_terminal_tables_fit_80_columns_when_printed_to_a_pipe(study_dir, capsys, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)  # not a terminal and no COLUMNS: rich prints 80 columns
+    assert main(["report", str(study_dir), "--no-plots"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    for name in ("constant", "rule", "bold"):  # a row per setting, headed by the whole name, the CI beside the mean
+        rows = [line for line in lines if line.startswith(name + " ")]
+        assert len(rows) == 2 and all("±" in row for row in rows), rows
 
 
 def test_report_of_a_directory_without_a_study(tmp_path, capsys):

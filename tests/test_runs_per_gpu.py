@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-from lrpilot.experiments.runner import Execution, default_workers
+from lrpilot.experiments.jobs import Execution
+from lrpilot.experiments.local_backend import default_workers
 
 
 def test_runs_per_gpu_multiplies_workers_per_visible_gpu(monkeypatch):

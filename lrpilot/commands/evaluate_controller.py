@@ -2,7 +2,9 @@
 
 Regret to the per-task oracle, mean rank, per-initial-LR tables (printed, and written to
 ``OUT/evaluation.md`` and ``OUT/evaluation.json``); the runs go through the compare runner
-(``OUT/main`` and ``OUT/lrfree``), so a second invocation resumes and only re-tabulates.
+(a study per controller in ``OUT/runs/<controller>``, the LR-free optimisers in ``OUT/runs/lrfree``),
+so a second invocation resumes and only re-tabulates. The scoring and the tables are those of
+``lrpilot compare`` (:mod:`lrpilot.experiments.scoring`); the terminal tables fit 80 columns.
 """
 
 from __future__ import annotations

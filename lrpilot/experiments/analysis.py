@@ -11,16 +11,17 @@ initial LR (a *setting*) and controller. Conventions, stated again in every repo
   ``study.baselines``).
 * Regret: per task and seed, the best test accuracy any controller reached at any
   initial LR (and optimiser) minus this run's. Rank: within each setting and seed,
-  controllers ranked by test accuracy (1 = best, ties averaged).
+  controllers ranked by test accuracy (1 = best, ties averaged). Both, and the paired
+  tests, come from :mod:`~lrpilot.experiments.scoring`, as in ``evaluate-controller``.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from lrpilot.experiments.stats import Estimate, PairedTest, convergence_epoch, mean_ci, paired_comparison, rank_values
+from lrpilot.experiments.scoring import Score, group_indices, paired_test, regret_and_rank
+from lrpilot.experiments.stats import Estimate, PairedTest, convergence_epoch, mean_ci
 from lrpilot.experiments.store import RunRecord
 from lrpilot.experiments.study import Study
 from lrpilot.metrics import EpochMetrics
@@ -67,6 +68,11 @@ class RunScore:
     """The run diverged (a result, not a failure)."""
     history: tuple[EpochMetrics, ...] = field(repr=False, default=())
     """Per-epoch metrics, for the plots."""
+
+    def score(self) -> Score:
+        """What regret, rank and the paired tests need of this run."""
+        task, optimizer, lr = self.setting
+        return Score(task, optimizer, lr, self.controller, self.seed, self.test_acc, self.diverged)
 
 
 @dataclass(frozen=True)
@@ -168,45 +174,23 @@ def score_run(record: RunRecord, study: Study) -> RunScore:
 def analyse(records: list[RunRecord], study: Study, confidence: float = 0.95) -> Analysis:
     """Score the finished runs and build every table."""
     scores = [score_run(r, study) for r in records if r.status == "done"]
-    regret, rank = _regret_and_rank(scores)
-    groups: dict[tuple[Setting, str], list[RunScore]] = defaultdict(list)
-    for s in scores:
-        groups[(s.setting, s.controller)].append(s)
-    summary = [
-        SummaryRow(setting, controller, len(runs), sum(r.diverged for r in runs),
-                   {key: mean_ci([getattr(r, key) for r in runs], confidence) for key, _ in METRICS},
-                   mean_ci([regret[id(r)] for r in runs], confidence), mean_ci([rank[id(r)] for r in runs], confidence))
-        for (setting, controller), runs in groups.items()
-    ]
-    overall: dict[tuple[str, str], list[RunScore]] = defaultdict(list)
-    for s in scores:
-        overall[(s.setting[0], s.controller)].append(s)
-    overall_rows = [
-        OverallRow(task, controller, mean_ci([regret[id(r)] for r in runs], confidence),
-                   mean_ci([rank[id(r)] for r in runs], confidence))
-        for (task, controller), runs in overall.items()
-    ]
-    return Analysis(study, records, scores, summary, _paired(summary, scores, study, confidence), overall_rows)
+    regret, rank = regret_and_rank([s.score() for s in scores])
 
+    def estimates(idx: list[int]) -> tuple[Estimate, Estimate]:
+        return mean_ci([regret[i] for i in idx], confidence), mean_ci([rank[i] for i in idx], confidence)
 
-def _regret_and_rank(scores: list[RunScore]) -> tuple[dict[int, float], dict[int, float]]:
-    best: dict[tuple[str, int], float] = defaultdict(lambda: -math.inf)
-    blocks: dict[tuple[Setting, int], list[RunScore]] = defaultdict(list)
-    for s in scores:
-        if math.isfinite(s.test_acc):
-            best[(s.setting[0], s.seed)] = max(best[(s.setting[0], s.seed)], s.test_acc)
-        blocks[(s.setting, s.seed)].append(s)
-    regret = {id(s): best[(s.setting[0], s.seed)] - s.test_acc if math.isfinite(s.test_acc) else math.nan for s in scores}
-    rank: dict[int, float] = {}
-    for block in blocks.values():
-        rank.update(rank_values({id(s): s.test_acc for s in block}))
-    return regret, rank
+    summary = []
+    for (setting, controller), idx in group_indices((s.setting, s.controller) for s in scores).items():
+        runs = [scores[i] for i in idx]
+        metrics = {key: mean_ci([getattr(r, key) for r in runs], confidence) for key, _ in METRICS}
+        summary.append(SummaryRow(setting, controller, len(runs), sum(r.diverged for r in runs), metrics, *estimates(idx)))
+    overall = [OverallRow(task, controller, *estimates(idx))
+               for (task, controller), idx in group_indices((s.setting[0], s.controller) for s in scores).items()]
+    return Analysis(study, records, scores, summary, _paired(summary, scores, study, confidence), overall)
 
 
 def _paired(summary: list[SummaryRow], scores: list[RunScore], study: Study, confidence: float) -> list[PairedRow]:
-    by_seed: dict[tuple[Setting, str], dict[int, float]] = defaultdict(dict)
-    for s in scores:
-        by_seed[(s.setting, s.controller)][s.seed] = s.test_acc
+    """Each setting's controllers against the reference and against the setting's best baseline."""
     rows: list[PairedRow] = []
     for setting in dict.fromkeys(row.setting for row in summary):
         present = [row for row in summary if row.setting == setting]
@@ -216,14 +200,9 @@ def _paired(summary: list[SummaryRow], scores: list[RunScore], study: Study, con
         references = [(study.reference, "reference")] if study.reference in names else []
         if best is not None and best.controller != study.reference:
             references.append((best.controller, "best baseline"))
-        for versus, role in references:
-            for controller in names:
-                if controller == versus:
-                    continue
-                a, b = by_seed[(setting, controller)], by_seed[(setting, versus)]
-                seeds = sorted(set(a) & set(b))
-                test = paired_comparison([a[k] for k in seeds], [b[k] for k in seeds], confidence)
-                rows.append(PairedRow(setting, controller, versus, role, test))
+        runs = [s.score() for s in scores if s.setting == setting]
+        rows += [PairedRow(setting, controller, versus, role, paired_test(runs, controller, versus, confidence))
+                 for versus, role in references for controller in names if controller != versus]
     return rows
 
 

@@ -3,7 +3,7 @@
 Each run is one task reserving ``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs; Ray
 schedules them over the cluster and sets ``CUDA_VISIBLE_DEVICES`` per task, so a run
 with device ``auto`` uses the GPU Ray gave it. Tasks call the same
-:func:`~lrpilot.experiments.runner.execute_run` as local workers and write into the
+:func:`~lrpilot.experiments.jobs.execute_run` as local workers and write into the
 same result store, so on a multi-node cluster the study directory must be on storage
 every node sees (NFS, a shared volume); a task's final metrics also travel back to the
 driver, which writes them into its store if the worker's copy is not visible there.
@@ -13,15 +13,15 @@ Ray is an optional extra: ``pip install 'lrpilot[ray]'``.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
-from lrpilot.experiments.runner import Execution, Job, describe_error, execute_run
+from lrpilot.experiments.jobs import Execution, Job, Tick, describe_error, execute_run
 from lrpilot.training.loading import require
 
 __all__ = ["run_ray"]
 
 
-def run_ray(jobs: list[Job], execution: Execution, tick: Callable[[list[str]], None]) -> Iterator[tuple[str, dict[str, Any]]]:
+def run_ray(jobs: list[Job], execution: Execution, tick: Tick) -> Iterator[tuple[str, dict[str, Any]]]:
     """Submit every job as a Ray task and yield ``(name, outcome)`` as they finish."""
     if not jobs:
         return

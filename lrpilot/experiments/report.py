@@ -2,25 +2,30 @@
 
 Written at the end of ``lrpilot compare`` and by ``lrpilot report DIR`` (which works on
 a study still running or partly failed: it reports the runs that finished and says
-how many did not). Every figure carries the number of runs behind it.
+how many did not). Every figure carries the number of runs behind it. Cells and tables
+are rendered by :mod:`~lrpilot.experiments.scoring` (the terminal tables fit 80 columns).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
+
 from lrpilot.atomic import write_text_atomic
-from lrpilot.experiments.analysis import METRICS, Analysis, PairedRow, SummaryRow, analyse
+from lrpilot.experiments.analysis import METRICS, Analysis, PairedRow, Setting, SummaryRow, analyse
 from lrpilot.experiments.plots import setting_label, write_plots
+from lrpilot.experiments.scoring import Column, TerminalTable, estimate_cell, markdown_table, print_table
 from lrpilot.experiments.stats import Estimate
 from lrpilot.experiments.store import StudyStore, read_study
 from lrpilot.experiments.study import import_plugins
 
-__all__ = ["build_report", "write_report", "print_summary", "format_estimate"]
+__all__ = ["build_report", "write_report", "print_summary", "summary_tables", "format_estimate"]
 
 _PERCENT = {"test_acc", "best_val_acc"}
 
@@ -49,12 +54,7 @@ def write_report(root: str | Path, analysis: Analysis, *, plots: bool = True) ->
 
 def format_estimate(est: Estimate, scale: float = 1.0, digits: int = 2) -> str:
     """``94.17 [93.05, 95.29] n=3``; a single value has no interval; no value is ``n/a``."""
-    if est.n == 0 or not math.isfinite(est.mean):
-        return "n/a (n=0)"
-    text = f"{est.mean * scale:.{digits}f}"
-    if est.n > 1 and math.isfinite(est.low):
-        text += f" [{est.low * scale:.{digits}f}, {est.high * scale:.{digits}f}]"
-    return f"{text} n={est.n}"
+    return estimate_cell(est, scale, digits, ci="[]", n=True, missing="n/a (n=0)")
 
 
 def _metric(row: SummaryRow, key: str) -> str:
@@ -62,8 +62,8 @@ def _metric(row: SummaryRow, key: str) -> str:
     return format_estimate(row.metrics[key], scale, digits)
 
 
-def _p(test: Any) -> str:
-    return "n/a" if test.p_value is None else f"{test.p_value:.3g}"
+def _p(test: Any, missing: str = "n/a") -> str:
+    return missing if test.p_value is None else f"{test.p_value:.3g}"
 
 
 def _counts(analysis: Analysis) -> str:
@@ -97,9 +97,9 @@ def render_markdown(analysis: Analysis, images: list[Path]) -> str:
         if paired:
             lines += ["Paired comparisons (final test accuracy, this controller minus the other):", "",
                       *_paired_table(paired), ""]
-    lines += ["## Over all initial LRs", "", "| task | controller | mean regret (points) | mean rank |", "|---|---|---|---|"]
-    lines += [f"| {r.task} | {r.controller} | {format_estimate(r.regret, 100)} | {format_estimate(r.rank)} |"
-              for r in analysis.overall]
+    lines += ["## Over all initial LRs", "", *markdown_table(
+        ["task", "controller", "mean regret (points)", "mean rank"],
+        [[r.task, r.controller, format_estimate(r.regret, 100), format_estimate(r.rank)] for r in analysis.overall])]
     failed = [r for r in analysis.records if r.status == "failed"]
     if failed:
         lines += ["", "## Failed runs (retried by the next `lrpilot compare`)", ""]
@@ -109,23 +109,19 @@ def render_markdown(analysis: Analysis, images: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _summary_table(analysis: Analysis, setting: Any) -> list[str]:
+def _summary_table(analysis: Analysis, setting: Setting) -> list[str]:
     head = ["controller", "runs", *(label for _, label in METRICS), "diverged", "regret (points)", "rank"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in (r for r in analysis.summary if r.setting == setting):
-        cells = [row.controller, str(row.runs), *(_metric(row, key) for key, _ in METRICS),
-                 f"{row.diverged}/{row.runs}", format_estimate(row.regret, 100), format_estimate(row.rank)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+    return markdown_table(head, [
+        [row.controller, str(row.runs), *(_metric(row, key) for key, _ in METRICS), f"{row.diverged}/{row.runs}",
+         format_estimate(row.regret, 100), format_estimate(row.rank)]
+        for row in analysis.summary if row.setting == setting])
 
 
 def _paired_table(rows: list[PairedRow]) -> list[str]:
-    lines = ["| controller | versus | pairs | mean difference (points) | Wilcoxon p | won / tied / lost |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        t = r.test
-        lines.append(f"| {r.controller} | {r.versus} ({r.role}) | {t.difference.n} | {format_estimate(t.difference, 100)} "
-                     f"| {_p(t)} | {t.wins} / {t.ties} / {t.losses} |")
-    return lines
+    head = ["controller", "versus", "pairs", "mean difference (points)", "Wilcoxon p", "won / tied / lost"]
+    return markdown_table(head, [
+        [r.controller, f"{r.versus} ({r.role})", str(r.test.difference.n), format_estimate(r.test.difference, 100),
+         _p(r.test), f"{r.test.wins} / {r.test.ties} / {r.test.losses}"] for r in rows])
 
 
 def render_csv(analysis: Analysis) -> str:
@@ -161,36 +157,62 @@ def _num(value: float) -> str:
 
 
 def print_summary(analysis: Analysis, console: Any) -> None:
-    """The main table on the terminal, one per setting: means (test accuracy ± its CI half-width); n per row."""
-    from rich import box
-    from rich.table import Table
+    """The main table on the terminal, one per setting (see :func:`summary_tables`)."""
+    for table in summary_tables(analysis):
+        print_table(table, console)
 
+
+def summary_tables(analysis: Analysis) -> list[TerminalTable]:
+    """One terminal table per setting: per controller, the means (test accuracy with its CI), the
+    difference to the reference with its Wilcoxon p, regret and rank; the last table carries the key."""
+    tables = [_setting_table(analysis, setting) for setting in analysis.settings()]
+    if not tables:
+        return []
+    fewer = any(str(cell).endswith("*") for table in tables for row in table.rows
+                for cell, column in zip(row, table.columns) if not column.names)
+    key = _key(analysis, any(row.diverged for row in analysis.summary), fewer)
+    return [*tables[:-1], dataclasses.replace(tables[-1], notes=key)]
+
+
+def _setting_table(analysis: Analysis, setting: Setting) -> TerminalTable:
+    """The terminal table of one setting; a ``div`` column where a run of it diverged."""
+    rows = [row for row in analysis.summary if row.setting == setting]
+    divergence = any(row.diverged for row in rows)
+    headers = ("acc %", "loss", "conv", "time s", _delta(analysis), "p", "regret", "rank")
+    columns = (Column("controller", names=True), Column("n"), *([Column("div")] if divergence else []),
+               *(Column(header) for header in headers))
+    return TerminalTable(setting_label(setting), columns, tuple(_summary_cells(analysis, row, divergence) for row in rows))
+
+
+def _summary_cells(analysis: Analysis, row: SummaryRow, divergence: bool) -> tuple[Any, ...]:
+    versus = next((p for p in analysis.paired if p.setting == row.setting and p.controller == row.controller
+                   and p.role == "reference"), None)
+    metric = row.metrics
+    return (row.controller, str(row.runs),
+            *([Text(str(row.diverged), style="red" if row.diverged else "")] if divergence else []),
+            estimate_cell(metric["test_acc"], 100), _brief(metric["test_loss"], row.runs, 1, 3),
+            _brief(metric["convergence_epoch"], row.runs, 1, 1), _brief(metric["wall_time"], row.runs, 1, 1),
+            "" if versus is None else _brief(versus.test.difference, row.runs, 100, 2, sign=True),
+            "" if versus is None else _p(versus.test, missing="–"),
+            _brief(row.regret, row.runs, 100, 2), _brief(row.rank, row.runs, 1, 2))
+
+
+def _delta(analysis: Analysis) -> str:
+    """The header of the difference to the reference: ``Δ rule``, or ``Δ ref`` for a long reference name."""
     reference = analysis.study.reference
-    for setting in analysis.settings():
-        table = Table(title=setting_label(setting), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        for column in ("controller", "n", "test acc %", "test loss", "conv. ep.", "time s", f"Δ vs {reference} (p)",
-                       "regret", "rank"):
-            table.add_column(column, justify="left" if column == "controller" else "right")
-        for row in (r for r in analysis.summary if r.setting == setting):
-            versus = next((p for p in analysis.paired if p.setting == setting and p.controller == row.controller
-                           and p.role == "reference"), None)
-            delta = "" if versus is None else _brief(versus.test.difference, row.runs, 100, 2, sign=True) + f" ({_p(versus.test)})"
-            table.add_row(row.controller, str(row.runs) + (f" [red]({row.diverged} div.)[/]" if row.diverged else ""),
-                          _plus_minus(row.metrics["test_acc"], row.runs), _brief(row.metrics["test_loss"], row.runs, 1, 3),
-                          _brief(row.metrics["convergence_epoch"], row.runs, 1, 1), _brief(row.metrics["wall_time"], row.runs, 1, 1),
-                          delta, _brief(row.regret, row.runs, 100, 2), _brief(row.rank, row.runs, 1, 2))
-        console.print(table)
+    return f"Δ {reference}" if len(reference) <= 8 else "Δ ref"
 
 
-def _plus_minus(est: Estimate, runs: int) -> str:
-    """``92.69 ± 2.43`` (the t interval is symmetric about the mean)."""
-    text = _brief(est, runs, 100, 2)
-    return f"{text} ± {100 * (est.high - est.mean):.2f}" if est.n > 1 and math.isfinite(est.high) else text
+def _key(analysis: Analysis, divergence: bool, fewer: bool) -> tuple[str, ...]:
+    """What the short headers of the terminal tables mean (paragraphs, wrapped to the console)."""
+    key = ("acc %: final test accuracy, mean±95% CI; loss: final test loss; conv: convergence epoch; time s: "
+           f"training seconds; {_delta(analysis)}: acc minus {analysis.study.reference}'s (points), p: its Wilcoxon "
+           "p; regret: points below the best run of the task and seed at any LR; rank: 1 = best")
+    key += "; div: diverged runs (acc 0)." if divergence else "."
+    return (key, "*: over fewer runs than n (diverged runs have no loss or convergence epoch).") if fewer else (key,)
 
 
 def _brief(est: Estimate, runs: int, scale: float, digits: int, sign: bool = False) -> str:
-    """The mean alone; its n is added when it differs from the row's number of runs."""
-    if est.n == 0 or not math.isfinite(est.mean):
-        return "n/a"
-    text = f"{est.mean * scale:{'+' if sign else ''}.{digits}f}"
-    return text if est.n == runs else f"{text} (n={est.n})"
+    """The mean alone, marked ``*`` when it stands on fewer values than the row's number of runs."""
+    text = estimate_cell(est, scale, digits, ci="", sign=sign)
+    return text + "*" if 0 < est.n < runs else text

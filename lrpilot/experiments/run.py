@@ -160,8 +160,6 @@ def _resume(out: Path, config: RunConfig, session: TrainingSession, controller) 
     path = out / CHECKPOINT_FILE
     if not path.exists():
         return 0.0
-    import torch
-
     state = load_checkpoint(path, session.device)
     _check_same_config(out, config, state.get("config"))
     session.load_state_dict(state["session"])
