@@ -82,7 +82,7 @@ def test_shipped_default_loads_as_spec() -> None:
     assert ctl.spec() == "policy:default" and len(ctl.policy_hash) == 64
     assert (SHIPPED_DIR / "default.json").exists() and SHIPPED_DIR.parent.name == "lrpilot"
     card = json.loads((SHIPPED_DIR / "default.json").read_text())
-    assert card["provenance"]["command"].startswith("lrpilot train-controller")
+    assert card["provenance"]["recipe"]["teacher"] == "bold-anneal-streakup"
     assert {"ppo", "rule"} <= set(card["evaluation"]["controllers"])
     ctl.reset(1e-3, 15)
     assert ctl.act(metrics(1, 1.0)) > 0

@@ -37,8 +37,9 @@ def test_short_run_writes_a_loadable_policy_with_provenance(trained: Path) -> No
     card = controller.card
     prov = card["provenance"]
     assert prov["seed"] == 0 and prov["tasks"] == ["digits-mlp"] and prov["epochs"] == 4
-    assert prov["command"].startswith("lrpilot train-controller --tasks digits-mlp")
-    assert "--resume" in prov["command"] and prov["timesteps"] == 192
+    recipe = prov["recipe"]  # the settings themselves, not a command line rebuilt by hand
+    assert recipe["tasks"] == ["digits-mlp"] and recipe["epoch_examples"] == 128 and recipe["task_options"] == {"width": 16}
+    assert "resume" not in recipe and "command" not in prov and prov["timesteps"] == 192
     assert json.loads((trained / "first-card.json").read_text())["provenance"]["timesteps"] == 128
     ev = card["evaluation"]
     assert ev["controllers"]["ppo"]["n"] == ev["controllers"]["rule"]["n"] == 2

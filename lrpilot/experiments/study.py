@@ -19,12 +19,12 @@ import contextlib
 import dataclasses
 import importlib
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from lrpilot.experiments.run import RunConfig
+from lrpilot.tomlfile import read_toml
 
 __all__ = ["Study", "load_study", "DEFAULT_BASELINES", "IDENTITY_FIELDS"]
 
@@ -312,18 +312,7 @@ def load_study(path: str | Path) -> Study:
     be read, ``ValueError`` (naming the file) for anything wrong with its content.
     """
     path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"study file {path} does not exist") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: invalid TOML: {exc}") from None
-    except RecursionError:
-        raise ValueError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
+    data = read_toml(path, "study file")
     study = Study.from_dict(data, source=str(path))
     _check_out(study.out, path)
     return study

@@ -95,8 +95,6 @@ class PPOConfig:
     """Hidden layer sizes of the actor and of the critic (separate networks, tanh)."""
     torch_threads: int = 1
     """torch threads per process while training (1 is fastest for these small models on a shared CPU)."""
-    command: str | None = None
-    """The command line that started this run (recorded in the policy file)."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field and its value."""
@@ -151,6 +149,16 @@ class PPOConfig:
         out.update(tasks=list(self.tasks), lr_range=list(self.lr_range), net_arch=list(self.net_arch),
                    task_options=dict(self.task_options))
         return out
+
+
+RUNTIME_FIELDS = ("resume",)
+"""Config fields that say how to run, not what to train: left out of the recorded recipe."""
+
+
+def recorded_recipe(config: "PPOConfig") -> dict[str, Any]:
+    """What a policy card records of the config that trained it: every field but :data:`RUNTIME_FIELDS`
+    (a :class:`~lrpilot.learn.recipe.Recipe` loads it back; ``Recipe.to_toml`` writes it as a file)."""
+    return {k: v for k, v in config.to_dict().items() if k not in RUNTIME_FIELDS}
 
 
 @dataclass
@@ -243,7 +251,7 @@ def _provenance(config: PPOConfig, timesteps: int, seconds: float) -> dict[str, 
         "actions": config.actions, "epoch_examples": config.epoch_examples, "task_options": dict(config.task_options),
         "ppo": {k: getattr(config, k) for k in ("n_steps", "batch_size", "n_epochs", "learning_rate", "gamma",
                                                 "gae_lambda", "ent_coef")} | {"net_arch": list(config.net_arch)},
-        "command": config.command, "lrpilot_version": __version__, "torch_version": torch.__version__,
+        "recipe": recorded_recipe(config), "lrpilot_version": __version__, "torch_version": torch.__version__,
         "stable_baselines3_version": stable_baselines3.__version__, "gymnasium_version": gymnasium.__version__,
         "training_seconds": round(seconds, 1),
     }

@@ -1,0 +1,158 @@
+"""Training recipes: everything ``lrpilot train-controller`` does, as one TOML file.
+
+``lrpilot train-controller configs/default-policy.toml`` trains what the file says; a flag
+given beside it overrides that one field (``--seed 1``, ``--out runs/x``). The keys of the
+file are the fields of :class:`Recipe` (those of :class:`~lrpilot.learn.ppo.PPOConfig`, plus
+``method`` and the population fields); each has a flag, listed by
+``lrpilot train-controller --help`` (:data:`FLAGS`). The policy card records the recipe
+itself (``provenance["recipe"]``; :meth:`Recipe.to_toml` writes it back as a file), never a
+command line rebuilt by hand.
+
+Two methods:
+
+* ``method = "ppo"`` (the default): PPO on :class:`~lrpilot.envs.lr_control.LRControlEnv` over
+  ``tasks``, with held-out evaluation, checkpoints and TensorBoard (:mod:`lrpilot.learn.ppo`).
+* ``method = "population"``: behaviour cloning of a hand rule (``teacher``), DAgger rounds and
+  optional PPO fine-tuning (``finetune_timesteps``) on the population environment over the
+  synthetic task distribution (:mod:`lrpilot.learn.pipeline`). The shipped ``default`` policy
+  is trained this way: ``configs/default-policy.toml``.
+
+Example:
+    >>> recipe = load_recipe("configs/default-policy.toml").replace(out_dir="runs/repro")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from lrpilot.controller.actions import ActionSpec
+from lrpilot.controller.teachers import TEACHERS
+from lrpilot.learn.ppo import RUNTIME_FIELDS, PPOConfig, recorded_recipe
+from lrpilot.tomlfile import read_toml
+from lrpilot.training.synthetic import TaskDistribution
+
+__all__ = ["Recipe", "load_recipe", "METHODS", "FLAGS"]
+
+METHODS = ("ppo", "population")
+"""``ppo``: PPO on LRControlEnv; ``population``: cloning / DAgger / PPO on the population env."""
+
+FLAGS = {"out_dir": "--out", "learning_rate": "--ppo-lr", "torch_threads": "--threads", "teacher": "--bc-from",
+         "task_options": "--option"}
+"""Fields whose flag is not ``--`` + the field name with ``-`` for ``_``."""
+
+_POPULATION_INTS = {"bc_steps": 1, "bc_epochs": 1, "bc_augment": 0, "dagger_rounds": 0, "finetune_timesteps": 0,
+                    "population_envs": 1, "population_groups": 1, "population_workers": 1}
+
+
+@dataclass
+class Recipe(PPOConfig):
+    """A controller-training run: the fields of ``PPOConfig`` (PPO, environments, output) and these."""
+
+    method: str = "ppo"
+    """``ppo`` (PPO on LRControlEnv over ``tasks``) or ``population`` (see the module docstring)."""
+    teacher: str | None = None
+    """``population``: the hand rule to behaviour-clone first (:data:`lrpilot.controller.teachers.TEACHERS`)."""
+    bc_steps: int = 200
+    """``population``: teacher rollout vector steps."""
+    bc_epochs: int = 30
+    """``population``: behaviour-cloning epochs."""
+    bc_augment: int = 0
+    """``population``: relabelled copies of each teacher observation with a redrawn budget fraction."""
+    dagger_rounds: int = 0
+    """``population``: DAgger rounds (student rollouts labelled by the teacher, then clone again)."""
+    dagger_steps: int | None = None
+    """``population``: vector steps per DAgger round (None: ``bc_steps``)."""
+    finetune_timesteps: int = 0
+    """``population``: PPO environment steps after cloning (or from scratch without a teacher)."""
+    population_envs: int = 64
+    """``population``: members of the population environment."""
+    population_groups: int = 4
+    """``population``: task groups."""
+    population_workers: int = 2
+    """``population``: worker processes."""
+    families: tuple[str, ...] = ("teacher", "gmm", "seq")
+    """``population``: synthetic data families to train on (default: no real data)."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "recipe") -> "Recipe":
+        """Build from TOML values (lists become tuples) and validate; ``ValueError`` names the source and field."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"{source}: a recipe is a table of settings, got {type(data).__name__}")
+        allowed = [f.name for f in dataclasses.fields(cls) if f.name not in RUNTIME_FIELDS]
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        try:
+            recipe = cls(**kwargs)
+            recipe.validate()
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: {exc}") from None
+        return recipe
+
+    def replace(self, **changes: Any) -> "Recipe":
+        """A validated copy with these fields changed."""
+        recipe = dataclasses.replace(self, **changes)
+        recipe.validate()
+        return recipe
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field and its value."""
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if isinstance(self.families, str):
+            self.families = tuple(f.strip() for f in self.families.split(",") if f.strip())
+        super().validate()
+        for key, low in {**_POPULATION_INTS, "dagger_steps": 1}.items():
+            value = getattr(self, key)
+            if value is None and key == "dagger_steps":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
+        try:
+            TaskDistribution(families=tuple(self.families))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"families: {exc}") from None
+        self._validate_method()
+
+    def _validate_method(self) -> None:
+        if self.teacher is not None and self.teacher not in TEACHERS:
+            raise ValueError(f"teacher must be one of {', '.join(TEACHERS)}, got {self.teacher!r}")
+        if self.method == "ppo":
+            if self.teacher is not None:
+                raise ValueError("teacher: only method 'population' clones a teacher (set method = \"population\")")
+            return
+        if ActionSpec.parse(self.actions).kind != "discrete":
+            raise ValueError(f"actions: method 'population' needs a discrete action set, got {self.actions!r}")
+        if not self.teacher and self.finetune_timesteps <= 0:
+            raise ValueError("method 'population' needs a teacher and/or finetune_timesteps > 0 (nothing to train)")
+
+    def to_toml(self) -> str:
+        """The recorded recipe as a TOML file (None fields are left out: TOML has no null)."""
+        lines = [f"{key} = {_toml_value(value)}" for key, value in recorded_recipe(self).items()
+                 if value is not None and value != {}]
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe TOML file.
+
+    ``FileNotFoundError`` when it does not exist; ``ValueError`` naming the file (and, for bad
+    TOML, the line and column; otherwise the field) for anything wrong with it.
+    """
+    return Recipe.from_dict(read_toml(path, "recipe file"), source=str(path))

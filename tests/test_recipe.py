@@ -1,0 +1,111 @@
+"""Training recipes: `lrpilot train-controller RECIPE.toml`, flags override fields, bad recipes fail in one
+line naming the field, and the policy card records the recipe that reproduces its weights."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from lrpilot.cli import main
+from lrpilot.learn.recipe import Recipe, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_RECIPE = ROOT / "configs" / "default-policy.toml"
+TINY_POPULATION = """
+method = "population"
+name = "tiny"
+teacher = "bold-anneal-streakup"
+actions = "0.1,0.5,1,1.5,2"
+bc_steps = 4
+bc_epochs = 2
+dagger_rounds = 1
+dagger_steps = 3
+population_envs = 4
+population_groups = 1
+population_workers = 1
+net_arch = [8]
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "recipe.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_recipe_says_what_the_shipped_card_says() -> None:
+    recipe = load_recipe(SHIPPED_RECIPE)
+    card = json.loads((ROOT / "lrpilot" / "checkpoints" / "default.json").read_text())
+    assert recipe.method == "population" and recipe.teacher == "bold-anneal-streakup" and recipe.torch_threads == 1
+    recorded = card["provenance"]["recipe"]
+    assert Recipe.from_dict(recorded) == recipe.replace(out_dir=recorded["out_dir"])
+    assert (recipe.bc_steps, recipe.bc_epochs, recipe.dagger_rounds, recipe.dagger_steps) == (400, 100, 1, 200)
+    assert card["architecture"]["layer_sizes"] == [21, *recipe.net_arch, 5]
+
+
+def test_to_toml_round_trips(tmp_path: Path) -> None:
+    recipe = load_recipe(SHIPPED_RECIPE).replace(task_options={"width": 16}, epoch_examples=128)
+    assert Recipe.from_dict(tomllib.loads(recipe.to_toml())) == recipe
+    assert "resume" not in recipe.to_toml()  # how to run is not part of what to train
+
+
+def test_flags_override_single_fields(tmp_path: Path) -> None:
+    import argparse
+
+    from lrpilot.commands.train_controller import add_arguments, recipe_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, "train-controller")
+    args = parser.parse_args([str(SHIPPED_RECIPE), "--seed", "3", "--out", str(tmp_path), "--option", "width=8"])
+    recipe = recipe_from_args(args)
+    assert (recipe.seed, recipe.out_dir, dict(recipe.task_options)) == (3, str(tmp_path), {"width": 8})
+    assert recipe.replace(seed=0, out_dir="runs/ctrl/default", task_options={}) == load_recipe(SHIPPED_RECIPE)
+    plain = recipe_from_args(parser.parse_args(["--bc-from", "bold"]))
+    assert plain.method == "population" and plain.teacher == "bold"  # --bc-from implies the population method
+    assert recipe_from_args(parser.parse_args([])) == Recipe()
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("bc_stepz = 3", "unknown setting.*bc_stepz"),
+    ("method = 'evolution'", "method must be one of ppo, population"),
+    ("method = 'population'\nteacher = 'bold'\nbc_steps = 0", "bc_steps must be an integer >= 1"),
+    ("method = 'population'\nteacher = 'nope'", "teacher must be one of"),
+    ("teacher = 'bold'", "teacher: only method 'population'"),
+    ("method = 'population'", "nothing to train"),
+    ("method = 'population'\nteacher = 'bold'\nfamilies = ['digits-of-pi']", "families"),
+    ("method = 'population'\nteacher = 'bold'\nactions = 'continuous'", "discrete action set"),
+    ("tasks = ['no-such-task']", "no-such-task"),
+    ("net_arch = [64, 0]", "net_arch"),
+    ("gamma = 1.5", "gamma"),
+    ("resume = true", "unknown setting.*resume"),
+    ("seed = [", "invalid TOML"),
+])
+def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         text: str, message: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ValueError, match=message):
+        load_recipe(path)
+    assert main(["train-controller", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(path) in err
+
+
+def test_a_missing_recipe_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train-controller", str(tmp_path / "none.toml")]) == 2
+    assert "recipe file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_card_records_the_recipe_and_the_recorded_recipe_reproduces_the_weights(tmp_path: Path) -> None:
+    path = _write(tmp_path, TINY_POPULATION)
+    assert main(["train-controller", str(path), "--out", str(tmp_path / "a")]) == 0
+    card = json.loads((tmp_path / "a" / "tiny.json").read_text())
+    recorded = card["provenance"]["recipe"]
+    assert "resume" not in recorded and "command" not in card["provenance"]
+    assert Recipe.from_dict(recorded) == load_recipe(path).replace(out_dir=str(tmp_path / "a"))
+    again = _write(tmp_path, Recipe.from_dict(recorded).replace(out_dir=str(tmp_path / "b")).to_toml(), "again.toml")
+    assert main(["train-controller", str(again)]) == 0
+    assert (tmp_path / "a" / "tiny.safetensors").read_bytes() == (tmp_path / "b" / "tiny.safetensors").read_bytes()
