@@ -30,9 +30,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from lrpilot.controller.base import Controller
 from lrpilot.metrics import EpochMetrics
 
-__all__ = ["Feature", "FEATURES", "FEATURE_INDEX", "ObservationEncoder", "HISTORY"]
+__all__ = ["Feature", "FEATURES", "FEATURE_INDEX", "ObservationEncoder", "HISTORY", "ObservingController"]
 
 HISTORY = 3
 """Epochs of history (before ``t``) of the key loss features."""
@@ -221,3 +222,32 @@ class ObservationEncoder:
             if history[-back].lr != history[-back - 1].lr:
                 return back - 1
         return len(history) - 1
+
+
+class ObservingController(Controller):
+    """Base of the controllers that decide from the encoder's observation of their whole metrics
+    history (learned policies, teacher rules). The history is their state (JSON-safe, as
+    ``EpochMetrics.to_dict``); subclasses call :meth:`_observe` in ``_act``."""
+
+    _state_keys = ("history",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = ObservationEncoder()
+        self.history: list[dict[str, Any]] = []
+        self._metrics: list[EpochMetrics] = []
+
+    def _reset(self) -> None:
+        self.history = []
+        self._metrics = []
+
+    def _observe(self, metrics: EpochMetrics) -> np.ndarray:
+        """Record ``metrics`` and return the observation of the history so far."""
+        self.history.append(metrics.to_dict())
+        self._metrics.append(metrics)
+        return self.encoder.encode(self._metrics, self.initial_lr, self.total_epochs)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.history = [dict(m) for m in self.history]
+        self._metrics = [EpochMetrics.from_dict(m) for m in self.history]

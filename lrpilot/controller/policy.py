@@ -30,8 +30,7 @@ import torch
 from torch import nn
 
 from lrpilot.controller.actions import LR_BOUNDS, ActionSpec
-from lrpilot.controller.base import Controller
-from lrpilot.controller.features import ObservationEncoder
+from lrpilot.controller.features import ObservationEncoder, ObservingController
 from lrpilot.metrics import EpochMetrics
 
 __all__ = ["PolicyFormatError", "LearnedController", "load_policy", "save_policy", "read_policy",
@@ -284,7 +283,7 @@ def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tens
 
 
 # -- the controller -------------------------------------------------------------------
-class LearnedController(Controller):
+class LearnedController(ObservingController):
     """A learned policy as a :class:`Controller`: metrics in, the policy's multiplier out.
 
     Rebuilds the actor in plain torch (no stable-baselines3), encodes the metrics
@@ -302,13 +301,11 @@ class LearnedController(Controller):
     """
 
     name: ClassVar[str] = "policy"
-    _state_keys: ClassVar[tuple[str, ...]] = ("history",)
 
     def __init__(self, card: dict[str, Any], weights: Mapping[str, torch.Tensor], *, source: str, policy_hash: str,
                  paths: tuple[Path, Path] | None = None) -> None:
         super().__init__()
         self.card, self.source, self.policy_hash, self.paths = card, source, policy_hash, paths
-        self.encoder = ObservationEncoder()
         self.action_spec = ActionSpec.from_dict(card["action"])
         arch = card["architecture"]
         modules: list[nn.Module] = []
@@ -327,8 +324,6 @@ class LearnedController(Controller):
                                                 np.sqrt(np.asarray(norm["var"], np.float32) + norm["epsilon"]), norm["clip"])
         self.required_metrics = ("train_loss", "val_loss")
         """val_acc is read when given (tasks without accuracy leave it None)."""
-        self.history: list[dict[str, Any]] = []
-        self._metrics: list[EpochMetrics] = []
 
     def spec(self) -> str:
         return f"policy:{self.source}"
@@ -348,14 +343,8 @@ class LearnedController(Controller):
         actions = out.argmax(axis=1) if self.action_spec.kind == "discrete" else np.clip(out, -1.0, 1.0)
         return actions[0] if single else actions
 
-    def _reset(self) -> None:
-        self.history = []
-        self._metrics = []
-
     def _act(self, metrics: EpochMetrics) -> float:
-        self.history.append(metrics.to_dict())
-        self._metrics.append(metrics)
-        obs = self.encoder.encode(self._metrics, self.initial_lr, self.total_epochs)
+        obs = self._observe(metrics)
         multiplier = self.action_spec.to_multiplier(self.predict(obs))
         lr = metrics.lr
         if isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0:  # stay where training kept the LR
@@ -374,5 +363,3 @@ class LearnedController(Controller):
         if isinstance(state.get("spec"), str) and state["spec"].startswith("ppo:"):
             state = {**state, "spec": "policy:" + state["spec"][len("ppo:"):]}  # saved under the alias (before 0.1.1)
         super().load_state_dict(state)
-        self.history = [dict(m) for m in self.history]
-        self._metrics = [EpochMetrics.from_dict(m) for m in self.history]

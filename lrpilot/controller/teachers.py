@@ -30,13 +30,12 @@ Imports only ``numpy`` (deployment stays light).
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 
 from lrpilot.controller.actions import ActionSpec
-from lrpilot.controller.base import Controller
-from lrpilot.controller.features import FEATURE_INDEX, ObservationEncoder
+from lrpilot.controller.features import FEATURE_INDEX, ObservingController
 from lrpilot.controller.rules import bold_multiplier
 from lrpilot.controller.spec import format_spec, register_controller
 from lrpilot.metrics import EpochMetrics
@@ -146,7 +145,7 @@ def _action_set(owner: str, acts: str) -> ActionSpec:
     return spec
 
 
-class FeatureTeacher(Controller):
+class FeatureTeacher(ObservingController):
     """A teacher (:data:`TEACHERS`) as a controller: the metrics history is encoded with
     :class:`~lrpilot.controller.features.ObservationEncoder` every epoch and the rule applied to it.
 
@@ -161,7 +160,6 @@ class FeatureTeacher(Controller):
     """
 
     name: ClassVar[str] = "teacher"
-    _state_keys: ClassVar[tuple[str, ...]] = ("history",)
 
     def __init__(self, teacher: str, acts: str | None = None) -> None:
         super().__init__()
@@ -170,29 +168,15 @@ class FeatureTeacher(Controller):
         self.teacher, self.acts = teacher, acts
         self.actions = None if acts is None else _action_set(SPEC_NAMES[teacher], acts)
         self.required_metrics = ("train_loss", "val_loss")
-        self.encoder = ObservationEncoder()
-        self.history: list[dict[str, Any]] = []
-        self._metrics: list[EpochMetrics] = []
 
     def spec(self) -> str:
         return format_spec(SPEC_NAMES[self.teacher], {"acts": self.acts}, {"acts": None})
 
-    def _reset(self) -> None:
-        self.history = []
-        self._metrics = []
-
     def _act(self, metrics: EpochMetrics) -> float:
-        self.history.append(metrics.to_dict())
-        self._metrics.append(metrics)
-        obs = self.encoder.encode(self._metrics, self.initial_lr, self.total_epochs)[None, :]
+        obs = self._observe(metrics)[None, :]
         if self.actions is None:
             return float(teacher_multipliers(self.teacher, obs)[0])
         return self.actions.to_multiplier(teacher_labels(self.teacher, self.actions, obs)[0])
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.history = [dict(m) for m in self.history]
-        self._metrics = [EpochMetrics.from_dict(m) for m in self.history]
 
 
 def _factory(teacher: str) -> Callable[..., FeatureTeacher]:
