@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import subprocess
@@ -157,13 +158,33 @@ def test_final_rewards_come_at_the_end(reward: str) -> None:
 @pytest.mark.parametrize("kwargs, field", [
     ({"epochs": 1}, "epochs"), ({"initial_lr": -1.0}, "initial_lr"), ({"initial_lr": (1e-1, 1e-4)}, "initial_lr"),
     ({"reward": "accuracy"}, "reward"), ({"actions": "fast"}, "actions"), ({"actions": (0.5,)}, "actions"),
-    ({"lr_bounds": (2.0, 3.0)}, "lr_bounds"), ({"divergence_factor": 1.0}, "divergence_factor"),
+    ({"lr_bounds": (2.0, 3.0)}, "lr_bounds"), ({"divergence_growth_factor": 1.0}, "divergence_growth_factor"),
     ({"divergence_penalty": math.nan}, "divergence_penalty"), ({"session_seeds": (5, 5)}, "session_seeds"),
     ({"task": []}, "task"), ({"epoch_examples": 0}, "epoch_examples"), ({"bogus": 1}, "bogus"),
 ])
 def test_bad_kwargs_name_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises((ValueError, TypeError), match=field):
         make_env(**kwargs)
+
+
+def test_divergence_growth_factor_ends_episodes_and_its_old_name_still_works() -> None:
+    """EnvConfig.divergence_growth_factor is the growth threshold of the sessions' DivergenceRule (the chance
+    threshold stays the default); the saved-config name ``divergence_factor`` is taken with a warning."""
+    from lrpilot.envs.config import EnvConfig
+    from lrpilot.training import DivergenceRule
+
+    assert EnvConfig().divergence_rule == DivergenceRule(growth_factor=10.0)
+    assert EnvConfig(divergence_growth_factor=None).divergence_rule == DivergenceRule()
+    with pytest.warns(DeprecationWarning, match="divergence_growth_factor"):
+        env = make_env(divergence_factor=4.0)
+    assert env.config.divergence_growth_factor == 4.0 and env.session is None
+    assert "divergence_factor" not in dataclasses.asdict(env.config)  # configs saved now use the new name
+    with pytest.raises(ValueError, match="not both"), pytest.warns(DeprecationWarning):
+        make_env(divergence_factor=4.0, divergence_growth_factor=3.0)
+    with pytest.raises(ValueError, match="divergence_factor must be"), pytest.warns(DeprecationWarning):
+        make_env(divergence_factor=1.0)  # the error names the argument given
+    env.reset(seed=0)
+    assert env.session.divergence == DivergenceRule(growth_factor=4.0)
 
 
 def test_unknown_task_fails_at_reset_with_the_name() -> None:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from lrpilot.envs.lr_control import LRControlEnv
 from lrpilot.envs.population import PopulationSB3VecEnv, PopulationGymVectorEnv
 from lrpilot.metrics import EpochMetrics
-from lrpilot.training import Task, TrainingSession, get_task
+from lrpilot.training import DivergenceRule, Task, TrainingSession, get_task
 from lrpilot.training.population_trainer import Population
 from lrpilot.training.synthetic import TaskDistribution, load_synthetic
 
@@ -108,6 +108,27 @@ def test_diverging_member_does_not_affect_the_others_and_resets() -> None:
     assert pop.history[1] == [] and not pop.run_epoch([1])[0].diverged
 
 
+def test_members_and_sessions_flag_the_same_epochs_under_each_rule() -> None:
+    """One DivergenceRule, applied by the population trainer and by TrainingSession: the same epochs flagged,
+    whichever threshold does it (a member and a session of the same seed and LR compute the same losses)."""
+    task = tiny_task("sgd")
+    seeds, lrs = [0, 1, 2, 3], [0.1, 3.0, 10.0, 1e3]  # calm, calm, val loss x1.5..x8 of the first, NaN
+    patterns = []
+    for rule in (DivergenceRule(), DivergenceRule(growth_factor=1.5), DivergenceRule(chance_factor=1.05)):
+        pop = Population(task, seeds, lrs, epoch_examples=128, divergence=rule)
+        for _ in range(4):
+            pop.run_epoch()
+        flags = [[m.diverged for m in history] for history in pop.history]
+        for seed, lr, expected in zip(seeds, lrs, flags):
+            session = TrainingSession(task.with_overrides(lr=lr), seed=seed, device="cpu", epoch_examples=128,
+                                      divergence=rule)
+            assert [session.run_epoch().diverged for _ in range(4)] == expected, (rule, lr)
+        patterns.append(flags)
+    default, growth, chance = patterns
+    assert default[3] == [True] * 4 and not any(default[2])  # non-finite always; x8 of the first is below 10 x chance
+    assert growth[2] == [False, False, True, True] and chance[2] == [False, True, True, True]
+
+
 def test_state_dict_round_trip_resumes_exactly() -> None:
     pop = Population(tiny_task(), [0, 1], [1e-3, 1e-2], epoch_examples=128)
     pop.run_epoch()
@@ -160,6 +181,35 @@ def test_member_episode_equals_lrcontrolenv() -> None:
         expected, reward, term, trunc, _ = single.step(action)
         assert rewards[1] == pytest.approx(reward, abs=1e-5) and (terminated[1], truncated[1]) == (term, trunc)
     assert truncated.all() and np.allclose(infos["final_obs"][1], expected, atol=1e-5)
+
+
+def test_member_episodes_end_where_lrcontrolenv_episodes_do() -> None:
+    """Divergence by the growth threshold (far below chance) ends a member's episode at the epoch where it
+    ends the same LRControlEnv episode; without the threshold that episode runs to its budget."""
+    kwargs = dict(TINY, task_options={"width": 16, "optimizer": "sgd"}, initial_lr=(1.0, 10.0), epochs=4)
+    venv = PopulationGymVectorEnv(num_envs=4, divergence_growth_factor=1.5, **kwargs)
+    _, infos = venv.reset(seed=0)
+    cases = list(zip(infos["session_seed"].tolist(), infos["initial_lr"].tolist()))
+    ends: list[tuple | None] = [None] * 4
+    for step in range(3):  # reset trains epoch 1, steps epochs 2-4: every first episode ends
+        _, rewards, terminated, truncated, infos = venv.step(np.array([2] * 4))  # keep the LR
+        for env in np.flatnonzero((terminated | truncated) & np.array([e is None for e in ends])):
+            final = {key: value[env] for key, value in infos["final_info"]["metrics"].items()}
+            ends[env] = (step, bool(terminated[env]), float(rewards[env]), final)
+    growth_only = 0
+    for (seed, lr), (step, terminated, reward, final) in zip(cases, ends):
+        single = LRControlEnv(divergence_growth_factor=1.5, **kwargs)
+        single.reset(seed=0, options={"session_seed": seed, "initial_lr": lr})
+        outcomes = [single.step(2) for _ in range(step + 1)]
+        assert [o[2] or o[3] for o in outcomes] == [False] * step + [True]
+        assert outcomes[-1][2] == terminated and outcomes[-1][1] == pytest.approx(reward, abs=1e-5)
+        assert single.history[-1].diverged == terminated == final["diverged"]
+        if terminated and final["val_loss"] is not None and final["val_loss"] < 10 * np.log(10):
+            growth_only += 1
+            calm = LRControlEnv(divergence_growth_factor=None, **kwargs)
+            calm.reset(seed=0, options={"session_seed": seed, "initial_lr": lr})
+            assert [calm.step(2)[2] for _ in range(3)] == [False] * 3
+    assert growth_only >= 1
 
 
 def test_gymnasium_vector_api_with_same_step_autoreset() -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import InitVar, dataclass, field
 from typing import Any, Mapping
 
 from lrpilot.controller.actions import LR_BOUNDS, ActionSpec
+from lrpilot.training.divergence import DivergenceRule
 
 __all__ = ["EnvConfig", "REWARDS"]
 
@@ -50,8 +52,10 @@ class EnvConfig:
     """One of :data:`REWARDS`."""
     lr_bounds: tuple[float, float] = LR_BOUNDS
     """The LR stays within ``[initial_lr * lr_bounds[0], initial_lr * lr_bounds[1]]``."""
-    divergence_factor: float = 10.0
-    """A val loss above this multiple of the first epoch's val loss counts as divergence (> 1)."""
+    divergence_growth_factor: float | None = 10.0
+    """A val loss above this multiple of the episode's *first* val loss counts as divergence (> 1;
+    None: off). Divergence by a non-finite loss or weight, or by a val loss above 10 x chance level
+    (``DivergenceRule.chance_factor``), applies either way; see :attr:`divergence_rule`."""
     divergence_penalty: float = -10.0
     """The (finite) reward of the step that diverges; the episode then terminates."""
     session_seeds: tuple[int, int] = (0, 2**31 - 1)
@@ -67,8 +71,12 @@ class EnvConfig:
     """Examples per training epoch (None: the whole train split)."""
     evaluate_test: bool = False
     """At the end of an episode, put the test loss and accuracy in ``info["test"]`` (for evaluation only)."""
+    divergence_factor: InitVar[float | None] = None
+    """Deprecated name of :attr:`divergence_growth_factor` (saved configs may hold it): accepted
+    with a ``DeprecationWarning``; not a field, so ``asdict`` and ``fields`` show only the new name."""
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, divergence_factor: float | None) -> None:
+        self._take_deprecated(divergence_factor)
         tasks = (self.task,) if isinstance(self.task, str) else self.task
         if not isinstance(tasks, (tuple, list)) or not tasks or not all(isinstance(t, str) and t for t in tasks):
             raise _bad("task", self.task, "a task name or a non-empty list of task names")
@@ -86,8 +94,10 @@ class EnvConfig:
         if not lo <= 1.0 <= hi:
             raise _bad("lr_bounds", self.lr_bounds, "a pair (low, high) of numbers > 0 with low <= 1 <= high")
         object.__setattr__(self, "lr_bounds", (lo, hi))
-        if not (_is_number(self.divergence_factor) and self.divergence_factor > 1):
-            raise _bad("divergence_factor", self.divergence_factor, "a finite number > 1")
+        try:
+            self.divergence_rule  # noqa: B018  (validates the factor)
+        except ValueError:
+            raise _bad("divergence_growth_factor", self.divergence_growth_factor, "a finite number > 1 or None") from None
         if not _is_number(self.divergence_penalty):
             raise _bad("divergence_penalty", self.divergence_penalty, "a finite number")
         self._check_seeds()
@@ -101,6 +111,25 @@ class EnvConfig:
             raise _bad("data_dir", self.data_dir, "a directory path (a string) or None")
         if not isinstance(self.evaluate_test, bool):
             raise _bad("evaluate_test", self.evaluate_test, "True or False")
+
+    def _take_deprecated(self, divergence_factor: float | None) -> None:
+        if divergence_factor is None:
+            return
+        warnings.warn("LRControlEnv: divergence_factor is deprecated; it is now divergence_growth_factor "
+                      "(a multiple of the episode's first validation loss)", DeprecationWarning, stacklevel=4)
+        if self.divergence_growth_factor != EnvConfig.divergence_growth_factor:
+            raise ValueError("LRControlEnv: pass divergence_growth_factor or the deprecated divergence_factor, not both")
+        try:
+            DivergenceRule(growth_factor=divergence_factor)
+        except ValueError:
+            raise _bad("divergence_factor", divergence_factor, "a finite number > 1 (deprecated: "
+                       "divergence_growth_factor)") from None
+        object.__setattr__(self, "divergence_growth_factor", divergence_factor)
+
+    @property
+    def divergence_rule(self) -> DivergenceRule:
+        """The rule the environment's sessions apply: the default chance threshold and this growth threshold."""
+        return DivergenceRule(growth_factor=self.divergence_growth_factor)
 
     def _check_options(self) -> None:
         options = self.task_options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -14,7 +15,7 @@ from lrpilot.envs.spaces import action_space, observation_space
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
 
-__all__ = ["LRControlEnv", "is_diverged", "epoch_reward"]
+__all__ = ["LRControlEnv", "epoch_reward"]
 
 
 class LRControlEnv(gym.Env[np.ndarray, Any]):
@@ -69,9 +70,11 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
 
     ## Episode End
 
-    1. Termination: divergence: a non-finite training or validation loss, non-finite
-       weights, or a validation loss above ``divergence_factor`` (default 10) times the
-       first epoch's. If the first epoch (in ``reset``) already diverged, the first
+    1. Termination: divergence, as the session flags it with ``EnvConfig.divergence_rule``
+       (:class:`~lrpilot.training.divergence.DivergenceRule`): a non-finite training or
+       validation loss, non-finite weights, a validation loss above 10 × the chance-level
+       loss log(num_classes), or one above ``divergence_growth_factor`` (default 10) times
+       the first epoch's. If the first epoch (in ``reset``) already diverged, the first
        step terminates without training.
     2. Truncation: the epoch budget ``epochs`` is used up.
 
@@ -98,10 +101,10 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
     metadata = {"render_modes": []}
 
     def __init__(self, **kwargs: Any) -> None:
-        unknown = sorted(set(kwargs) - set(EnvConfig.__dataclass_fields__))
+        allowed = [f.name for f in dataclasses.fields(EnvConfig)]
+        unknown = sorted(set(kwargs) - set(allowed) - {"divergence_factor"})  # that one: deprecated, still taken
         if unknown:
-            raise ValueError(f"LRControlEnv: unknown argument(s) {', '.join(unknown)}; "
-                             f"allowed: {', '.join(EnvConfig.__dataclass_fields__)}")
+            raise ValueError(f"LRControlEnv: unknown argument(s) {', '.join(unknown)}; allowed: {', '.join(allowed)}")
         self.config = EnvConfig(**kwargs)
         self._check_tasks()
         self.action_spec = self.config.action_spec
@@ -125,7 +128,8 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         self._epochs = task.epochs
         lo, hi = cfg.lr_bounds
         self.session = TrainingSession(task, seed=session_seed, device=cfg.device, data_dir=cfg.data_dir,
-                                       min_lr=task.lr * lo, max_lr=task.lr * hi, epoch_examples=cfg.epoch_examples)
+                                       min_lr=task.lr * lo, max_lr=task.lr * hi, epoch_examples=cfg.epoch_examples,
+                                       divergence=cfg.divergence_rule)
         self.episode = {"task": task.name, "initial_lr": task.lr, "session_seed": session_seed}
         metrics = self.session.run_epoch()
         if cfg.reward == "final_acc" and metrics.val_acc is None:
@@ -153,11 +157,11 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
             raise RuntimeError("LRControlEnv.step() called before reset() or after the episode ended")
         session = self.session
         before = session.history[-1]
-        if self._diverged(before):
+        if before.diverged:
             return self._finish(before, multiplier, terminated=True)
         session.scale_lr(float(multiplier))
         metrics = session.run_epoch()
-        if self._diverged(metrics):
+        if metrics.diverged:
             return self._finish(metrics, multiplier, terminated=True)
         truncated = session.epoch >= self._epochs
         reward = epoch_reward(self.config.reward, before, metrics, last=truncated)
@@ -216,10 +220,6 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
             seed = int(value)
         return str(options.get("task", task)), lr, seed
 
-    def _diverged(self, metrics: EpochMetrics) -> bool:
-        first = self.session.history[0].val_loss if self.session is not None else math.nan
-        return is_diverged(metrics, first, self.config.divergence_factor)
-
     def _finish(self, metrics: EpochMetrics, multiplier: float, *, terminated: bool,
                 reward: float | None = None) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """The last step of an episode (divergence or budget)."""
@@ -243,14 +243,6 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         if multiplier is not None:
             info["multiplier"] = float(multiplier)
         return info
-
-
-def is_diverged(metrics: EpochMetrics, first_val_loss: float, divergence_factor: float) -> bool:
-    """The environments' divergence rule: the session flagged it, a loss is non-finite, or the
-    validation loss exceeds ``divergence_factor`` times the episode's first validation loss."""
-    if metrics.diverged or not (math.isfinite(metrics.train_loss) and math.isfinite(metrics.val_loss)):
-        return True
-    return metrics.val_loss > divergence_factor * first_val_loss
 
 
 def epoch_reward(reward: str, before: EpochMetrics, after: EpochMetrics, *, last: bool) -> float:

@@ -39,6 +39,7 @@ from lrpilot.metrics import EpochMetrics
 from lrpilot.training.batched_mlp import mlp_forward, mlp_plan
 from lrpilot.training.data import DataSplits
 from lrpilot.training.devices import resolve_device
+from lrpilot.training.divergence import DivergenceRule, resolve_rule
 from lrpilot.training.loading import load_splits
 from lrpilot.training.task import Task, get_task
 from lrpilot.training.vector_optim import VECTOR_OPTIMIZERS, init_state, optimizer_step
@@ -112,9 +113,11 @@ class Population:
     """``len(seeds)`` members of ``task`` trained in lockstep; member ``i`` starts from ``seeds[i]``, ``lrs[i]``.
 
     ``lr_bounds`` are relative to each member's initial LR: :meth:`scale_lr` keeps member
-    ``i`` within ``[lrs[i] * lr_bounds[0], lrs[i] * lr_bounds[1]]``. Divergence follows
-    :class:`~lrpilot.training.TrainingSession`: a non-finite loss or weight, or a
-    validation loss above ``divergence_factor * log(num_classes)``.
+    ``i`` within ``[lrs[i] * lr_bounds[0], lrs[i] * lr_bounds[1]]``. Each member's epochs are
+    flagged ``diverged`` by ``divergence`` (a :class:`~lrpilot.training.divergence.DivergenceRule`,
+    its first validation loss being that member's), exactly as a
+    :class:`~lrpilot.training.TrainingSession` with the same rule flags them: by default a
+    non-finite loss or weight, or a validation loss above ``10 * log(num_classes)``.
 
     Example:
         >>> pop = Population("seq-cnn", seeds=range(8), lrs=np.geomspace(1e-4, 1e-1, 8))
@@ -125,7 +128,7 @@ class Population:
     def __init__(self, task: Task | str, seeds: Sequence[int], lrs: Sequence[float] | None = None, *,
                  device: str | torch.device = "cpu", data: DataSplits | None = None, data_dir: str | None = None,
                  epoch_examples: int | None = None, lr_bounds: tuple[float, float] = (0.0, math.inf),
-                 divergence_factor: float = 10.0) -> None:
+                 divergence: DivergenceRule | None = None, divergence_factor: float | None = None) -> None:
         self.task = get_task(task)
         self.task.validate()
         if self.task.optimizer not in VECTOR_OPTIMIZERS:
@@ -142,12 +145,10 @@ class Population:
         lo, hi = lr_bounds
         if not 0.0 <= lo <= 1.0 <= hi:
             raise ValueError(f"lr_bounds must be (low, high) with 0 <= low <= 1 <= high, got {lr_bounds!r}")
-        if not divergence_factor > 1:
-            raise ValueError(f"divergence_factor must be > 1, got {divergence_factor!r}")
+        self.divergence = resolve_rule(divergence, divergence_factor, "Population")
         self.device = resolve_device(device)
         self.data = self._prepare_data(data if data is not None else load_splits(self.task, data_dir))
         self.epoch_examples, self.lr_bounds = epoch_examples, (float(lo), float(hi))
-        self.divergence_loss = divergence_factor * math.log(max(2, self.data.num_classes))
         template = _seeded_model(self.task, self.data, 0)
         _check_model(self.task, template)
         self._initial = _Initializer(self.task, self.data)
@@ -305,7 +306,9 @@ class Population:
         for j, member in enumerate(idx):
             ok = bool(finite[j])
             val = float(val_loss[j]) if ok and math.isfinite(val_loss[j]) else math.nan
-            diverged = not (ok and math.isfinite(val) and weights_ok[j]) or val > self.divergence_loss
+            history = self.history[member]
+            diverged = self.divergence.diverged(val, self.data.num_classes, finite=ok and bool(weights_ok[j]),
+                                                first_val_loss=history[0].val_loss if history else None)
             self.epochs[member] += 1
             metrics = EpochMetrics(
                 epoch=int(self.epochs[member]), lr=float(self.lr[member]),
@@ -313,7 +316,7 @@ class Population:
                 val_loss=val, val_acc=float(val_acc[j]) if ok else None, grad_norm=float(grad_norm[j]),
                 seconds=seconds, diverged=bool(diverged),
             )
-            self.history[member].append(metrics)
+            history.append(metrics)
             out.append(metrics)
         return out
 

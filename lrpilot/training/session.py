@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training.data import DataSplits, Inputs, iter_batches, sequence_lengths
 from lrpilot.training.devices import autocast, resolve_device
+from lrpilot.training.divergence import DivergenceRule, resolve_rule
 from lrpilot.training.loading import load_splits
 from lrpilot.training.optim import build_optimizer, is_schedule_free, optimizer_mode
 from lrpilot.training.task import Task, get_task
@@ -43,10 +44,13 @@ class TrainingSession:
     order, whatever drives their learning rate, so comparisons across controllers are
     paired. ``scale_lr`` keeps every parameter group's LR within [``min_lr``, ``max_lr``].
 
-    An epoch is marked ``diverged`` when a training loss, the validation loss or a
-    weight is non-finite, or when the validation loss exceeds ``divergence_factor``
-    times the chance-level loss log(num_classes): a run that far above chance has
-    blown up even if its numbers are still finite.
+    An epoch is marked ``diverged`` by ``divergence``, a
+    :class:`~lrpilot.training.divergence.DivergenceRule`: by default when a training loss,
+    the validation loss or a weight is non-finite, or when the validation loss exceeds 10
+    times the chance-level loss log(num_classes): a run that far above chance has blown up
+    even if its numbers are still finite. A rule with ``growth_factor`` (as the
+    environments use) also flags a validation loss that far above the run's first one.
+    (``divergence_factor``, the chance factor alone, is the deprecated older spelling.)
 
     ``compile`` compiles the model's forward (and so its backward) with ``torch.compile``:
     True or a mode name from ``COMPILE_MODES``; None (the default) compiles on CUDA when
@@ -73,7 +77,8 @@ class TrainingSession:
         min_lr: float = 0.0,
         max_lr: float = math.inf,
         epoch_examples: int | None = None,
-        divergence_factor: float = 10.0,
+        divergence: DivergenceRule | None = None,
+        divergence_factor: float | None = None,
         data: DataSplits | None = None,
         compile: bool | str | None = None,  # noqa: A002 - the torch name for the same switch
     ) -> None:
@@ -83,15 +88,13 @@ class TrainingSession:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         if not (0 <= min_lr < max_lr):
             raise ValueError(f"need 0 <= min_lr < max_lr, got min_lr={min_lr}, max_lr={max_lr}")
-        if not divergence_factor > 1:
-            raise ValueError(f"divergence_factor must be > 1, got {divergence_factor}")
         if epoch_examples is not None and epoch_examples < 1:
             raise ValueError(f"epoch_examples must be >= 1 or None, got {epoch_examples}")
         self.seed, self.min_lr, self.max_lr, self.epoch_examples = seed, min_lr, max_lr, epoch_examples
+        self.divergence = resolve_rule(divergence, divergence_factor, "TrainingSession")
         self.device = resolve_device(device)
         splits = data if data is not None else load_splits(self.task, data_dir)
         self.data = splits.to(self.device)
-        self.divergence_loss = divergence_factor * math.log(max(2, self.data.num_classes))
         with self._rng(torch.Generator().manual_seed(seed).get_state(), None):
             self.model = self.task.build_model(self.task, self.data).to(self.device)
             self._torch_rng = torch.get_rng_state()
@@ -122,8 +125,8 @@ class TrainingSession:
         train_std = float(losses_cpu.std(unbiased=False)) if finite and len(losses_cpu) > 1 else 0.0
         grad_norm = float(torch.stack(norms).double().mean().cpu()) if norms else math.nan
         val = self.evaluate("val") if finite else {"loss": math.nan, "acc": None}
-        diverged = not (finite and math.isfinite(val["loss"]) and self._weights_finite()) or (
-            val["loss"] > self.divergence_loss)
+        diverged = self.divergence.diverged(val["loss"], self.data.num_classes, finite=finite and self._weights_finite(),
+                                            first_val_loss=self.history[0].val_loss if self.history else None)
         self.epoch += 1
         metrics = EpochMetrics(
             epoch=self.epoch, lr=lr, train_loss=train_loss, train_loss_std=train_std,

@@ -17,8 +17,8 @@ layers of ``width`` units) or ``cnn`` (``depth`` 3-wide conv layers of ``width``
 1D with global max-pooling for sequences, 2D with a 2x2 max-pool for digit images). The
 models hold no buffers and no dropout, so they train in a vectorised population too.
 
-Registered names (:func:`register_synthetic_tasks`, called lazily by the task registry):
-``teacher-mlp``, ``gmm-mlp``, ``noisy-digits-mlp``, ``seq-cnn``.
+Registered names (:data:`SYNTHETIC_TASKS`, registered with the other built-ins by
+:mod:`lrpilot.training.builtin`): ``teacher-mlp``, ``gmm-mlp``, ``noisy-digits-mlp``, ``seq-cnn``.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import torch
 from torch import nn
 
 from lrpilot.training.data import DataSplits, TensorSplit
-from lrpilot.training.task import Task, register_task
+from lrpilot.training.task import Task
 
 __all__ = ["FAMILIES", "ARCHS", "load_synthetic", "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS",
-           "register_synthetic_tasks", "TaskDistribution", "TaskDraw"]
+           "TaskDistribution", "TaskDraw"]
 
 FAMILIES = ("digits", "teacher", "gmm", "seq")
 """Data families of :func:`load_synthetic`."""
@@ -181,12 +181,6 @@ SYNTHETIC_TASKS: tuple[Task, ...] = (
                    family="seq", arch="cnn", width=32, classes=4),
 )
 """The registered synthetic tasks."""
-
-
-def register_synthetic_tasks() -> None:
-    """Register :data:`SYNTHETIC_TASKS` (idempotent; the registry calls it lazily)."""
-    for task in SYNTHETIC_TASKS:
-        register_task(task, overwrite=True)
 
 
 # -- the distribution ----------------------------------------------------------------------

@@ -1,4 +1,11 @@
-"""`Task`: a named training recipe (model + data + loss + optimiser defaults), and the registry."""
+"""`Task`: a named training recipe (model + data + loss + optimiser defaults), and the registry.
+
+The registry knows no task by itself: :mod:`lrpilot.training.builtin` registers the built-in
+tasks, and the package imports it (``lrpilot/training/__init__.py``) before any of its modules
+can be used, so ``get_task`` finds them however this module was reached. The modules that define
+tasks (``digits.py``, ``vision.py``, ``synthetic.py``...) import only :class:`Task` from here, and
+this module imports none of them: the imports run one way, with no cycle.
+"""
 
 from __future__ import annotations
 
@@ -122,7 +129,6 @@ def get_task(name: str | Task) -> Task:
     """The registered task called ``name`` (a Task passes through)."""
     if isinstance(name, Task):
         return name
-    _load_builtins()
     if name not in _TASKS:
         close = difflib.get_close_matches(str(name), _TASKS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -132,9 +138,4 @@ def get_task(name: str | Task) -> Task:
 
 def list_tasks() -> list[Task]:
     """Every registered task, sorted by name."""
-    _load_builtins()
     return [_TASKS[k] for k in sorted(_TASKS)]
-
-
-def _load_builtins() -> None:
-    import lrpilot.training.builtin  # noqa: F401  (registers the built-in tasks)

@@ -35,7 +35,7 @@ import numpy as np
 
 from lrpilot.controller.features import ObservationEncoder
 from lrpilot.envs.config import EnvConfig
-from lrpilot.envs.lr_control import epoch_reward, is_diverged
+from lrpilot.envs.lr_control import epoch_reward
 from lrpilot.metrics import METRIC_NAMES, EpochMetrics
 from lrpilot.training.loading import load_splits
 from lrpilot.training.population_trainer import Population
@@ -246,19 +246,14 @@ class PopulationCore:
         reserve = [_Episode(1.0, 2, 0)] * len(members)  # placeholders, replaced when a slot starts an episode
         population = Population(task, [e.seed for e in episodes + reserve], [e.initial_lr for e in episodes + reserve],
                                 device=self.config.env.device, data=data, epoch_examples=examples,
-                                lr_bounds=self.config.env.lr_bounds)
+                                lr_bounds=self.config.env.lr_bounds, divergence=self.config.env.divergence_rule)
         population.run_epoch(range(started))
         return _Group(index, task, population, episodes + reserve, members, spares, age)
 
     # -- stepping -------------------------------------------------------------------------
-    def _diverged(self, group: _Group, slot: int, metrics: EpochMetrics) -> bool:
-        first = group.population.history[slot][0].val_loss
-        return is_diverged(metrics, first, self.config.env.divergence_factor)
-
     def _step_group(self, group: _Group, multipliers: Sequence[float]) -> dict[int, StepResult]:
         pop = group.population
-        already = [env for env in group.members if self._diverged(group, group.slot_of[env],
-                                                                  pop.history[group.slot_of[env]][-1])]
+        already = [env for env in group.members if pop.history[group.slot_of[env]][-1].diverged]
         running = [env for env in group.members if env not in already]
         slots = [group.slot_of[env] for env in running]
         fresh = self._prepare_ready(group, slots)
@@ -286,7 +281,7 @@ class PopulationCore:
         history = group.population.history[slot]
         episode = group.episodes[slot]
         info = self._info(group, slot, metrics, multiplier)
-        terminated = not trained or self._diverged(group, slot, metrics)
+        terminated = not trained or metrics.diverged  # flagged by the population with the env's DivergenceRule
         truncated = not terminated and (len(history) >= episode.epochs or self._expired(group))
         if terminated:
             reward = cfg.divergence_penalty

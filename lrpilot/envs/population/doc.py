@@ -33,8 +33,9 @@ POPULATION_DOC = """
     ## Rewards
 
     As ``LRControlEnv`` (``reward="log_val_loss"`` by default; ``divergence_penalty`` on
-    the step that diverges), computed by the same functions
-    (:func:`~lrpilot.envs.lr_control.epoch_reward`, :func:`~lrpilot.envs.lr_control.is_diverged`).
+    the step that diverges), computed by the same function
+    (:func:`~lrpilot.envs.lr_control.epoch_reward`); divergence is the same
+    :class:`~lrpilot.training.divergence.DivergenceRule` (``EnvConfig.divergence_rule``).
 
     ## Starting State
 
