@@ -206,3 +206,18 @@ def test_a_learned_policy_keeps_the_lr_where_it_was_trained() -> None:
     assert max(seen) > 1e-2 and max(seen) <= 1e-3 * 100 * (1 + 1e-9)  # ... up to 100x the initial LR, no further
     ctl.reset(1e-3, 30)
     assert ctl.act(EpochMetrics(epoch=1, lr=1.0, train_loss=1.0, val_loss=1.0)) == pytest.approx(0.1)  # pulled back
+
+
+def test_a_state_saved_under_the_ppo_alias_resumes_the_same_decisions() -> None:
+    """States written before `policy:` existed name the policy `ppo:default`; they still load."""
+    first = load_policy("default")
+    first.reset(1e-3, 10)
+    for e in range(1, 4):
+        first.act(metrics(e, 1.0 / e))
+    state = json.loads(json.dumps(first.state_dict()))
+    assert state["spec"] == "policy:default"
+    state["spec"] = "ppo:default"
+    again = load_policy("default")
+    again.load_state_dict(state)
+    assert again.spec() == "policy:default" and again.history == first.history
+    assert again.act(metrics(4, 0.2)) == first.act(metrics(4, 0.2))

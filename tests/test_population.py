@@ -366,3 +366,11 @@ def test_each_step_is_one_pass_even_when_every_episode_ends_together(monkeypatch
         ends += int(dones.sum())
     assert ends == 12 and len(passes) == 6  # every member ended 3 times, in one pass per step
     assert sum(passes) == 6 * 4 + 12  # each step: the 4 members, plus the first epochs of the episodes that start
+
+
+def test_the_old_wrapper_names_still_import() -> None:
+    """PopulationVectorEnv and PopulationVecEnv (before 0.1.1) are aliases of the renamed wrappers."""
+    from lrpilot.envs.population import (PopulationGymVectorEnv, PopulationSB3VecEnv, PopulationVecEnv,
+                                         PopulationVectorEnv)
+
+    assert PopulationVectorEnv is PopulationGymVectorEnv and PopulationVecEnv is PopulationSB3VecEnv

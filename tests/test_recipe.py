@@ -3,6 +3,7 @@ line naming the field, and the policy card records the recipe that reproduces it
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -63,6 +64,8 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     recipe = recipe_from_args(args)
     assert (recipe.seed, recipe.out_dir, dict(recipe.task_options)) == (3, str(tmp_path), {"width": 8})
     assert recipe.replace(seed=0, out_dir="runs/ctrl/default", task_options={}) == load_recipe(SHIPPED_RECIPE)
+    dests = {a.dest for a in parser._actions}
+    assert {f.name for f in dataclasses.fields(Recipe)} <= dests  # every field of a recipe has a flag
     plain = recipe_from_args(parser.parse_args(["--bc-from", "bold"]))
     assert plain.method == "population" and plain.teacher == "bold"  # --bc-from implies the population method
     assert recipe_from_args(parser.parse_args([])) == Recipe()
@@ -82,6 +85,17 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     ("gamma = 1.5", "gamma"),
     ("resume = true", "unknown setting.*resume"),
     ("seed = [", "invalid TOML"),
+    ("actions = 1", "actions must be a string"),
+    ("name = 3", "name must be a string"),
+    ("out_dir = 3", "out_dir must be a string"),
+    ("export_dir = 1", "export_dir must be a string"),
+    ("device = 5", "device must be a string"),
+    ("task_options = 3", "task_options must be a table"),
+    ("epoch_examples = 0", "epoch_examples must be an integer >= 1"),
+    ("lr_range = [1e-4]", "lr_range must be"),
+    ("lr_range = [1, 'a']", "lr_range must be"),
+    ("net_arch = 64", "net_arch must be a list"),
+    ("seed = true", "seed must be an integer"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          text: str, message: str) -> None:

@@ -54,6 +54,19 @@ def test_feature_bold_decides_as_bold_on_metrics(kind: str, seed: int, teacher: 
     assert on_metrics[0] == 1.0 and {on_metrics[0], *on_metrics[1:]} >= {1.0, 0.5, rule().up}  # every branch taken
 
 
+@pytest.mark.parametrize(("curve", "on_metrics", "on_features"), [
+    ([1.0, math.inf, 0.9, 0.8], [1.0, 0.5, 1.0, 1.5], [1.0, 0.5, 0.5, 1.5]),
+    ([math.nan, 1.0, 0.9], [0.5, 1.0, 1.5], [0.5, 0.5, 1.5]),
+])
+def test_after_a_non_finite_epoch_bold_restarts_and_the_feature_teacher_does_not(curve, on_metrics, on_features) -> None:
+    """The one documented difference: `Bold` forgets a non-finite loss (the next epoch keeps the LR, as a
+    first epoch does); the encoder shows no 'first epoch' there, so the teacher compares and halves. The
+    teacher keeps this behaviour: the shipped policy was cloned from it."""
+    points = [(v, v, None) for v in curve]
+    features, metrics = drive([from_spec("bold-features"), Bold()], points, 1e-3, 10)
+    assert (metrics, features) == (on_metrics, on_features)
+
+
 def test_feature_teachers_act_on_their_encoded_history() -> None:
     """A teacher controller answers what its rule answers on the observation of its history (what cloning imitates)."""
     curve = trajectory("realistic", 3, epochs=12)

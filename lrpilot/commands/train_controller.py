@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add("--gae-lambda", "gae_lambda", type=positive_float, help="GAE lambda")
     add("--ent-coef", "ent_coef", type=float, help="entropy coefficient")
     add("--net-arch", "net_arch", type=_int_list, metavar="N,N", help="hidden layer sizes (default 64,64)")
-    add("--threads", "torch_threads", type=positive_int, help="torch threads of the training process (default 1)")
+    add("--threads", "torch_threads", type=positive_int,
+        help="torch threads of the training process, both methods (default 1; weights depend on it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_population_arguments(parser)
 

@@ -39,7 +39,7 @@ def list_controllers() -> list[str]:
 
 
 def is_policy_spec(spec: str) -> bool:
-    """True for ``policy:...`` and its alias ``policy:...`` (a learned policy file)."""
+    """True for ``policy:...`` and its alias ``ppo:...`` (a learned policy file)."""
     return isinstance(spec, str) and spec.strip().partition(":")[0].strip() in POLICY_PREFIXES
 
 

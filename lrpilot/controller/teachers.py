@@ -8,7 +8,9 @@ to ``n`` LR multipliers:
 * ``bold``: the bold driver, with the decision of :class:`~lrpilot.controller.rules.Bold`
   (:func:`~lrpilot.controller.rules.bold_multiplier`): ×1.5 after an epoch that lowered the
   validation loss, ×0.5 otherwise (and after a non-finite epoch), ×1 after the first epoch.
-  ``bold2`` uses ×2 instead of ×1.5.
+  ``bold2`` uses ×2 instead of ×1.5. On finite losses it decides exactly as ``Bold`` (tested);
+  after a non-finite epoch ``Bold`` starts afresh (×1 on the next finite epoch) while the teacher,
+  which sees no "first epoch" in the features there, compares with the clipped loss and halves.
 * ``bold-anneal``: the bold driver until ``anneal_at`` (70%) of the budget, then ×0.5 every epoch
   (a short annealing tail, which final accuracy rewards); ``bold-anneal2`` with ×2,
   ``bold-anneal-late`` from 80%.

@@ -73,7 +73,9 @@ class EnvConfig:
     """At the end of an episode, put the test loss and accuracy in ``info["test"]`` (for evaluation only)."""
     divergence_factor: InitVar[float | None] = None
     """Deprecated name of :attr:`divergence_growth_factor` (saved configs may hold it): accepted
-    with a ``DeprecationWarning``; not a field, so ``asdict`` and ``fields`` show only the new name."""
+    with a ``DeprecationWarning``; not a field, so ``asdict`` and ``fields`` show only the new name.
+    Only a keyword: read :attr:`divergence_growth_factor` (``config.divergence_factor`` is always
+    None, so that ``dataclasses.replace`` keeps working)."""
 
     def __post_init__(self, divergence_factor: float | None) -> None:
         self._take_deprecated(divergence_factor)

@@ -90,6 +90,9 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
     ## Version History
 
     * v0: initial version (observation encoder ``lrpilot-obs`` v1).
+    * v0, lrpilot 0.1.1: ``divergence_factor`` is called ``divergence_growth_factor`` (the old
+      keyword still works, with a ``DeprecationWarning``); episodes end exactly as before, and the
+      epoch that ends one by the growth threshold now has ``diverged=True`` in its metrics.
 
     Example:
         >>> import gymnasium as gym, lrpilot.envs

@@ -59,17 +59,29 @@ class EvaluationPlan:
     """What ``evaluate-controller`` runs."""
 
     specs: tuple[str, ...]
+    """The controllers under evaluation (spec strings, e.g. ``policy:default``)."""
     tasks: tuple[str, ...]
+    """Held-out tasks."""
     lrs: tuple[float, ...]
+    """Initial learning rates of the grid."""
     seeds: int = 3
+    """Seeds per task, LR and optimiser (runs are paired across controllers by seed)."""
     epochs: int | None = None
+    """Epoch budget (None: each task's)."""
     weight_decay: float | None = None
+    """Weight decay of every run (None: each task's)."""
     optimizers: tuple[str, ...] = ("adam",)
+    """Optimisers of the grid."""
     baselines: tuple[str, ...] = DEFAULT_BASELINES
+    """Schedules and rules every controller is compared with (each run once, reused across evaluations)."""
     lrfree: tuple[str, ...] = DEFAULT_LRFREE
+    """Learning-rate-free optimisers shown as references (run at their recommended LR)."""
     device: str = "cpu"
+    """Device of every run."""
     imports: tuple[str, ...] = ()
+    """Modules imported in every worker first (they register tasks or controllers)."""
     task_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per task, task-specific settings."""
 
     def controller_studies(self, out: Path) -> list[tuple[str, Study]]:
         """One study per controller (``OUT/runs/<name>``), so baselines are run once and reused by

@@ -4,7 +4,7 @@
 given beside it overrides that one field (``--seed 1``, ``--out runs/x``). The keys of the
 file are the fields of :class:`Recipe` (those of :class:`~lrpilot.learn.ppo.PPOConfig`, plus
 ``method`` and the population fields); each has a flag, listed by
-``lrpilot train-controller --help`` (:data:`FLAGS`). The policy card records the recipe
+``lrpilot train-controller --help``. The policy card records the recipe
 itself (``provenance["recipe"]``; :meth:`Recipe.to_toml` writes it back as a file), never a
 command line rebuilt by hand.
 
@@ -34,14 +34,18 @@ from lrpilot.learn.ppo import RUNTIME_FIELDS, PPOConfig, recorded_recipe
 from lrpilot.tomlfile import read_toml
 from lrpilot.training.synthetic import TaskDistribution
 
-__all__ = ["Recipe", "load_recipe", "METHODS", "FLAGS"]
+__all__ = ["Recipe", "load_recipe", "METHODS"]
 
 METHODS = ("ppo", "population")
 """``ppo``: PPO on LRControlEnv; ``population``: cloning / DAgger / PPO on the population env."""
 
-FLAGS = {"out_dir": "--out", "learning_rate": "--ppo-lr", "torch_threads": "--threads", "teacher": "--bc-from",
-         "task_options": "--option"}
-"""Fields whose flag is not ``--`` + the field name with ``-`` for ``_``."""
+_TYPES: dict[str, tuple[type, ...]] = {
+    "method": (str,), "name": (str,), "out_dir": (str,), "export_dir": (str, type(None)), "device": (str,),
+    "actions": (str,), "reward": (str,), "teacher": (str, type(None)), "tasks": (tuple,), "families": (tuple,),
+    "net_arch": (tuple,), "lr_range": (tuple,), "task_options": (Mapping,), "epoch_examples": (int, type(None)),
+}
+"""Fields checked for their type before any value check (numbers are checked with their ranges)."""
+_TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
 
 _POPULATION_INTS = {"bc_steps": 1, "bc_epochs": 1, "bc_augment": 0, "dagger_rounds": 0, "finetune_timesteps": 0,
                     "population_envs": 1, "population_groups": 1, "population_workers": 1}
@@ -101,10 +105,17 @@ class Recipe(PPOConfig):
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field and its value."""
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if isinstance(self.families, str):
             self.families = tuple(f.strip() for f in self.families.split(",") if f.strip())
+        for key in ("tasks", "families", "net_arch", "lr_range"):
+            if isinstance(getattr(self, key), list):
+                setattr(self, key, tuple(getattr(self, key)))
+        _check_types(self)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if len(self.lr_range) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                              for v in self.lr_range):
+            raise ValueError(f"lr_range must be [low, high] with 0 < low <= high, got {list(self.lr_range)!r}")
         super().validate()
         for key, low in {**_POPULATION_INTS, "dagger_steps": 1}.items():
             value = getattr(self, key)
@@ -135,6 +146,18 @@ class Recipe(PPOConfig):
         lines = [f"{key} = {_toml_value(value)}" for key, value in recorded_recipe(self).items()
                  if value is not None and value != {}]
         return "\n".join(lines) + "\n"
+
+
+def _check_types(recipe: Recipe) -> None:
+    for key, types in _TYPES.items():
+        value = getattr(recipe, key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            allowed = " or ".join(_TYPE_NAMES[t] for t in types if t is not type(None))
+            raise ValueError(f"{key} must be {allowed}, got {value!r}")
+        if key in ("out_dir", "name", "device", "export_dir") and isinstance(value, str) and not value.strip():
+            raise ValueError(f"{key} must be a non-empty string, got {value!r}")
+    if recipe.epoch_examples is not None and recipe.epoch_examples < 1:
+        raise ValueError(f"epoch_examples must be an integer >= 1, got {recipe.epoch_examples!r}")
 
 
 def _toml_value(value: Any) -> str:
