@@ -36,13 +36,20 @@ class EpochMetrics:
     """Wall time of the epoch (training and validation)."""
     diverged: bool = False
     """True when the loss or the weights became non-finite, or the loss exploded."""
+    undone: bool = False
+    """True when the run was rewound to the start of this epoch afterwards (see
+    ``TrainingSession.undo``): the epoch was trained and counts against the budget, but its
+    weights were discarded."""
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict; non-finite floats become None (JSON has no NaN)."""
+        """A JSON-ready dict; non-finite floats become None (JSON has no NaN). ``undone`` appears
+        only when True, so the records of runs that never undo are those of earlier versions."""
         out = asdict(self)
         for key, value in out.items():
             if isinstance(value, float) and not math.isfinite(value):
                 out[key] = None
+        if not self.undone:
+            del out["undone"]
         return out
 
     @classmethod
@@ -58,7 +65,7 @@ class EpochMetrics:
             value = data[f.name]
             if f.name in ("epoch",):
                 kwargs[f.name] = int(value)
-            elif f.name == "diverged":
+            elif f.name in ("diverged", "undone"):
                 kwargs[f.name] = bool(value)
             elif f.name == "val_acc":
                 kwargs[f.name] = None if value is None else float(value)

@@ -9,6 +9,8 @@ it calls :meth:`run_epoch` and, between epochs, :meth:`scale_lr`.
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import math
 import time
 from typing import Any, Callable
@@ -81,6 +83,7 @@ class TrainingSession:
         divergence_factor: float | None = None,
         data: DataSplits | None = None,
         compile: bool | str | None = None,  # noqa: A002 - the torch name for the same switch
+        undo: bool = False,
     ) -> None:
         self.task = get_task(task)
         self.task.validate()
@@ -107,6 +110,11 @@ class TrainingSession:
         self._data_gen = torch.Generator().manual_seed(seed)
         self.epoch = 0
         self.history: list[EpochMetrics] = []
+        if not isinstance(undo, bool):
+            raise ValueError(f"undo must be True or False, got {undo!r}")
+        self.keeps_snapshots = undo
+        """With ``undo=True``, every epoch starts by keeping a copy of the run's state (see :meth:`undo`)."""
+        self._snapshot: dict[str, Any] | None = None
 
     # -- properties ---------------------------------------------------------------
     @property
@@ -117,6 +125,7 @@ class TrainingSession:
     # -- training -----------------------------------------------------------------
     def run_epoch(self, on_batch: BatchCallback | None = None) -> EpochMetrics:
         """Train one epoch, validate, and return (and remember) the epoch's metrics."""
+        self._snapshot = self._take_snapshot() if self.keeps_snapshots else None
         start = time.perf_counter()
         lr = self.lr
         losses, norms, finite = self._train_pass(on_batch)
@@ -236,13 +245,58 @@ class TrainingSession:
             group["lr"] = min(max(group["lr"] * factor, self.min_lr), self.max_lr)
         return self.lr
 
+    # -- undo -----------------------------------------------------------------------
+    @property
+    def can_undo(self) -> bool:
+        """True when the last epoch can be undone (``undo=True`` and not undone already)."""
+        return self._snapshot is not None
+
+    def undo(self, lr_factor: float = 0.1) -> EpochMetrics:
+        """Rewind the run to the start of the last epoch and multiply the LR by ``lr_factor``.
+
+        The model, the optimiser (its LR included) and every random generator are restored as they
+        were when that epoch began, so the retry sees the same batches in the same order with the
+        same augmentation; only the LR differs. The epoch still counts (``epoch`` does not go back:
+        the budget was spent) and its metrics stay in ``history``, marked ``undone``. Needs
+        ``undo=True``; one undo per epoch. Returns the undone epoch's metrics.
+
+        Cost: the snapshot is a copy of the weights and the optimiser state (for Adam, three times
+        the weights' memory), taken at the start of every epoch, on the session's device.
+        """
+        if self._snapshot is None:
+            reason = "this session keeps no snapshots (undo=False)" if not self.keeps_snapshots else \
+                "no epoch has run since the last undo"
+            raise RuntimeError(f"nothing to undo: {reason}")
+        if isinstance(lr_factor, bool) or not isinstance(lr_factor, (int, float)) or not (
+                math.isfinite(lr_factor) and lr_factor > 0):
+            raise ValueError(f"lr_factor must be a finite number > 0, got {lr_factor!r}")
+        snap, self._snapshot = self._snapshot, None
+        self.model.load_state_dict(snap["model"])
+        self.optimizer.load_state_dict(snap["optimizer"])
+        self._data_gen.set_state(snap["data_generator"])
+        self._torch_rng, self._cuda_rng = snap["torch_rng"], snap["cuda_rng"]
+        self.history[-1] = dataclasses.replace(self.history[-1], undone=True)
+        self.scale_lr(lr_factor)
+        return self.history[-1]
+
+    def _take_snapshot(self) -> dict[str, Any]:
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "data_generator": self._data_gen.get_state(),
+            "torch_rng": self._torch_rng.clone(),
+            "cuda_rng": None if self._cuda_rng is None else self._cuda_rng.clone(),
+        }
+
     def _weights_finite(self) -> bool:
         flags = [torch.isfinite(p).all() for p in self.model.parameters()]
         return bool(torch.stack(flags).all()) if flags else True
 
     # -- state --------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Model, optimiser, every RNG, the epoch and the history; loads with ``weights_only=True``."""
+        """Model, optimiser, every RNG, the epoch and the history (undone epochs marked), and with
+        ``undo=True`` the snapshot that lets the last epoch be undone after a restart; loads with
+        ``weights_only=True``."""
         return {
             "task": self.task.name,
             "seed": self.seed,
@@ -253,6 +307,7 @@ class TrainingSession:
             "torch_rng": self._torch_rng,
             "cuda_rng": self._cuda_rng,
             "history": [m.to_dict() for m in self.history],
+            **({"undo_snapshot": self._snapshot} if self._snapshot is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -267,6 +322,8 @@ class TrainingSession:
         self.epoch = int(state["epoch"])
         self.seed = int(state["seed"])
         self.history = [EpochMetrics.from_dict(m) for m in state["history"]]
+        snapshot = state.get("undo_snapshot")  # the last epoch stays undoable across a restart
+        self._snapshot = snapshot if self.keeps_snapshots else None
 
     # -- randomness ---------------------------------------------------------------
     def _fresh_cuda_rng(self, seed: int) -> torch.Tensor | None:

@@ -45,7 +45,9 @@ from lrpilot.training.task import Task, get_task
 __all__ = ["PopulationConfig", "PopulationCore", "StepResult", "action_multipliers"]
 
 _DRAWN_FIELDS = ("task", "initial_lr", "epochs", "epoch_examples")
-_RECORD_FIELDS = tuple(name for name in METRIC_NAMES if name != "seconds")  # wall time is not reproducible
+_RECORD_FIELDS = tuple(name for name in METRIC_NAMES if name not in ("seconds", "undone"))
+"""The info record of an epoch, as ``EpochMetrics.to_dict`` without ``seconds`` (wall time is not
+reproducible) and without ``undone`` (which ``to_dict`` writes only when True; members never undo)."""
 
 
 def action_multipliers(action_spec: Any, actions: Any, num_envs: int) -> list[float]:
