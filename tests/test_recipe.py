@@ -96,6 +96,7 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     ("lr_range = [1, 'a']", "lr_range must be"),
     ("net_arch = 64", "net_arch must be a list"),
     ("seed = true", "seed must be an integer"),
+    ("encoder_version = 3", "encoder_version must be one of 1, 2"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          text: str, message: str) -> None:

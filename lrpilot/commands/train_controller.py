@@ -71,6 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add("--gae-lambda", "gae_lambda", type=positive_float, help="GAE lambda")
     add("--ent-coef", "ent_coef", type=float, help="entropy coefficient")
     add("--net-arch", "net_arch", type=_int_list, metavar="N,N", help="hidden layer sizes (default 64,64)")
+    add("--encoder-version", "encoder_version", type=positive_int,
+        help="observation encoder: 1 (default, the shipped policy's) or 2 (adds the budget's size and undo)")
     add("--threads", "torch_threads", type=positive_int,
         help="torch threads of the training process, both methods (default 1; weights depend on it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -140,7 +142,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             groups=recipe.population_groups, workers=recipe.population_workers, families=recipe.families,
             net_arch=recipe.net_arch, bc_epochs=recipe.bc_epochs, ppo=ppo, console=console, state_dir=recipe.out_dir,
             resume=recipe.resume, bc_augment=recipe.bc_augment, dagger_rounds=recipe.dagger_rounds,
-            dagger_steps=recipe.dagger_steps)
+            dagger_steps=recipe.dagger_steps, encoder_version=recipe.encoder_version)
     finally:
         torch.set_num_threads(threads)
     info = result.provenance

@@ -18,6 +18,13 @@ Conventions:
   epoch, history before the start) reads as 0.
 * Tasks without accuracy: ``val_acc`` and ``val_acc_change`` are 0 and ``has_acc`` is 0.
 
+Versions (:data:`ENCODER_VERSIONS`): version 1 (:data:`FEATURES`, the default; the shipped policy
+reads it) and version 2, which appends :data:`BUDGET_FEATURES`: the budget's size in decisions
+(``log_budget``, ``log_decisions_left``; version 1 shows only the fraction spent, ``progress``), the
+``undone`` flag of the last interval and the fraction of the budget undone so far. Undone intervals
+stay in the history a controller is shown, marked ``undone``; their metrics are those of the
+discarded state. A policy file names its version, and loads with that version's encoder.
+
 Imports only ``math`` and ``numpy`` (deployment stays light).
 """
 
@@ -33,7 +40,8 @@ import numpy as np
 from lrpilot.controller.base import Controller
 from lrpilot.metrics import EpochMetrics
 
-__all__ = ["Feature", "FEATURES", "FEATURE_INDEX", "ObservationEncoder", "HISTORY", "ObservingController"]
+__all__ = ["Feature", "FEATURES", "FEATURE_INDEX", "BUDGET_FEATURES", "ENCODER_VERSIONS", "ObservationEncoder",
+           "HISTORY", "ObservingController"]
 
 HISTORY = 3
 """Epochs of history (before ``t``) of the key loss features."""
@@ -79,10 +87,23 @@ FEATURES: tuple[Feature, ...] = (
     *_history_features(),
     Feature("nonfinite", 0.0, 1.0, "1 when a loss, LR or accuracy of epoch t is NaN or infinite"),
 )
-"""The observation, in order. Changing it means bumping :attr:`ObservationEncoder.version`."""
+"""The observation of version 1, in order. Changing it means a new version in :data:`ENCODER_VERSIONS`."""
 
 FEATURE_INDEX: Mapping[str, int] = MappingProxyType({f.name: i for i, f in enumerate(FEATURES)})
-"""Position of each feature in the observation vector, by name (read-only)."""
+"""Position of each feature in the observation vector, by name (read-only). Version 2 appends its
+features after version 1's, so these positions hold in both."""
+
+BUDGET_FEATURES: tuple[Feature, ...] = (
+    Feature("log_decisions_left", 0.0, 7.0, "log(1 + decisions left in the budget after t)"),
+    Feature("log_budget", 0.0, 7.0, "log(budget in decisions)"),
+    Feature("undone", 0.0, 1.0, "1 when interval t was undone (the run was rewound to its start)"),
+    Feature("undone_fraction", 0.0, 1.0, "intervals undone so far / budget"),
+)
+"""What version 2 adds: how large the budget is, not only how much of it is spent, and undo."""
+
+ENCODER_VERSIONS: Mapping[int, tuple[Feature, ...]] = MappingProxyType({1: FEATURES, 2: FEATURES + BUDGET_FEATURES})
+"""The features of each encoder version. Version 1 is the default and what the shipped policy reads;
+several versions live side by side, and a policy file names the one it was trained with."""
 
 
 def _finite(x: float | None) -> bool:
@@ -111,14 +132,27 @@ class ObservationEncoder:
 
     name = "lrpilot-obs"
     """Encoder identifier, recorded in policy files."""
-    version = 1
-    """Bumped whenever a feature's meaning, order or range changes."""
 
-    def __init__(self) -> None:
-        self.features = FEATURES
-        self.low = np.array([f.low for f in FEATURES], dtype=np.float32)
-        self.high = np.array([f.high for f in FEATURES], dtype=np.float32)
-        self._index = FEATURE_INDEX
+    def __init__(self, version: int = 1) -> None:
+        if isinstance(version, bool) or not isinstance(version, int) or version not in ENCODER_VERSIONS:
+            raise ValueError(f"encoder version must be one of {', '.join(map(str, ENCODER_VERSIONS))}, got {version!r}")
+        self.version = int(version)
+        """Bumped whenever a feature's meaning, order or range changes (:data:`ENCODER_VERSIONS`)."""
+        self.features = ENCODER_VERSIONS[self.version]
+        self.low = np.array([f.low for f in self.features], dtype=np.float32)
+        self.high = np.array([f.high for f in self.features], dtype=np.float32)
+        self._index = {f.name: i for i, f in enumerate(self.features)}
+
+    @classmethod
+    def from_description(cls, recorded: Mapping[str, Any]) -> "ObservationEncoder":
+        """The encoder a policy file names (:meth:`describe`); ``ValueError`` naming what does not match."""
+        version = recorded.get("version") if isinstance(recorded, Mapping) else None
+        if isinstance(version, bool) or not isinstance(version, int) or version not in ENCODER_VERSIONS:
+            raise ValueError(f"encoder version mismatch: file has {version!r}, this lrpilot has "
+                             f"{', '.join(map(str, ENCODER_VERSIONS))}")
+        encoder = cls(version)
+        encoder.check_compatible(recorded)
+        return encoder
 
     @property
     def size(self) -> int:
@@ -153,6 +187,8 @@ class ObservationEncoder:
         flags = self._current(history, initial_lr, total_epochs, values)
         self._lags(history, values)
         values[self._index["nonfinite"]] = 1.0 if flags else 0.0
+        if self.version >= 2:
+            self._budget(history, total_epochs, values)
         return np.clip(np.asarray(values, dtype=np.float32), self.low, self.high)
 
     # -- pieces -------------------------------------------------------------------
@@ -208,6 +244,13 @@ class ObservationEncoder:
                 value = self._change(history, t - k, split) if t - k >= 0 else 0.0
                 self._set(values, name, value, self.features[self._index[name]].high)
 
+    def _budget(self, history: Sequence[EpochMetrics], total: int, values: list[float]) -> None:
+        """Version 2: the budget's size and what undo did (``total`` counts decisions)."""
+        values[self._index["log_decisions_left"]] = math.log1p(max(total - len(history), 0))
+        values[self._index["log_budget"]] = math.log(total)
+        values[self._index["undone"]] = 1.0 if history[-1].undone else 0.0
+        values[self._index["undone_fraction"]] = sum(m.undone for m in history) / total
+
     @staticmethod
     def _since_best(history: Sequence[EpochMetrics]) -> int:
         best_i, best = None, math.inf
@@ -231,9 +274,9 @@ class ObservingController(Controller):
 
     _state_keys = ("history",)
 
-    def __init__(self) -> None:
+    def __init__(self, encoder: ObservationEncoder | None = None) -> None:
         super().__init__()
-        self.encoder = ObservationEncoder()
+        self.encoder = encoder if encoder is not None else ObservationEncoder()
         self.history: list[dict[str, Any]] = []
         self._metrics: list[EpochMetrics] = []
 

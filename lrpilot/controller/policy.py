@@ -206,9 +206,8 @@ def read_policy(path_or_name: str | Path) -> tuple[dict[str, Any], dict[str, tor
     card_path, weights_path = policy_paths(path_or_name)
     card_bytes, weight_bytes = _read_bytes(card_path), _read_bytes(weights_path)
     card = _parse_card(card_path, card_bytes)
-    encoder = ObservationEncoder()
     try:
-        encoder.check_compatible(card["encoder"] if isinstance(card["encoder"], dict) else {})
+        encoder = ObservationEncoder.from_description(card["encoder"] if isinstance(card["encoder"], dict) else {})
     except ValueError as exc:
         raise _error(card_path, str(exc)) from None
     try:
@@ -244,11 +243,12 @@ def load_policy(path_or_name: str | Path) -> "LearnedController":
 # -- writing --------------------------------------------------------------------------
 def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tensor]], activation: str,
                 action: ActionSpec, provenance: Mapping[str, Any], evaluation: Mapping[str, Any] | None = None,
-                normalization: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+                normalization: Mapping[str, Any] | None = None, encoder_version: int = 1) -> tuple[Path, Path]:
     """Write ``PATH.safetensors`` and ``PATH.json`` (atomically) and check they load; returns both paths.
 
     ``layers`` are the actor's linear layers, ``(weight [out, in], bias [out])``, input
-    first; ``activation`` follows every layer but the last.
+    first; ``activation`` follows every layer but the last. ``encoder_version`` is the version of
+    the observation encoder the actor was trained with (its input size must match).
     """
     from safetensors.torch import save as save_safetensors
 
@@ -269,7 +269,7 @@ def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tens
     card = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "name": Path(base).name,
         "architecture": {"type": "mlp", "layer_sizes": sizes, "activation": activation},
-        "action": action.to_dict(), "encoder": ObservationEncoder().describe(),
+        "action": action.to_dict(), "encoder": ObservationEncoder(encoder_version).describe(),
         "normalization": dict(normalization) if normalization is not None else None,
         "provenance": dict(provenance), "evaluation": dict(evaluation) if evaluation is not None else None,
     }
@@ -304,7 +304,7 @@ class LearnedController(ObservingController):
 
     def __init__(self, card: dict[str, Any], weights: Mapping[str, torch.Tensor], *, source: str, policy_hash: str,
                  paths: tuple[Path, Path] | None = None) -> None:
-        super().__init__()
+        super().__init__(ObservationEncoder.from_description(card["encoder"]))
         self.card, self.source, self.policy_hash, self.paths = card, source, policy_hash, paths
         self.action_spec = ActionSpec.from_dict(card["action"])
         arch = card["architecture"]

@@ -8,6 +8,7 @@ from dataclasses import InitVar, dataclass, field
 from typing import Any, Mapping
 
 from lrpilot.controller.actions import LR_BOUNDS, ActionSpec
+from lrpilot.controller.features import ENCODER_VERSIONS, ObservationEncoder
 from lrpilot.training.divergence import DivergenceRule
 
 __all__ = ["EnvConfig", "REWARDS"]
@@ -71,6 +72,9 @@ class EnvConfig:
     """Examples per training epoch (None: the whole train split)."""
     evaluate_test: bool = False
     """At the end of an episode, put the test loss and accuracy in ``info["test"]`` (for evaluation only)."""
+    encoder_version: int = 1
+    """Version of the observation encoder (:data:`~lrpilot.controller.features.ENCODER_VERSIONS`):
+    1 (the default, what the shipped policy reads) or 2 (adds the budget's size and undo)."""
     divergence_factor: InitVar[float | None] = None
     """Deprecated name of :attr:`divergence_growth_factor` (saved configs may hold it): accepted
     with a ``DeprecationWarning``; not a field, so ``asdict`` and ``fields`` show only the new name.
@@ -113,6 +117,13 @@ class EnvConfig:
             raise _bad("data_dir", self.data_dir, "a directory path (a string) or None")
         if not isinstance(self.evaluate_test, bool):
             raise _bad("evaluate_test", self.evaluate_test, "True or False")
+        if isinstance(self.encoder_version, bool) or not isinstance(self.encoder_version, int) \
+                or self.encoder_version not in ENCODER_VERSIONS:
+            raise _bad("encoder_version", self.encoder_version, f"one of {', '.join(map(str, ENCODER_VERSIONS))}")
+
+    def observation_encoder(self) -> ObservationEncoder:
+        """The encoder of ``encoder_version`` (the same for every episode)."""
+        return ObservationEncoder(self.encoder_version)
 
     def _take_deprecated(self, divergence_factor: float | None) -> None:
         if divergence_factor is None:

@@ -9,7 +9,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from lrpilot.controller.features import FEATURES, ObservationEncoder
+from lrpilot.controller.features import FEATURES
 from lrpilot.envs.config import EnvConfig
 from lrpilot.envs.spaces import action_space, observation_space
 from lrpilot.metrics import EpochMetrics
@@ -111,7 +111,7 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         self.config = EnvConfig(**kwargs)
         self._check_tasks()
         self.action_spec = self.config.action_spec
-        self.encoder = ObservationEncoder()
+        self.encoder = self.config.observation_encoder()
         self.observation_space = observation_space(self.encoder)
         self.action_space = action_space(self.action_spec)
         self.session: TrainingSession | None = None

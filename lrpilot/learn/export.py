@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from lrpilot.controller.actions import ActionSpec
+from lrpilot.controller.features import ENCODER_VERSIONS
 from lrpilot.controller.policy import save_policy
 
 __all__ = ["tanh_mlp", "actor_layers", "actor_from_layers", "export_policy"]
@@ -86,10 +87,20 @@ def export_policy(actor: Any, path: str | Path, action: ActionSpec | str, proven
                   evaluation: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
     """Write the actor as ``path.safetensors`` + ``path.json``; returns (card, weights) paths.
 
-    ``action`` is the action set (an :class:`ActionSpec` or its text, ``"0.1,0.5,1,2"``). No
-    observation normalisation: lrpilot does not use VecNormalize.
+    ``action`` is the action set (an :class:`ActionSpec` or its text, ``"0.1,0.5,1,2"``). The
+    encoder version recorded in the card is the one whose observation size is the actor's input
+    size. No observation normalisation: lrpilot does not use VecNormalize.
     """
     layers, activation = actor_layers(actor)
     spec = ActionSpec.parse(action) if isinstance(action, str) else action
     return save_policy(path, layers=layers, activation=activation, action=spec, provenance=provenance,
-                       evaluation=evaluation)
+                       evaluation=evaluation, encoder_version=encoder_version_of(int(layers[0][0].shape[1])))
+
+
+def encoder_version_of(inputs: int) -> int:
+    """The encoder version whose observation has ``inputs`` features (``ValueError`` if none or several)."""
+    versions = [v for v, features in ENCODER_VERSIONS.items() if len(features) == inputs]
+    if len(versions) != 1:
+        sizes = {v: len(f) for v, f in ENCODER_VERSIONS.items()}
+        raise ValueError(f"an actor with {inputs} inputs matches no single encoder version (sizes: {sizes})")
+    return versions[0]

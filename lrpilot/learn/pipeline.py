@@ -31,7 +31,7 @@ __all__ = ["PopulationResult", "ppo_finetune", "train_population"]
 def ppo_finetune(net: Any, *, distribution: Any, actions: str, timesteps: int, num_envs: int = 64, groups: int = 4,
                  workers: int = 2, seed: int = 0, learning_rate: float = 1e-4, n_steps: int = 32,
                  batch_size: int = 512, n_epochs: int = 5, ent_coef: float = 0.0, gamma: float = 0.99,
-                 net_arch: Sequence[int] = (64, 64)) -> Any:
+                 net_arch: Sequence[int] = (64, 64), encoder_version: int = 1) -> Any:
     """SB3 PPO whose actor starts from ``net`` (the cloned MLP; None: from scratch with ``net_arch``);
     returns the trained actor as a Sequential."""
     import torch
@@ -39,7 +39,8 @@ def ppo_finetune(net: Any, *, distribution: Any, actions: str, timesteps: int, n
 
     linears = [m for m in net if isinstance(m, torch.nn.Linear)] if net is not None else []
     arch = [m.out_features for m in linears[:-1]] if net is not None else list(net_arch)
-    venv = VecMonitor(population_venv(distribution, actions, num_envs, groups, workers, seed))
+    venv = VecMonitor(population_venv(distribution, actions, num_envs, groups, workers, seed,
+                                      encoder_version=encoder_version))
     try:
         model = build_ppo(venv, net_arch=arch, seed=seed, learning_rate=learning_rate, n_steps=n_steps,
                           batch_size=batch_size, n_epochs=n_epochs, gamma=gamma, ent_coef=ent_coef, actor=net)
@@ -78,8 +79,12 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      num_envs: int, groups: int, workers: int, families: Sequence[str], net_arch: Sequence[int],
                      bc_epochs: int = 30, ppo: Mapping[str, Any] | None = None, console: Any = None,
                      state_dir: str | None = None, resume: bool = False, bc_augment: int = 0,
-                     dagger_rounds: int = 0, dagger_steps: int | None = None) -> PopulationResult:
+                     dagger_rounds: int = 0, dagger_steps: int | None = None,
+                     encoder_version: int = 1) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
+
+    ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
+    which keep their positions in version 2.
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
@@ -102,10 +107,12 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         info.update(bc_augment=bc_augment, dagger_rounds=dagger_rounds, dagger_steps=dagger_steps or bc_steps)
     settings = {**info, "actions": actions, "seed": seed, "bc_epochs": bc_epochs, "net_arch": list(net_arch),
                 "ppo": dict(ppo or {})}
+    if encoder_version != 1:  # only then: state directories of version-1 runs stay resumable as they were
+        settings["encoder_version"] = info["encoder_version"] = encoder_version
     state = PopulationCheckpoint(state_dir, settings, resume) if state_dir is not None else None
     start = time.perf_counter()
     env = {"distribution": synthetic_distribution(families), "actions": actions, "num_envs": num_envs,
-           "groups": groups, "workers": workers, "seed": seed}
+           "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
     net = bc_net = None
     if teacher:
         clone = clone_stage(teacher, env, spec, bc_steps=bc_steps, bc_epochs=bc_epochs, net_arch=net_arch,

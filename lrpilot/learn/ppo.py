@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lrpilot.controller.actions import ActionSpec
+from lrpilot.controller.features import ENCODER_VERSIONS
 from lrpilot.envs.config import REWARDS
 from lrpilot.envs.episodes import HELD_OUT_SEED_BASE, EvalCase, held_out_cases, paired, run_controller, run_episode, summarize
 from lrpilot.learn.export import export_policy
@@ -32,7 +33,8 @@ from lrpilot.learn.sb3_ppo import build_ppo
 __all__ = ["PPOConfig", "TrainResult", "train_controller", "latest_checkpoint"]
 
 CHECKPOINT_PREFIX = "ppo"
-RESUME_KEYS = ("tasks", "lr_range", "epochs", "actions", "reward", "net_arch", "task_options", "epoch_examples")
+RESUME_KEYS = ("tasks", "lr_range", "epochs", "actions", "reward", "net_arch", "task_options", "epoch_examples",
+               "encoder_version")
 
 
 @dataclass
@@ -93,6 +95,8 @@ class PPOConfig:
     """Entropy bonus coefficient."""
     net_arch: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the actor and of the critic (separate networks, tanh)."""
+    encoder_version: int = 1
+    """Observation encoder version (1: the shipped policy's; 2 adds the budget's size and undo)."""
     torch_threads: int = 1
     """torch threads per process while training (1 is fastest for these small models on a shared CPU)."""
 
@@ -129,6 +133,10 @@ class PPOConfig:
             raise ValueError(f"net_arch must be a non-empty list of positive integers, got {self.net_arch!r}")
         if not (isinstance(self.ent_coef, (int, float)) and self.ent_coef >= 0):
             raise ValueError(f"ent_coef must be >= 0, got {self.ent_coef!r}")
+        if isinstance(self.encoder_version, bool) or not isinstance(self.encoder_version, int) \
+                or self.encoder_version not in ENCODER_VERSIONS:
+            raise ValueError(f"encoder_version must be one of {', '.join(map(str, ENCODER_VERSIONS))}, "
+                             f"got {self.encoder_version!r}")
 
     def env_kwargs(self, evaluate_test: bool = False) -> dict[str, Any]:
         """Keyword arguments of the training (or, with ``evaluate_test``, evaluation) environments."""
@@ -136,7 +144,7 @@ class PPOConfig:
             "task": self.tasks, "initial_lr": self.lr_range, "epochs": self.epochs, "actions": self.actions,
             "reward": self.reward, "device": self.device, "task_options": dict(self.task_options),
             "epoch_examples": self.epoch_examples, "session_seeds": (0, HELD_OUT_SEED_BASE),
-            "evaluate_test": evaluate_test,
+            "evaluate_test": evaluate_test, "encoder_version": self.encoder_version,
         }
 
     def eval_cases(self) -> list[EvalCase]:

@@ -27,19 +27,19 @@ def synthetic_distribution(families: Sequence[str] = ("teacher", "gmm", "seq"), 
 
 
 def population_venv(distribution: Any, actions: str, num_envs: int, groups: int, workers: int, seed: int,
-                    evaluate_test: bool = False) -> Any:
+                    evaluate_test: bool = False, encoder_version: int = 1) -> Any:
     """A seeded :class:`~lrpilot.envs.population.PopulationSB3VecEnv` over ``distribution``."""
     from lrpilot.envs.population import PopulationSB3VecEnv
 
     venv = PopulationSB3VecEnv(num_envs=num_envs, groups=groups, workers=workers, distribution=distribution,
-                               actions=actions, evaluate_test=evaluate_test)
+                               actions=actions, evaluate_test=evaluate_test, encoder_version=encoder_version)
     venv.seed(seed)
     return venv
 
 
 def collect(teacher: str | Callable[[np.ndarray], np.ndarray], *, distribution: Any, actions: str, steps: int,
             num_envs: int = 64, groups: int = 4, workers: int = 2, seed: int = 0,
-            evaluate_test: bool = True, label: str | None = None) -> dict[str, Any]:
+            evaluate_test: bool = True, label: str | None = None, encoder_version: int = 1) -> dict[str, Any]:
     """Play ``teacher`` (a name or ``obs -> indices`` for a policy) for ``steps`` vector steps.
 
     Returns ``obs`` [N, F], ``actions`` [N] (indices into the action set: the ones played, or with
@@ -47,7 +47,7 @@ def collect(teacher: str | Callable[[np.ndarray], np.ndarray], *, distribution: 
     ``test_acc`` (None when diverged → counted 0) and ``returns``.
     """
     spec = ActionSpec.parse(actions)
-    venv = population_venv(distribution, actions, num_envs, groups, workers, seed, evaluate_test)
+    venv = population_venv(distribution, actions, num_envs, groups, workers, seed, evaluate_test, encoder_version)
     try:
         obs = venv.reset()
         all_obs, all_act, accs, returns = [], [], [], []

@@ -33,7 +33,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lrpilot.controller.features import ObservationEncoder
 from lrpilot.envs.config import EnvConfig
 from lrpilot.envs.lr_control import epoch_reward
 from lrpilot.metrics import METRIC_NAMES, EpochMetrics
@@ -154,7 +153,7 @@ class PopulationCore:
         group numbers in infos and for staggering the groups' redraws."""
         self.config = config
         self.first_group, self.total_groups = first_group, total_groups or config.groups
-        self.encoder = ObservationEncoder()
+        self.encoder = config.env.observation_encoder()
         self.action_spec = config.env.action_spec
         self.np_random: np.random.Generator | None = None
         sizes = [len(part) for part in np.array_split(np.arange(config.num_envs), config.groups)]

@@ -16,7 +16,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lrpilot.controller.features import ObservationEncoder
 from lrpilot.envs.population.core import (
     PopulationConfig,
     PopulationCore,
@@ -58,7 +57,7 @@ class WorkerPool:
 
     def __init__(self, config: PopulationConfig) -> None:
         self.config = config
-        self.encoder = ObservationEncoder()
+        self.encoder = config.env.observation_encoder()
         self.action_spec = config.env.action_spec
         sizes = [len(p) for p in np.array_split(np.arange(config.num_envs), config.groups)]
         blocks = np.array_split(np.arange(config.groups), config.workers)
