@@ -15,12 +15,31 @@ from typing import Any, ClassVar
 
 from lrpilot.metrics import EpochMetrics
 
-__all__ = ["Controller", "MIN_MULTIPLIER", "MAX_MULTIPLIER", "monitored_value", "is_better"]
+__all__ = ["Controller", "MIN_MULTIPLIER", "MAX_MULTIPLIER", "monitored_value", "is_better", "UNDO", "Undo"]
 
 MIN_MULTIPLIER = 1e-6
 """Smallest multiplier ``act`` returns; a zero LR could never be raised again."""
 MAX_MULTIPLIER = 1e6
 """Largest multiplier ``act`` returns."""
+
+
+class Undo:
+    """The answer "undo": rewind the run to the start of the interval that just ended and retry it
+    with a cut learning rate. There is one instance, :data:`UNDO`."""
+
+    _instance: "Undo | None" = None
+
+    def __new__(cls) -> "Undo":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNDO"
+
+
+UNDO = Undo()
+"""What :meth:`Controller.act` returns for "undo" (only a controller with ``may_undo``)."""
 
 
 class Controller(ABC):
@@ -35,6 +54,9 @@ class Controller(ABC):
 
     name: ClassVar[str] = "controller"
     _state_keys: ClassVar[tuple[str, ...]] = ()
+    may_undo: bool = False
+    """True for a controller that may answer :data:`UNDO`; whoever drives it must then be able to
+    rewind the run (``TrainingSession(undo=True)``), and refuses it otherwise."""
 
     def __init__(self) -> None:
         self.initial_lr: float = math.nan
@@ -57,18 +79,24 @@ class Controller(ABC):
         self.last_multiplier = 1.0
         self._reset()
 
-    def act(self, metrics: EpochMetrics) -> float:
+    def act(self, metrics: EpochMetrics) -> "float | Undo":
         """The LR multiplier for the next epoch, given the epoch that just ended.
 
         Always a finite number in [MIN_MULTIPLIER, MAX_MULTIPLIER]; a subclass that
-        answers NaN or infinity is treated as answering 1 (keep the LR).
+        answers NaN or infinity is treated as answering 1 (keep the LR). A controller with
+        ``may_undo`` may also answer :data:`UNDO`; any other that does raises ``RuntimeError``.
         """
         if not isinstance(metrics, EpochMetrics):
             raise TypeError(f"act() takes an EpochMetrics, got {type(metrics).__name__}")
         if self.total_epochs == 0:
             raise RuntimeError(f"{type(self).__name__}.act() called before reset()")
         self.epochs_seen += 1
-        multiplier = float(self._act(metrics))
+        decision = self._act(metrics)
+        if decision is UNDO:
+            if not self.may_undo:
+                raise RuntimeError(f"{type(self).__name__} answered UNDO but does not declare may_undo")
+            return UNDO
+        multiplier = float(decision)
         if not math.isfinite(multiplier):
             multiplier = 1.0
         multiplier = min(max(multiplier, MIN_MULTIPLIER), MAX_MULTIPLIER)

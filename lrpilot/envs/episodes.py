@@ -71,6 +71,8 @@ def run_episode(env: LRControlEnv, case: EvalCase, decide: Decide) -> dict[str, 
 
 def run_controller(env: LRControlEnv, case: EvalCase, controller: Controller) -> dict[str, Any]:
     """Play one episode with a :class:`Controller` (reset to the case's LR and the env's budget)."""
+    if controller.may_undo:
+        raise ValueError(f"controller {controller.spec()!r} may undo; LRControlEnv episodes cannot rewind yet")
     epochs = env.config.epochs
     if epochs is None:
         from lrpilot.training import get_task

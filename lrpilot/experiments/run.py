@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from lrpilot.atomic import torch_save_atomic, write_text_atomic
 from lrpilot.controller import from_spec
+from lrpilot.controller.base import UNDO
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
 from lrpilot.training.task import Task
@@ -106,7 +107,8 @@ def run_training(
     """Train ``config`` to the end of its budget (or divergence), resuming from ``out_dir`` if possible."""
     task = config.build_task()
     controller = from_spec(config.controller)
-    session = TrainingSession(task, seed=config.seed, device=config.device, data_dir=config.data_dir)
+    session = TrainingSession(task, seed=config.seed, device=config.device, data_dir=config.data_dir,
+                              undo=controller.may_undo)
     controller.reset(task.lr, task.epochs)
     out = Path(out_dir) if out_dir is not None else None
     elapsed = 0.0
@@ -119,11 +121,10 @@ def run_training(
     for metrics in session.history:
         if on_epoch is not None:
             on_epoch(metrics)
-    while session.epoch < task.epochs and not (session.history and session.history[-1].diverged):
+    while session.epoch < task.epochs and not _ended_diverged(session.history):
         start = time.perf_counter()
         metrics = session.run_epoch(on_batch)
-        if not metrics.diverged and session.epoch < task.epochs:
-            session.scale_lr(controller.act(metrics))
+        _apply_decision(session, controller, metrics, budget_left=session.epoch < task.epochs)
         elapsed += time.perf_counter() - start
         if on_epoch is not None:
             on_epoch(metrics)
@@ -141,8 +142,26 @@ def run_training(
     return RunResult(config, list(session.history), final)
 
 
+def _ended_diverged(history: list[EpochMetrics]) -> bool:
+    """The run is over: its last epoch diverged and was not undone."""
+    return bool(history) and history[-1].diverged and not history[-1].undone
+
+
+def _apply_decision(session: TrainingSession, controller: Any, metrics: EpochMetrics, budget_left: bool) -> None:
+    """Ask the controller after an epoch with budget left and apply its answer. A diverged epoch asks
+    only a controller that may undo: an undo rewinds it and the run goes on; any other answer ends it."""
+    if not budget_left or (metrics.diverged and not controller.may_undo):
+        return
+    decision = controller.act(metrics)
+    if decision is UNDO:
+        session.undo()
+    elif not metrics.diverged:
+        session.scale_lr(decision)
+
+
 def _final(config: RunConfig, session: TrainingSession, elapsed: float) -> dict[str, Any]:
-    diverged_at = next((m.epoch for m in session.history if m.diverged), None)
+    diverged_at = next((m.epoch for m in session.history if m.diverged and not m.undone), None)
+    undos = sum(m.undone for m in session.history)
     test = {"loss": math.nan, "acc": None} if diverged_at else session.evaluate("test")
     return {
         "test_loss": test["loss"] if math.isfinite(test["loss"]) else None,
@@ -152,6 +171,7 @@ def _final(config: RunConfig, session: TrainingSession, elapsed: float) -> dict[
         "diverged_epoch": diverged_at,
         "final_lr": session.lr,
         "wall_time": elapsed,
+        **({"undos": undos} if undos else {}),  # written only when the run undid, as EpochMetrics.undone
         "config": config.to_dict(),
     }
 

@@ -52,17 +52,25 @@ def resolve_controller(controller: Controller | str | os.PathLike[str]) -> Contr
     naming an existing file (a controller spec such as ``"rule"`` wins over a file of that name).
     """
     if isinstance(controller, Controller):
-        return controller
+        return _no_undo(controller)
     if isinstance(controller, os.PathLike) or (isinstance(controller, str) and _is_policy_path(controller)):
         from lrpilot.controller import load_policy  # lazy: the policy module needs safetensors
 
-        return load_policy(os.fspath(controller).strip())
+        return _no_undo(load_policy(os.fspath(controller).strip()))
     if isinstance(controller, str):
-        return from_spec(controller)
+        return _no_undo(from_spec(controller))
     raise TypeError(
         f"controller must be a Controller, a spec string (e.g. 'plateau:patience=2') or a policy path, "
         f"got {type(controller).__name__}: {controller!r}"
     )
+
+
+def _no_undo(controller: Controller) -> Controller:
+    """The deployed forms cannot rewind a model yet: a controller that may undo is refused in one line."""
+    if controller.may_undo:
+        raise ValueError(f"controller {controller.spec()!r} may undo, which rewinds the model; PolicyScheduler "
+                         "and the Hugging Face / Lightning callbacks cannot do that yet (use lrpilot train or compare)")
+    return controller
 
 
 def _as_float(name: str, value: Any) -> float | None:

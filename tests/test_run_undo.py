@@ -1,0 +1,97 @@
+"""Runs with a controller that may undo: a diverged epoch asks it first, an undo rewinds the run and it goes
+on; controllers that cannot undo end at divergence as before; the deployed forms refuse undo in one line."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from lrpilot.controller import Controller, register_controller
+from lrpilot.controller.base import UNDO
+from lrpilot.experiments.run import RunConfig, run_training
+from lrpilot.metrics import EpochMetrics
+
+
+class UndoOnDivergence(Controller):
+    """Test controller (a stand-in for a guard): undo an epoch that diverged or left the validation loss
+    at chance level (10 classes: log 10 = 2.30; 2.0 and above counts); otherwise keep the LR."""
+
+    name = "undo-on-divergence"
+    may_undo = True
+    _state_keys = ("best",)
+
+    def _reset(self) -> None:
+        self.best = math.inf
+
+    def _act(self, metrics: EpochMetrics):  # noqa: ANN202
+        if metrics.diverged or not metrics.val_loss < 2.0:
+            return UNDO
+        self.best = min(self.best, metrics.val_loss)
+        return 1.0
+
+
+class SaysUndoWithoutDeclaring(UndoOnDivergence):
+    name = "undo-undeclared"
+    may_undo = False
+
+
+register_controller(UndoOnDivergence.name, UndoOnDivergence)
+register_controller(SaysUndoWithoutDeclaring.name, SaysUndoWithoutDeclaring)
+
+RUN = dict(task="digits-mlp", seed=0, epochs=8, lr=30.0, device="cpu", task_options={"width": 16})
+
+
+def test_a_diverging_run_is_undone_and_recovers_where_a_plain_controller_ends_diverged(tmp_path) -> None:
+    plain = run_training(RunConfig(controller="constant", **RUN))
+    assert plain.final["diverged"] and plain.final["epochs_run"] < 8 and "undos" not in plain.final
+    result = run_training(RunConfig(controller="undo-on-divergence", **RUN), tmp_path / "run")
+    history, final = result.history, result.final
+    assert final["epochs_run"] == 8 and not final["diverged"] and final["test_acc"] > 0.5
+    assert final["undos"] == sum(m.undone for m in history) >= 1
+    assert all(m.diverged or m.val_loss >= 2.0 for m in history if m.undone)  # only bad epochs were undone ...
+    assert history[0].undone and final["final_lr"] < RUN["lr"]  # ... and each undo cut the LR (x0.1)
+    lines = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [line.get("undone", False) for line in lines[:-1]] == [m.undone for m in history]
+
+
+def test_an_undo_from_a_controller_that_does_not_declare_it_is_an_error() -> None:
+    c = SaysUndoWithoutDeclaring()
+    c.reset(1.0, 5)
+    with pytest.raises(RuntimeError, match="does not declare may_undo"):
+        c.act(EpochMetrics(epoch=1, lr=1.0, train_loss=1.0, val_loss=math.inf, diverged=True))
+
+
+def test_deployed_forms_and_env_episodes_refuse_a_controller_that_may_undo() -> None:
+    import torch
+
+    from lrpilot import PolicyScheduler
+
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="may undo"):
+        PolicyScheduler(optimizer, UndoOnDivergence(), total_epochs=5)
+    from lrpilot.envs.episodes import EvalCase, run_controller
+    from lrpilot.envs.lr_control import LRControlEnv
+
+    with pytest.raises(ValueError, match="may undo"):
+        run_controller(LRControlEnv(task="digits-mlp", epochs=2), EvalCase("digits-mlp", 1e-3, 0), UndoOnDivergence())
+
+
+def test_a_run_interrupted_between_undos_resumes_to_the_same_result(tmp_path) -> None:
+    config = RunConfig(controller="undo-on-divergence", **RUN)
+    whole = run_training(config)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_epoch_3(metrics: EpochMetrics) -> None:
+        if metrics.epoch == 3:
+            raise Stop  # after epoch 2's checkpoint (epochs 1 and 2 undone), before epoch 3's
+    with pytest.raises(Stop):
+        run_training(config, tmp_path, on_epoch=stop_at_epoch_3)
+    resumed = run_training(config, tmp_path)
+    strip = lambda ms: [{k: v for k, v in m.to_dict().items() if k != "seconds"} for m in ms]  # noqa: E731
+    assert strip(resumed.history) == strip(whole.history)
+    assert {k: v for k, v in resumed.final.items() if k != "wall_time"} == {
+        k: v for k, v in whole.final.items() if k != "wall_time"}
