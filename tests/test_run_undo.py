@@ -95,3 +95,25 @@ def test_a_run_interrupted_between_undos_resumes_to_the_same_result(tmp_path) ->
     assert strip(resumed.history) == strip(whole.history)
     assert {k: v for k, v in resumed.final.items() if k != "wall_time"} == {
         k: v for k, v in whole.final.items() if k != "wall_time"}
+
+
+def test_compare_counts_undos_per_run_and_shows_an_undo_column_only_when_a_run_undid(tmp_path) -> None:
+    from rich.console import Console
+
+    from lrpilot.experiments.report import build_report, summary_tables
+    from lrpilot.experiments.runner import Execution, run_study
+    from lrpilot.experiments.study import Study
+
+    study = Study(tasks=("digits-mlp",), controllers=("undo-on-divergence", "constant", "rule"), lrs=(30.0, 0.01),
+                  seeds=1, epochs=8, device="cpu", task_options={"digits-mlp": {"width": 16}},
+                  imports=("test_run_undo",))
+    run_study(study, tmp_path, Execution(workers=1, progress=False))
+    analysis = build_report(tmp_path, console=Console(file=open(tmp_path / "out.txt", "w"), width=80), plots=False)
+    by_lr = {t.title: t for t in summary_tables(analysis)}
+    high, low = (next(t for title, t in by_lr.items() if f"lr {lr}" in title) for lr in ("30", "0.01"))
+    names = [c.header for c in high.columns]
+    assert "undo" in names and "undo" not in [c.header for c in low.columns]  # only where a run undid
+    undos = {row[0]: row[names.index("undo")] for row in high.rows}
+    assert int(undos["undo-on-divergence"]) >= 1 and undos["constant"] == "0" and undos["rule"] == "0"
+    assert "| undos |" in (tmp_path / "report.md").read_text()
+    assert max(len(line) for line in (tmp_path / "out.txt").read_text().splitlines()) <= 80

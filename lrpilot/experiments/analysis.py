@@ -68,6 +68,8 @@ class RunScore:
     """The run diverged (a result, not a failure)."""
     history: tuple[EpochMetrics, ...] = field(repr=False, default=())
     """Per-epoch metrics, for the plots."""
+    undos: int = 0
+    """Epochs the run undid (a controller that may undo; see docs/compare.md)."""
 
     def score(self) -> Score:
         """What regret, rank and the paired tests need of this run."""
@@ -93,6 +95,8 @@ class SummaryRow:
     """Test-accuracy regret (see the module docstring)."""
     rank: Estimate
     """Rank among the setting's controllers, per seed (1 = best)."""
+    undos: int = 0
+    """Epochs undone, summed over the group's runs."""
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ def score_run(record: RunRecord, study: Study) -> RunScore:
         final_train_loss=math.nan if diverged or not history else _nan(history[-1].train_loss),
         wall_time=_nan(final.get("wall_time")),
         convergence_epoch=math.nan if conv is None else float(conv),
-        diverged=diverged, history=history,
+        diverged=diverged, history=history, undos=int(final.get("undos") or 0),
     )
 
 
@@ -183,7 +187,8 @@ def analyse(records: list[RunRecord], study: Study, confidence: float = 0.95) ->
     for (setting, controller), idx in group_indices((s.setting, s.controller) for s in scores).items():
         runs = [scores[i] for i in idx]
         metrics = {key: mean_ci([getattr(r, key) for r in runs], confidence) for key, _ in METRICS}
-        summary.append(SummaryRow(setting, controller, len(runs), sum(r.diverged for r in runs), metrics, *estimates(idx)))
+        summary.append(SummaryRow(setting, controller, len(runs), sum(r.diverged for r in runs), metrics, *estimates(idx),
+                                  undos=sum(r.undos for r in runs)))
     overall = [OverallRow(task, controller, *estimates(idx))
                for (task, controller), idx in group_indices((s.setting[0], s.controller) for s in scores).items()]
     return Analysis(study, records, scores, summary, _paired(summary, scores, study, confidence), overall)

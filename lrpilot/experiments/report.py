@@ -110,11 +110,14 @@ def render_markdown(analysis: Analysis, images: list[Path]) -> str:
 
 
 def _summary_table(analysis: Analysis, setting: Setting) -> list[str]:
-    head = ["controller", "runs", *(label for _, label in METRICS), "diverged", "regret (points)", "rank"]
+    rows = [row for row in analysis.summary if row.setting == setting]
+    undos = any(row.undos for row in rows)  # a column only where a run undid
+    head = ["controller", "runs", *(label for _, label in METRICS), "diverged", *(["undos"] if undos else []),
+            "regret (points)", "rank"]
     return markdown_table(head, [
         [row.controller, str(row.runs), *(_metric(row, key) for key, _ in METRICS), f"{row.diverged}/{row.runs}",
-         format_estimate(row.regret, 100), format_estimate(row.rank)]
-        for row in analysis.summary if row.setting == setting])
+         *([str(row.undos)] if undos else []), format_estimate(row.regret, 100), format_estimate(row.rank)]
+        for row in rows])
 
 
 def _paired_table(rows: list[PairedRow]) -> list[str]:
@@ -170,26 +173,29 @@ def summary_tables(analysis: Analysis) -> list[TerminalTable]:
         return []
     fewer = any(str(cell).endswith("*") for table in tables for row in table.rows
                 for cell, column in zip(row, table.columns) if not column.names)
-    key = _key(analysis, any(row.diverged for row in analysis.summary), fewer)
+    key = _key(analysis, any(row.diverged for row in analysis.summary), fewer, any(row.undos for row in analysis.summary))
     return [*tables[:-1], dataclasses.replace(tables[-1], notes=key)]
 
 
 def _setting_table(analysis: Analysis, setting: Setting) -> TerminalTable:
-    """The terminal table of one setting; a ``div`` column where a run of it diverged."""
+    """The terminal table of one setting; a ``div`` column where a run of it diverged, an ``undo``
+    column where a run of it undid an epoch."""
     rows = [row for row in analysis.summary if row.setting == setting]
-    divergence = any(row.diverged for row in rows)
+    divergence, undos = any(row.diverged for row in rows), any(row.undos for row in rows)
     headers = ("acc %", "loss", "conv", "time s", _delta(analysis), "p", "regret", "rank")
     columns = (Column("controller", names=True), Column("n"), *([Column("div")] if divergence else []),
-               *(Column(header) for header in headers))
-    return TerminalTable(setting_label(setting), columns, tuple(_summary_cells(analysis, row, divergence) for row in rows))
+               *([Column("undo")] if undos else []), *(Column(header) for header in headers))
+    cells = tuple(_summary_cells(analysis, row, divergence, undos) for row in rows)
+    return TerminalTable(setting_label(setting), columns, cells)
 
 
-def _summary_cells(analysis: Analysis, row: SummaryRow, divergence: bool) -> tuple[Any, ...]:
+def _summary_cells(analysis: Analysis, row: SummaryRow, divergence: bool, undos: bool = False) -> tuple[Any, ...]:
     versus = next((p for p in analysis.paired if p.setting == row.setting and p.controller == row.controller
                    and p.role == "reference"), None)
     metric = row.metrics
     return (row.controller, str(row.runs),
             *([Text(str(row.diverged), style="red" if row.diverged else "")] if divergence else []),
+            *([str(row.undos)] if undos else []),
             estimate_cell(metric["test_acc"], 100), _brief(metric["test_loss"], row.runs, 1, 3),
             _brief(metric["convergence_epoch"], row.runs, 1, 1), _brief(metric["wall_time"], row.runs, 1, 1),
             "" if versus is None else _brief(versus.test.difference, row.runs, 100, 2, sign=True),
@@ -203,12 +209,13 @@ def _delta(analysis: Analysis) -> str:
     return f"Δ {reference}" if len(reference) <= 8 else "Δ ref"
 
 
-def _key(analysis: Analysis, divergence: bool, fewer: bool) -> tuple[str, ...]:
+def _key(analysis: Analysis, divergence: bool, fewer: bool, undos: bool = False) -> tuple[str, ...]:
     """What the short headers of the terminal tables mean (paragraphs, wrapped to the console)."""
     key = ("acc %: final test accuracy, mean±95% CI; loss: final test loss; conv: convergence epoch; time s: "
            f"training seconds; {_delta(analysis)}: acc minus {analysis.study.reference}'s (points), p: its Wilcoxon "
            "p; regret: points below the best run of the task and seed at any LR; rank: 1 = best")
-    key += "; div: diverged runs (acc 0)." if divergence else "."
+    key += "; div: diverged runs (acc 0)" if divergence else ""
+    key += "; undo: epochs undone (all runs)." if undos else "."
     return (key, "*: over fewer runs than n (diverged runs have no loss or convergence epoch).") if fewer else (key,)
 
 
