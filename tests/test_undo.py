@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import io
 import math
 
 import pytest
 import torch
+from fixtures import saved_and_loaded
 
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
@@ -111,11 +111,8 @@ def test_an_undoable_epoch_survives_a_restart_and_undone_marks_round_trip():
     a.run_epoch()
     a.undo(lr_factor=1.0)
     a.run_epoch()
-    buffer = io.BytesIO()
-    torch.save(a.state_dict(), buffer)
-    buffer.seek(0)
     b = TrainingSession(TASK, seed=2, device="cpu", epoch_examples=256, undo=True)
-    b.load_state_dict(torch.load(buffer, weights_only=True))
+    b.load_state_dict(saved_and_loaded(a.state_dict()))
     assert [m.undone for m in b.history] == [False, True, False]
     a.undo(lr_factor=0.5)
     b.undo(lr_factor=0.5)  # the restored session can undo its last epoch too

@@ -8,6 +8,7 @@ its fields. Without a recipe, the defaults of :class:`~lrpilot.learn.recipe.Reci
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,18 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def _field_flag(group: Any, flag: str, dest: str, **kwargs: Any) -> None:
+    """A flag that overrides the recipe field ``dest`` when given (and leaves it alone when not)."""
+    group.add_argument(flag, dest=dest, default=_SKIP, **kwargs)
+
+
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     from lrpilot.learn.recipe import Recipe
 
     d = Recipe()
     parser.add_argument("recipe", nargs="?", type=Path,
                         help="recipe TOML file, e.g. configs/default-policy.toml (each flag below overrides one field)")
-    add = lambda flag, dest, **kw: parser.add_argument(flag, dest=dest, default=_SKIP, **kw)  # noqa: E731
+    add = functools.partial(_field_flag, parser)
     add("--method", "method", choices=("ppo", "population"), help="ppo (default): PPO on LRControlEnv; population: "
         "cloning/DAgger/PPO on the population env")
     add("--population", "method", action="store_const", const="population", help="same as --method population")
@@ -81,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
 def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
     pop = parser.add_argument_group("method population (lrpilot.learn.pipeline): many synthetic episodes at once")
-    add = lambda flag, dest, **kw: pop.add_argument(flag, dest=dest, default=_SKIP, **kw)  # noqa: E731
+    add = functools.partial(_field_flag, pop)
     add("--bc-from", "teacher", metavar="TEACHER",
         help="behaviour-clone this hand rule first (bold, bold2, bold-anneal, ...); implies --method population")
     add("--bc-steps", "bc_steps", type=positive_int, help="teacher rollout vector steps (default 200)")
