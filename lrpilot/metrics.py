@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
-__all__ = ["EpochMetrics", "METRIC_NAMES"]
+__all__ = ["EpochMetrics", "METRIC_NAMES", "OPTIONAL_METRICS"]
 
 
 @dataclass(frozen=True)
@@ -40,16 +40,40 @@ class EpochMetrics:
     """True when the run was rewound to the start of this epoch afterwards (see
     ``TrainingSession.undo``): the epoch was trained and counts against the budget, but its
     weights were discarded."""
+    elapsed_epochs: float | None = None
+    """With control intervals shorter than an epoch: the budget spent when these metrics were
+    measured, in epochs (0.25, 0.5, ... at ``interval=0.25``; undone intervals count). ``epoch`` is
+    then the 1-based index of the *interval*. None for a per-epoch run, where it equals ``epoch``."""
+    val_top_share: float | None = None
+    """Share of the validation examples predicted as the most predicted class (1.0: every
+    prediction is the same class). None where not measured."""
+    val_majority_share: float | None = None
+    """Share of the validation examples in the most common true class (what always predicting it
+    scores). None where not measured."""
+    val_chance_loss: float | None = None
+    """Cross-entropy of the best input-independent prediction on the validation split (the entropy
+    of its label distribution): the loss of a model that has stopped discriminating."""
+    val_spread: float | None = None
+    """How much the model's output depends on its input: the standard deviation over validation
+    examples of the predicted log-probabilities, averaged over classes (0: the same output for every
+    input). None where not measured."""
+    val_spread_start: float | None = None
+    """``val_spread`` of the model before any training, the reference against which a collapse (the
+    spread falling far below it) is judged; measured by runs that can undo, None elsewhere."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; non-finite floats become None (JSON has no NaN). ``undone`` appears
-        only when True, so the records of runs that never undo are those of earlier versions."""
+        only when True and the optional fields (:data:`OPTIONAL_METRICS`) only when measured, so the
+        records of per-epoch runs that never undo are those of earlier versions."""
         out = asdict(self)
         for key, value in out.items():
             if isinstance(value, float) and not math.isfinite(value):
                 out[key] = None
         if not self.undone:
             del out["undone"]
+        for key in OPTIONAL_METRICS:
+            if out[key] is None:
+                del out[key]
         return out
 
     @classmethod
@@ -67,7 +91,7 @@ class EpochMetrics:
                 kwargs[f.name] = int(value)
             elif f.name in ("diverged", "undone"):
                 kwargs[f.name] = bool(value)
-            elif f.name == "val_acc":
+            elif f.name == "val_acc" or f.name in OPTIONAL_METRICS:
                 kwargs[f.name] = None if value is None else float(value)
             else:
                 kwargs[f.name] = math.nan if value is None else float(value)
@@ -75,3 +99,7 @@ class EpochMetrics:
 
 
 METRIC_NAMES: tuple[str, ...] = tuple(f.name for f in fields(EpochMetrics))
+
+OPTIONAL_METRICS: tuple[str, ...] = ("elapsed_epochs", "val_top_share", "val_majority_share", "val_chance_loss",
+                                     "val_spread", "val_spread_start")
+"""Fields written only when measured (None otherwise): interval position and the collapse evidence."""

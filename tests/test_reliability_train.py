@@ -60,3 +60,39 @@ def test_train_survives_sigkill_at_random_moments(tmp_path):
                               timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert comparable(out / "metrics.jsonl") == comparable(reference / "metrics.jsonl")
+
+
+GUARDED = ["train", "--task", "digits-cnn", "--controller", "rule+guard", "--lr", "0.3", "--interval", "0.5",
+           "--epochs", "6", "--seed", "4", "--device", "cpu"]
+
+
+@pytest.mark.slow
+def test_an_interval_run_with_undos_survives_sigkill_at_random_moments(tmp_path):
+    """The same, for a run that decides every half epoch and undoes (digits-cnn at LR 0.3 blows up in its
+    first half epoch; rule+guard rewinds it): checkpoints mid-epoch and after an undo resume exactly."""
+    reference = tmp_path / "reference"
+    assert subprocess.run([sys.executable, "-m", "lrpilot", *GUARDED, "--out", str(reference)],
+                          capture_output=True, timeout=300).returncode == 0
+    records = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["final"]["undos"] >= 1 and records[-1]["final"]["intervals_run"] == 12
+    rng = random.Random(1)
+    out = tmp_path / "killed"
+    kills = 0
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-m", "lrpilot", *GUARDED, "--out", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        before = epochs_done(out)
+        deadline = time.time() + 120
+        while epochs_done(out) == before and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.15))
+        if proc.poll() is not None:
+            break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    assert kills >= 2
+    finished = subprocess.run([sys.executable, "-m", "lrpilot", *GUARDED, "--out", str(out)], capture_output=True,
+                              timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert comparable(out / "metrics.jsonl") == comparable(reference / "metrics.jsonl")

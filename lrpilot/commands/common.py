@@ -76,3 +76,35 @@ def parse_option_value(value: str) -> object:
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     return value
+
+
+def interval_value(text: str) -> str:
+    """A control interval (``0.25``, ``1``, ``50steps``), checked by
+    :meth:`~lrpilot.training.intervals.Interval.parse` and written in its canonical form (``"0.25"``,
+    ``"1"`` for one epoch, ``"50steps"``)."""
+    from lrpilot.training.intervals import Interval  # here, not at the top: `lrpilot --help` stays fast
+
+    try:
+        return str(Interval.parse(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_interval_flags(parser: argparse.ArgumentParser) -> None:
+    """``--interval`` and ``--val-subset``, the same for every command that trains (read them back
+    with :func:`interval_settings`)."""
+    parser.add_argument("--interval", type=interval_value, metavar="INTERVAL",
+                        help="control interval: a fraction of an epoch (0.25: four decisions per epoch) or a number "
+                             "of optimizer steps (50steps); default: one epoch")
+    parser.add_argument("--val-subset", type=positive_int, metavar="N",
+                        help="validate on a fixed subset of N validation examples, the same every time "
+                             "(default: the whole validation split)")
+
+
+def interval_settings(args: argparse.Namespace) -> dict[str, object]:
+    """``{"interval": ..., "val_subset": ...}`` as :class:`~lrpilot.experiments.run.RunConfig` takes them:
+    ``interval`` is None for one epoch (``--interval 1`` and no flag give the same run), else its canonical
+    string; ``val_subset`` None for the whole split. A flag that was not given is None."""
+    from lrpilot.experiments.study import interval_setting  # the one normalisation, shared with study files
+
+    return {"interval": interval_setting(getattr(args, "interval", None)), "val_subset": getattr(args, "val_subset", None)}

@@ -6,7 +6,8 @@ import argparse
 import math
 from pathlib import Path
 
-from lrpilot.commands.common import key_value, non_negative_int, parse_option_value, positive_float, positive_int
+from lrpilot.commands.common import add_interval_flags, interval_settings, key_value, non_negative_int, \
+    parse_option_value, positive_float, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -21,7 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
                         help="task option, e.g. max_length=128 or model=PATH (repeatable)")
     parser.add_argument("--data-dir", help="local copy of the dataset (datasets.save_to_disk format)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--out", type=Path, help="output directory: metrics.jsonl and a per-epoch checkpoint; "
+    add_interval_flags(parser)
+    parser.add_argument("--no-undo", dest="undo", action="store_false",
+                        help="keep no snapshots: a learned policy's undo action is masked, X+guard is refused "
+                             "(snapshots are only taken for controllers that may undo)")
+    parser.add_argument("--out", type=Path, help="output directory: metrics.jsonl and a checkpoint per interval; "
                         "running the same command again resumes")
 
 
@@ -35,15 +40,20 @@ def run(args: argparse.Namespace) -> int:
     config = RunConfig(
         task=args.task, controller=args.controller, seed=args.seed, lr=args.lr, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, data_dir=args.data_dir, device=args.device,
-        task_options={k: parse_option_value(v) for k, v in args.option},
+        task_options={k: parse_option_value(v) for k, v in args.option}, **interval_settings(args), undo=args.undo,
     )
     task = config.build_task()  # validates task name and overrides before any work
-    from_spec(config.controller)  # validates the spec
+    controller = from_spec(config.controller)  # validates the spec
+    if not config.undo:
+        controller.disable_undo()  # one line for a controller that exists to undo
     resolve_device(config.device)
     if args.out is not None:
         _check_writable(args.out)
     console = Console()
-    console.print(f"[bold]{config.name}[/]  optimizer={task.optimizer} lr={task.lr:g} batch={task.batch_size} epochs={task.epochs}")
+    every = f" interval={config.interval}" if config.interval else ""
+    subset = f" val_subset={config.val_subset}" if config.val_subset else ""
+    console.print(f"[bold]{config.name}[/]  optimizer={task.optimizer} lr={task.lr:g} batch={task.batch_size} "
+                  f"epochs={task.epochs}{every}{subset}")
     console.print(f"{'epoch':>5} {'lr':>10} {'train loss':>10} {'val loss':>9} {'val acc':>8} {'seconds':>8}")
     with _EpochProgress(console) as progress:
         result = run_training(config, args.out, on_epoch=progress.row, on_batch=progress.batch)
@@ -83,10 +93,10 @@ class _EpochProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.console = console
-        self.progress = Progress(TextColumn("epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+        self.progress = Progress(TextColumn("{task.fields[label]}"), BarColumn(), MofNCompleteColumn(),
                                  TimeRemainingColumn(), console=console, transient=True)
         self.bar = None
-        self.epoch = 1
+        self.label = "epoch 1"
 
     def __enter__(self) -> "_EpochProgress":
         self.progress.__enter__()
@@ -97,14 +107,16 @@ class _EpochProgress:
 
     def batch(self, done: int, total: int) -> None:
         if self.bar is None:
-            self.bar = self.progress.add_task("train", total=total, epoch=self.epoch)
+            self.bar = self.progress.add_task("train", total=total, label=self.label)
         self.progress.update(self.bar, completed=done, total=total)
 
     def row(self, m) -> None:  # noqa: ANN001
         if self.bar is not None:
             self.progress.remove_task(self.bar)
             self.bar = None
-        self.epoch = m.epoch + 1
+        self.label = f"{'epoch' if m.elapsed_epochs is None else 'interval'} {m.epoch + 1}"
         flag = "  [red]diverged[/]" if m.diverged else ""
-        self.console.print(f"{m.epoch:>5} {m.lr:>10.3g} {_fmt(m.train_loss):>10} {_fmt(m.val_loss):>9} "
+        flag += "  [yellow]undone[/]" if m.undone else ""
+        where = f"{m.epoch}" if m.elapsed_epochs is None else f"{m.elapsed_epochs:g}"
+        self.console.print(f"{where:>5} {m.lr:>10.3g} {_fmt(m.train_loss):>10} {_fmt(m.val_loss):>9} "
                            f"{_fmt(m.val_acc, pct=True):>8} {m.seconds:>8.2f}{flag}")

@@ -57,24 +57,47 @@ class Controller(ABC):
     may_undo: bool = False
     """True for a controller that may answer :data:`UNDO`; whoever drives it must then be able to
     rewind the run (``TrainingSession(undo=True)``), and refuses it otherwise."""
+    undo_optional: bool = False
+    """True when undo is one option among others that can be switched off (a learned policy whose
+    action set includes undo: :meth:`disable_undo` masks the action); False for a controller whose
+    purpose is to undo (``+guard``), which a driver that cannot rewind must refuse."""
+
+    def disable_undo(self) -> None:
+        """Never answer :data:`UNDO` from now on; only for ``undo_optional`` controllers (ValueError otherwise)."""
+        if not self.may_undo:
+            return
+        if not self.undo_optional:
+            raise ValueError(f"controller {self.spec()!r} undoes, which needs a run that can be rewound")
+        self.may_undo = False
 
     def __init__(self) -> None:
         self.initial_lr: float = math.nan
         self.total_epochs: int = 0
+        self.decisions_per_epoch: int = 1
         self.epochs_seen: int = 0
+        """Decisions taken so far (with the default one decision per epoch: epochs seen)."""
         self.last_multiplier: float = 1.0
         self.required_metrics: tuple[str, ...] = ()
         """The metrics ``act`` reads (beyond ``lr``); deployment checks the caller gives them."""
 
     # -- public API ---------------------------------------------------------------
-    def reset(self, initial_lr: float, total_epochs: int) -> None:
-        """Start a new run with learning rate ``initial_lr`` and a budget of ``total_epochs``."""
+    def reset(self, initial_lr: float, total_epochs: int, decisions_per_epoch: int = 1) -> None:
+        """Start a new run with learning rate ``initial_lr`` and a budget of ``total_epochs``, deciding
+        ``decisions_per_epoch`` times per epoch (control intervals: 4 at ``--interval 0.25``).
+
+        The budget stays in epochs; :attr:`total_decisions` is the number of ``act`` calls it allows.
+        Every built-in controller keeps its parameters in epochs whatever the interval (see
+        docs/controller.md, "Control intervals").
+        """
         if not (isinstance(initial_lr, (int, float)) and math.isfinite(initial_lr) and initial_lr > 0):
             raise ValueError(f"initial_lr must be a finite number > 0, got {initial_lr!r}")
         if isinstance(total_epochs, bool) or not isinstance(total_epochs, int) or total_epochs < 1:
             raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs!r}")
+        if isinstance(decisions_per_epoch, bool) or not isinstance(decisions_per_epoch, int) or decisions_per_epoch < 1:
+            raise ValueError(f"decisions_per_epoch must be an integer >= 1, got {decisions_per_epoch!r}")
         self.initial_lr = float(initial_lr)
         self.total_epochs = total_epochs
+        self.decisions_per_epoch = decisions_per_epoch
         self.epochs_seen = 0
         self.last_multiplier = 1.0
         self._reset()
@@ -103,6 +126,16 @@ class Controller(ABC):
         self.last_multiplier = multiplier
         return multiplier
 
+    @property
+    def total_decisions(self) -> int:
+        """The number of decisions the budget allows: ``total_epochs * decisions_per_epoch``."""
+        return self.total_epochs * self.decisions_per_epoch
+
+    @property
+    def epochs_elapsed(self) -> float:
+        """The budget spent after the decisions seen so far, in epochs."""
+        return self.epochs_seen / self.decisions_per_epoch
+
     def spec(self) -> str:
         """The spec string that rebuilds this controller with :func:`from_spec`."""
         return self.name
@@ -113,6 +146,7 @@ class Controller(ABC):
             "spec": self.spec(),
             "initial_lr": self.initial_lr,
             "total_epochs": self.total_epochs,
+            **({"decisions_per_epoch": self.decisions_per_epoch} if self.decisions_per_epoch != 1 else {}),
             "epochs_seen": self.epochs_seen,
             "last_multiplier": self.last_multiplier,
         }
@@ -127,6 +161,7 @@ class Controller(ABC):
             raise ValueError(f"state is for controller {state.get('spec')!r}, not {self.spec()!r}")
         self.initial_lr = float(state["initial_lr"])
         self.total_epochs = int(state["total_epochs"])
+        self.decisions_per_epoch = int(state.get("decisions_per_epoch", 1))  # absent: one per epoch
         self.epochs_seen = int(state["epochs_seen"])
         self.last_multiplier = float(state["last_multiplier"])
         for key in self._state_keys:

@@ -1,9 +1,10 @@
-"""One run: a task, a controller and a seed, trained epoch by epoch with a checkpoint per epoch.
+"""One run: a task, a controller and a seed, trained interval by interval (by default epoch by epoch)
+with a checkpoint per interval.
 
 Used by ``lrpilot train`` and by every run of ``lrpilot compare``. With an output
-directory, each epoch ends with an atomic checkpoint (session, controller, elapsed
+directory, each interval ends with an atomic checkpoint (session, controller, elapsed
 time) and an atomic rewrite of ``metrics.jsonl``, so the same call after a crash or
-``kill -9`` resumes from the last finished epoch and ends with identical results.
+``kill -9`` resumes from the last finished interval and ends with identical results.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ class RunConfig:
     """Local copy of the dataset (``datasets.save_to_disk`` format)."""
     device: str = "auto"
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    interval: str | None = None
+    """Control interval: None (one decision per epoch), a fraction of an epoch (``"0.25"``) or a number
+    of optimizer steps (``"50steps"``); see :class:`~lrpilot.training.intervals.Interval`."""
+    val_subset: int | None = None
+    """Validate on a fixed subset of this many validation examples (the same every time); None: all."""
+    undo: bool = True
+    """False: keep no snapshots, so nothing can be undone; a learned policy's undo action is then masked
+    and a controller that exists to undo (``X+guard``) is refused. Snapshots are only ever taken for a
+    controller that may undo."""
 
     def build_task(self) -> Task:
         """The registered task with this run's overrides applied (validated)."""
@@ -71,11 +81,20 @@ class RunConfig:
         """A greppable run name: ``task__controller__lrX__sN``."""
         lr = "default" if self.lr is None else f"{self.lr:g}"
         opt = "" if self.optimizer is None else f"__{self.optimizer}"
-        return f"{self.task}__{self.controller}{opt}__lr{lr}__s{self.seed}".replace("/", "_").replace(" ", "")
+        every = "" if self.interval is None else f"__i{self.interval}"
+        val = "" if self.val_subset is None else f"__v{self.val_subset}"
+        return f"{self.task}__{self.controller}{opt}{every}{val}__lr{lr}__s{self.seed}".replace("/", "_").replace(" ", "")
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; ``interval`` and ``val_subset`` appear only when set, so run folders
+        written before they existed still match (and resume)."""
         out = asdict(self)
         out["task_options"] = dict(self.task_options)
+        for key in ("interval", "val_subset"):
+            if out[key] is None:
+                del out[key]
+        if out["undo"]:
+            del out["undo"]
         return out
 
     @classmethod
@@ -104,12 +123,17 @@ def run_training(
     on_batch: Callable[[int, int], None] | None = None,
     keep_checkpoint: bool = False,
 ) -> RunResult:
-    """Train ``config`` to the end of its budget (or divergence), resuming from ``out_dir`` if possible."""
+    """Train ``config`` to the end of its budget (or divergence), resuming from ``out_dir`` if possible.
+
+    ``on_epoch`` is called with every interval's metrics (every epoch's, with the default interval)."""
     task = config.build_task()
     controller = from_spec(config.controller)
+    if not config.undo:
+        controller.disable_undo()  # masks an optional undo; ValueError for a controller that exists to undo
     session = TrainingSession(task, seed=config.seed, device=config.device, data_dir=config.data_dir,
-                              undo=controller.may_undo)
-    controller.reset(task.lr, task.epochs)
+                              undo=controller.may_undo, interval=config.interval, val_subset=config.val_subset)
+    controller.reset(task.lr, task.epochs, session.intervals_per_epoch)
+    budget = session.total_intervals(task.epochs)
     out = Path(out_dir) if out_dir is not None else None
     elapsed = 0.0
     if out is not None:
@@ -121,13 +145,13 @@ def run_training(
     for metrics in session.history:
         if on_epoch is not None:
             on_epoch(metrics)
-    while session.epoch < task.epochs and not _ended_diverged(session.history):
+    while session.epoch < budget and not _ended_diverged(session.history):
         start = time.perf_counter()
-        metrics = session.run_epoch(on_batch)
-        _apply_decision(session, controller, metrics, budget_left=session.epoch < task.epochs)
+        metrics = session.run_interval(on_batch)
+        _apply_decision(session, controller, metrics, budget_left=session.epoch < budget)
         elapsed += time.perf_counter() - start
         if on_epoch is not None:
-            on_epoch(metrics)
+            on_epoch(session.history[-1])  # marked undone if the controller undid it
         if out is not None:
             torch_save_atomic(out / CHECKPOINT_FILE, {
                 "config": config.to_dict(), "session": session.state_dict(),
@@ -160,13 +184,16 @@ def _apply_decision(session: TrainingSession, controller: Any, metrics: EpochMet
 
 
 def _final(config: RunConfig, session: TrainingSession, elapsed: float) -> dict[str, Any]:
-    diverged_at = next((m.epoch for m in session.history if m.diverged and not m.undone), None)
+    per_epoch = session.intervals_per_epoch == 1  # else epochs_run and diverged_epoch are fractions of epochs
+    diverged_at = next((m.epoch if per_epoch else m.elapsed_epochs for m in session.history
+                        if m.diverged and not m.undone), None)
     undos = sum(m.undone for m in session.history)
     test = {"loss": math.nan, "acc": None} if diverged_at else session.evaluate("test")
     return {
         "test_loss": test["loss"] if math.isfinite(test["loss"]) else None,
         "test_acc": test["acc"],
-        "epochs_run": session.epoch,
+        "epochs_run": session.epoch if per_epoch else round(session.epoch / session.intervals_per_epoch, 6),
+        **({"intervals_run": session.epoch} if session.intervals_per_epoch > 1 else {}),
         "diverged": diverged_at is not None,
         "diverged_epoch": diverged_at,
         "final_lr": session.lr,

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 
 __all__ = ["TensorSplit", "DataSplits", "Inputs", "iter_batches", "fixed_split_indices", "sequence_lengths",
-           "length_grouped_order", "GROUP_CHUNK_BATCHES"]
+           "length_grouped_order", "GROUP_CHUNK_BATCHES", "epoch_order", "batches_of"]
 
 GROUP_CHUNK_BATCHES = 100
 """Batches per chunk that :func:`length_grouped_order` sorts by length (as Hugging Face's ``group_by_length``)."""
@@ -99,8 +99,18 @@ def iter_batches(
     length (:func:`length_grouped_order`) and the unshuffled ones go longest first, so
     dynamic padding trims more; every example still comes exactly once per pass.
     """
+    order = epoch_order(split, batch_size, generator, limit=limit, lengths=lengths)
+    yield from batches_of(split, order, batch_size)
+
+
+def epoch_order(
+    split: TensorSplit, batch_size: int, generator: torch.Generator | None = None, *, limit: int | None = None,
+    lengths: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The order of the examples :func:`iter_batches` visits in one pass (a CPU int64 tensor), drawing
+    from ``generator`` exactly as it does; :func:`batches_of` then cuts it into minibatches. A run that
+    stops mid-epoch keeps this order to go on where it stopped."""
     n = len(split)
-    device = split.labels.device
     if lengths is not None and generator is not None:
         order = length_grouped_order(lengths, batch_size, generator, limit=limit)
     elif lengths is not None:
@@ -109,9 +119,18 @@ def iter_batches(
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     if limit is not None:
         order = order[: min(limit, n)]
+    return order
+
+
+def batches_of(
+    split: TensorSplit, order: torch.Tensor, batch_size: int, start: int = 0, stop: int | None = None,
+) -> Iterator[tuple[Inputs, torch.Tensor]]:
+    """Minibatches ``start`` to ``stop`` (batch indices, ``stop`` exclusive; None: to the end) of ``order``."""
+    device = split.labels.device
     order = order.to(device)
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
+    total = -(-len(order) // batch_size)
+    for b in range(start, total if stop is None else min(stop, total)):
+        idx = order[b * batch_size : (b + 1) * batch_size]
         yield _index(split.inputs, idx), split.labels[idx]
 
 

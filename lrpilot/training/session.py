@@ -1,9 +1,10 @@
-"""`TrainingSession`: one training run, advanced one epoch at a time.
+"""`TrainingSession`: one training run, advanced one control interval (by default one epoch) at a time.
 
 The session owns the model, the optimiser, the data on the device and every random
 generator the run uses (initialisation, data order, augmentation, dropout), so its
-``state_dict`` resumes a run exactly. It knows nothing of controllers: whoever drives
-it calls :meth:`run_epoch` and, between epochs, :meth:`scale_lr`.
+``state_dict`` resumes a run exactly, mid-epoch included. It knows nothing of controllers:
+whoever drives it calls :meth:`run_interval` (or :meth:`run_epoch`) and, between intervals,
+:meth:`scale_lr` or :meth:`undo`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from lrpilot.metrics import EpochMetrics
-from lrpilot.training.data import DataSplits, Inputs, iter_batches, sequence_lengths
+from lrpilot.training.data import DataSplits, Inputs, batches_of, epoch_order, fixed_split_indices, iter_batches, \
+    sequence_lengths
 from lrpilot.training.devices import autocast, resolve_device
 from lrpilot.training.divergence import DivergenceRule, resolve_rule
+from lrpilot.training.intervals import Interval
 from lrpilot.training.loading import load_splits
 from lrpilot.training.optim import build_optimizer, is_schedule_free, optimizer_mode
 from lrpilot.training.task import Task, get_task
@@ -53,6 +56,13 @@ class TrainingSession:
     environments use) also flags a validation loss that far above the run's first one.
     (``divergence_factor``, the chance factor alone, is the deprecated older spelling.)
 
+    ``interval`` sets how often the run reports metrics and can be steered (see
+    :class:`~lrpilot.training.intervals.Interval`): None, one epoch (the default), ``0.25``
+    (four intervals per epoch) or ``"50steps"``; :meth:`run_interval` trains one.
+    ``val_subset`` validates on a fixed subset of that many validation examples (the same ones
+    for every interval and every seed: the first ``val_subset`` of a seed-0 permutation), which
+    makes frequent validation affordable on large splits; the test split is always whole.
+
     ``compile`` compiles the model's forward (and so its backward) with ``torch.compile``:
     True or a mode name from ``COMPILE_MODES``; None (the default) compiles on CUDA when
     the task's data says it pays (``meta["compile"]``, set by ``cifar10-resnet18``) and
@@ -83,6 +93,8 @@ class TrainingSession:
         data: DataSplits | None = None,
         compile: bool | str | None = None,  # noqa: A002 - the torch name for the same switch
         undo: bool = False,
+        interval: Interval | str | float | None = None,
+        val_subset: int | None = None,
     ) -> None:
         self.task = get_task(task)
         self.task.validate()
@@ -95,7 +107,14 @@ class TrainingSession:
         self.seed, self.min_lr, self.max_lr, self.epoch_examples = seed, min_lr, max_lr, epoch_examples
         self.divergence = resolve_rule(divergence, divergence_factor, "TrainingSession")
         self.device = resolve_device(device)
+        self.interval = Interval.parse(interval)
+        if val_subset is not None and (isinstance(val_subset, bool) or not isinstance(val_subset, int) or val_subset < 1):
+            raise ValueError(f"val_subset must be an integer >= 1 or None, got {val_subset!r}")
+        self.val_subset = val_subset
         splits = data if data is not None else load_splits(self.task, data_dir)
+        if val_subset is not None and val_subset < len(splits.val):
+            kept = fixed_split_indices(len(splits.val), val_subset)[1]
+            splits = dataclasses.replace(splits, val=splits.val.subset(kept))
         self.data = splits.to(self.device)
         with self._rng(torch.Generator().manual_seed(seed).get_state(), None):
             self.model = self.task.build_model(self.task, self.data).to(self.device)
@@ -107,13 +126,24 @@ class TrainingSession:
         self._cuda_rng = self._fresh_cuda_rng(seed)
         self.optimizer = build_optimizer(self.task, self.model)
         self._data_gen = torch.Generator().manual_seed(seed)
+        examples = min(len(self.data.train), self.epoch_examples or len(self.data.train))
+        self.batches_per_epoch = math.ceil(examples / self.task.batch_size)
+        self._bounds = self.interval.boundaries(self.batches_per_epoch)
+        self.intervals_per_epoch = len(self._bounds)
+        """Decisions per epoch (1 with the default interval)."""
+        self._order: torch.Tensor | None = None  # the current epoch's example order, once it has begun
+        self._position = 0  # batches of the current epoch already trained
+        self._label_stats = self._label_statistics()
         self.epoch = 0
+        """Intervals run so far, undone ones included (the budget spent; never goes back). With the
+        default interval, the epochs run."""
         self.history: list[EpochMetrics] = []
         if not isinstance(undo, bool):
             raise ValueError(f"undo must be True or False, got {undo!r}")
         self.keeps_snapshots = undo
         """With ``undo=True``, every epoch starts by keeping a copy of the run's state (see :meth:`undo`)."""
         self._snapshot: dict[str, Any] | None = None
+        self._start_spread: float | None = None  # val_spread before training (measured with undo=True)
 
     # -- properties ---------------------------------------------------------------
     @property
@@ -121,9 +151,28 @@ class TrainingSession:
         """The learning rate of the first parameter group."""
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def total_intervals(self, epochs: int) -> int:
+        """The decisions a budget of ``epochs`` allows: ``epochs * intervals_per_epoch``."""
+        return epochs * self.intervals_per_epoch
+
     # -- training -----------------------------------------------------------------
     def run_epoch(self, on_batch: BatchCallback | None = None) -> EpochMetrics:
-        """Train one epoch, validate, and return (and remember) the epoch's metrics."""
+        """Train one epoch, validate, and return (and remember) the epoch's metrics (sessions with the
+        default interval of one epoch; others call :meth:`run_interval`)."""
+        if self.intervals_per_epoch != 1:
+            raise RuntimeError(f"this session decides {self.intervals_per_epoch} times per epoch "
+                               f"(interval {self.interval}); call run_interval()")
+        return self.run_interval(on_batch)
+
+    def run_interval(self, on_batch: BatchCallback | None = None) -> EpochMetrics:
+        """Train up to the next interval boundary, validate, and return (and remember) the metrics.
+
+        The record's ``epoch`` is the 1-based index of the interval (the epoch, with the default
+        interval) and, with more than one interval per epoch, ``elapsed_epochs`` the budget spent.
+        ``on_batch(i, n)`` is called after each batch with its 1-based index within the epoch of ``n``.
+        """
+        if self.keeps_snapshots and self.epoch == 0 and self._start_spread is None:
+            self._start_spread = self.evaluate("val")["spread"]  # the reference for judging a collapse
         self._snapshot = self._take_snapshot() if self.keeps_snapshots else None
         start = time.perf_counter()
         lr = self.lr
@@ -140,14 +189,21 @@ class TrainingSession:
             epoch=self.epoch, lr=lr, train_loss=train_loss, train_loss_std=train_std,
             val_loss=val["loss"], val_acc=val["acc"], grad_norm=grad_norm,
             seconds=time.perf_counter() - start, diverged=diverged,
+            elapsed_epochs=self.epoch / self.intervals_per_epoch if self.intervals_per_epoch > 1 else None,
+            val_top_share=val.get("top_share"), val_majority_share=val.get("majority_share"),
+            val_chance_loss=val.get("chance_loss"), val_spread=val.get("spread"), val_spread_start=self._start_spread,
         )
         self.history.append(metrics)
         return metrics
 
     def _train_pass(self, on_batch: BatchCallback | None) -> tuple[list[torch.Tensor], list[torch.Tensor], bool]:
+        """Train from the current position to the next interval boundary. The epoch's example order is
+        drawn when it begins (as :func:`iter_batches` draws it) and kept until it ends, so intervals
+        see exactly the batches, augmentation and dropout of an uninterrupted epoch."""
         model, opt, task = self.model, self.optimizer, self.task
-        n = min(len(self.data.train), self.epoch_examples or len(self.data.train))
-        total = math.ceil(n / task.batch_size)
+        total = self.batches_per_epoch
+        first = self._position
+        stop = next(b for b in self._bounds if b > first)
         losses: list[torch.Tensor] = []
         norms: list[torch.Tensor] = []
         finite = True
@@ -156,9 +212,11 @@ class TrainingSession:
         model.train()
         optimizer_mode(opt, train=True)
         with self._rng(self._torch_rng, self._cuda_rng):
-            batches = iter_batches(self.data.train, task.batch_size, self._data_gen, limit=self.epoch_examples,
-                                   lengths=self._lengths.get("train"))
-            for i, (inputs, labels) in enumerate(batches):
+            if self._order is None:
+                self._order = epoch_order(self.data.train, task.batch_size, self._data_gen, limit=self.epoch_examples,
+                                          lengths=self._lengths.get("train"))
+            batches = batches_of(self.data.train, self._order, task.batch_size, first, stop)
+            for i, (inputs, labels) in enumerate(batches, start=first):
                 inputs = self.data.train_transform(inputs, self._data_gen)
                 with autocast(self.device):
                     logits = forward(model, inputs)
@@ -176,26 +234,61 @@ class TrainingSession:
             self._torch_rng = torch.get_rng_state()
             if self.device.type == "cuda":
                 self._cuda_rng = torch.cuda.get_rng_state(self.device)
+        self._position = stop if stop < total else 0
+        if self._position == 0:
+            self._order = None
         finite = finite and bool(torch.isfinite(torch.stack(losses)).all()) if losses else False
         return losses, norms, finite
 
     @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict[str, Any]:
-        """Mean loss and accuracy on ``split`` ("val" or "test"); no gradients, no randomness."""
+        """Mean loss and accuracy on ``split`` ("val" or "test"); no gradients, no randomness.
+
+        Also the evidence of a collapse (a model that no longer discriminates): ``top_share``, the
+        share of predictions in the most predicted class; ``majority_share`` and ``chance_loss``,
+        the share of the most common label and the entropy of the labels (the loss of the best
+        input-independent prediction); ``spread``, the standard deviation over examples of the
+        predicted log-probabilities, averaged over classes (0 when every input gets the same output).
+        """
         data = self.data.split(split)
         optimizer_mode(self.optimizer, train=False)
         self._refresh_batchnorm()
         self.model.eval()
+        classes = self.data.num_classes
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        predicted = torch.zeros(classes, dtype=torch.int64, device=self.device)
+        logp_sum = torch.zeros(classes, dtype=torch.float64, device=self.device)
+        logp_sq = torch.zeros(classes, dtype=torch.float64, device=self.device)
         for inputs, labels in iter_batches(data, self.task.eval_batch_size, lengths=self._lengths.get(split)):
             with autocast(self.device):
                 logits = forward(self.model, self.data.eval_transform(inputs, None))
-            loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum").double()
-            correct += (logits.argmax(dim=-1) == labels).sum()
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+            guess = logits.argmax(dim=-1)
+            correct += (guess == labels).sum()
+            predicted += torch.bincount(guess, minlength=classes)[:classes]
+            logp = F.log_softmax(logits, dim=-1).double()
+            logp_sum += logp.sum(0)
+            logp_sq += logp.square().sum(0)
         n = len(data)
         loss = float(loss_sum) / n
-        return {"loss": loss if math.isfinite(loss) else math.nan, "acc": float(correct) / n}
+        mean = logp_sum / n
+        spread = float((logp_sq / n - mean.square()).clamp_min(0).sqrt().mean())
+        majority, chance = self._label_stats[split]
+        return {"loss": loss if math.isfinite(loss) else math.nan, "acc": float(correct) / n,
+                "top_share": float(predicted.max()) / n, "majority_share": majority, "chance_loss": chance,
+                "spread": spread if math.isfinite(spread) else None}
+
+    def _label_statistics(self) -> dict[str, tuple[float, float]]:
+        """Per split: the share of the most common label and the entropy of the labels (nats)."""
+        out = {}
+        for name in ("val", "test"):
+            labels = self.data.split(name).labels
+            counts = torch.bincount(labels.cpu(), minlength=self.data.num_classes).double()
+            p = counts[counts > 0] / counts.sum()
+            out[name] = (float(p.max()), float(-(p * p.log()).sum()))
+        return out
 
     def _refresh_batchnorm(self, batches: int = 50) -> None:
         """Schedule-Free evaluates at averaged weights; as its README says, BatchNorm statistics
@@ -247,20 +340,22 @@ class TrainingSession:
     # -- undo -----------------------------------------------------------------------
     @property
     def can_undo(self) -> bool:
-        """True when the last epoch can be undone (``undo=True`` and not undone already)."""
+        """True when the last interval can be undone (``undo=True`` and not undone already)."""
         return self._snapshot is not None
 
     def undo(self, lr_factor: float = 0.1) -> EpochMetrics:
-        """Rewind the run to the start of the last epoch and multiply the LR by ``lr_factor``.
+        """Rewind the run to the start of the last interval (epoch) and multiply the LR by ``lr_factor``.
 
-        The model, the optimiser (its LR included) and every random generator are restored as they
-        were when that epoch began, so the retry sees the same batches in the same order with the
-        same augmentation; only the LR differs. The epoch still counts (``epoch`` does not go back:
-        the budget was spent) and its metrics stay in ``history``, marked ``undone``. Needs
-        ``undo=True``; one undo per epoch. Returns the undone epoch's metrics.
+        The model, the optimiser (its LR included), every random generator and the position in the
+        epoch's data order are restored as they were when that interval began, so the retry sees the
+        same batches in the same order with the same augmentation; only the LR differs. The interval
+        still counts (``epoch`` does not go back: the budget was spent) and its metrics stay in
+        ``history``, marked ``undone``. Needs ``undo=True``; one undo per interval. Returns the
+        undone interval's metrics.
 
         Cost: the snapshot is a copy of the weights and the optimiser state (for Adam, three times
-        the weights' memory), taken at the start of every epoch, on the session's device.
+        the weights' memory), taken at the start of every interval, on the session's device, or in
+        host memory when the GPU has less than twice its size free (docs/performance.md).
         """
         if self._snapshot is None:
             reason = "this session keeps no snapshots (undo=False)" if not self.keeps_snapshots else \
@@ -276,26 +371,38 @@ class TrainingSession:
         return self.history[-1]
 
     def _take_snapshot(self) -> dict[str, Any]:
-        """A copy of :meth:`_training_state` (the live one shares the model's and optimiser's tensors)."""
-        return _cloned(self._training_state())
+        """A copy of :meth:`_training_state` (the live one shares the model's and optimiser's tensors),
+        kept in host memory when the GPU would not hold it twice over."""
+        state = self._training_state()
+        device = None
+        if self.device.type == "cuda":
+            size = sum(t.numel() * t.element_size() for t in _tensors(state))
+            free, _ = torch.cuda.mem_get_info(self.device)
+            device = torch.device("cpu") if free < 2 * size else None
+        return _cloned(state, device)
 
     def _training_state(self) -> dict[str, Any]:
-        """What decides the next epoch: model, optimiser (LR included) and every random generator."""
+        """What decides the next interval: model, optimiser (LR included), every random generator and,
+        mid-epoch, the epoch's example order and how far into it the run is."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "data_generator": self._data_gen.get_state(),
             "torch_rng": self._torch_rng,
             "cuda_rng": self._cuda_rng,
+            **({"epoch_order": self._order, "epoch_position": self._position} if self._order is not None else {}),
         }
 
     def _restore_training_state(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`_training_state`."""
+        """Inverse of :meth:`_training_state` (a state without an epoch order is at an epoch's start)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self._data_gen.set_state(state["data_generator"])
         self._torch_rng = state["torch_rng"]
         self._cuda_rng = state["cuda_rng"] if self.device.type == "cuda" else None
+        order = state.get("epoch_order")
+        self._order = None if order is None else order.cpu()
+        self._position = int(state.get("epoch_position", 0)) if order is not None else 0
 
     def _weights_finite(self) -> bool:
         flags = [torch.isfinite(p).all() for p in self.model.parameters()]
@@ -310,21 +417,26 @@ class TrainingSession:
             "task": self.task.name,
             "seed": self.seed,
             "epoch": self.epoch,
+            **({"interval": str(self.interval)} if not self.interval.is_epoch else {}),
             **self._training_state(),
             "history": [m.to_dict() for m in self.history],
             **({"undo_snapshot": self._snapshot} if self._snapshot is not None else {}),
+            **({"val_spread_start": self._start_spread} if self._start_spread is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` of a session of the same task."""
         if state.get("task") != self.task.name:
             raise ValueError(f"state is for task {state.get('task')!r}, this session trains {self.task.name!r}")
+        if state.get("interval", "1") != str(self.interval):
+            raise ValueError(f"state is for interval {state.get('interval', '1')}, this session's is {self.interval}")
         self._restore_training_state(state)
         self.epoch = int(state["epoch"])
         self.seed = int(state["seed"])
         self.history = [EpochMetrics.from_dict(m) for m in state["history"]]
         snapshot = state.get("undo_snapshot")  # the last epoch stays undoable across a restart
         self._snapshot = snapshot if self.keeps_snapshots else None
+        self._start_spread = state.get("val_spread_start")
 
     # -- randomness ---------------------------------------------------------------
     def _fresh_cuda_rng(self, seed: int) -> torch.Tensor | None:
@@ -345,13 +457,25 @@ class TrainingSession:
             yield
 
 
-def _cloned(state: Any) -> Any:
-    """A copy of nested dicts and lists whose tensors are cloned (``copy.deepcopy`` takes about 1.6x as
-    long on a ResNet-18 + Adam state, and this runs at the start of every epoch with ``undo=True``)."""
+def _cloned(state: Any, device: torch.device | None = None) -> Any:
+    """A copy of nested dicts and lists whose tensors are cloned (to ``device`` when given; ``copy.deepcopy``
+    takes about 1.6x as long on a ResNet-18 + Adam state, and this runs at the start of every interval
+    with ``undo=True``)."""
     if isinstance(state, torch.Tensor):
-        return state.detach().clone()
+        return state.detach().clone() if device is None else state.detach().to(device, copy=True)
     if isinstance(state, dict):
-        return {key: _cloned(value) for key, value in state.items()}
+        return {key: _cloned(value, device) for key, value in state.items()}
     if isinstance(state, (list, tuple)):
-        return type(state)(_cloned(value) for value in state)
+        return type(state)(_cloned(value, device) for value in state)
     return state
+
+
+def _tensors(state: Any) -> list[torch.Tensor]:
+    """Every tensor in nested dicts and lists."""
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, dict):
+        return [t for value in state.values() for t in _tensors(value)]
+    if isinstance(state, (list, tuple)):
+        return [t for value in state for t in _tensors(value)]
+    return []
