@@ -11,6 +11,8 @@ from lrpilot.controller import Bold, Constant, Controller, Cosine, Plateau, Rule
 from lrpilot.metrics import EpochMetrics
 
 SPECS = ["constant", "step", "cosine", "plateau", "rule", "bold"]
+GUARDED = [f"{spec}+guard" for spec in SPECS]
+"""Every built-in controller wrapped in the guard (tests/test_guard.py covers what the guard does)."""
 
 
 def drive(controller: Controller, values, initial_lr=1.0, total=None, metric="val_loss"):
@@ -138,7 +140,7 @@ def test_documented_non_finite_handling():
     assert drive(Constant(), [float("nan")])[-1] == 1.0
 
 
-@pytest.mark.parametrize("spec", SPECS)
+@pytest.mark.parametrize("spec", SPECS + GUARDED)
 def test_state_dict_round_trip_continues_identically(spec):
     values = [1.0, 0.9, 0.95, 0.97, 0.8, 0.85, 0.86, 0.87, 0.7, 0.72]
     full = drive(from_spec(spec), values)
@@ -163,7 +165,8 @@ def test_state_of_another_controller_is_refused():
 @pytest.mark.parametrize(
     "spec, canonical",
     [("plateau:patience=2", "plateau:patience=2"), ("step:gamma=0.5,step_size=3", "step:gamma=0.5,step_size=3"),
-     (" rule : factor=0.5 ", "rule:factor=0.5"), ("bold:up=2.0", "bold:up=2.0"), ("cosine", "cosine")],
+     (" rule : factor=0.5 ", "rule:factor=0.5"), ("bold:up=2.0", "bold:up=2.0"), ("cosine", "cosine"),
+     ("plateau:patience=2+guard", "plateau:patience=2+guard"), ("rule : factor=0.5 +guard", "rule:factor=0.5+guard")],
 )
 def test_spec_strings_round_trip(spec, canonical):
     controller = from_spec(spec)
@@ -176,7 +179,9 @@ def test_spec_strings_round_trip(spec, canonical):
     [("nope", "unknown controller 'nope'"), ("plateau:foo=1", "unknown parameter 'foo'"),
      ("plateau:patience=x", "patience"), ("plateau:patience", "key=value"), ("rule:factor=2", "factor"),
      ("plateau:mode=up", "mode"), ("bold:down=0", "down"), ("step:step_size=0", "step_size"),
-     ("plateau:patience=1,patience=2", "twice"), ("ppo:", "policy:default"), ("policy:", "policy:default")],
+     ("plateau:patience=1,patience=2", "twice"), ("ppo:", "policy:default"), ("policy:", "policy:default"),
+     ("rule+gaurd", "suffix"), ("+guard", "needs a controller"), ("rule+guard+guard", "twice"),
+     ("rule+guard:x=1", "no parameters")],
 )
 def test_bad_specs_raise_value_error_naming_the_problem(spec, message):
     with pytest.raises(ValueError, match=message):

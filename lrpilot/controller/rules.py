@@ -6,6 +6,14 @@ Non-finite metrics: ``plateau`` and ``rule`` treat a NaN or infinite metric as "
 not improve" (torch's own comparison does the same), so they cut the LR; ``bold``
 treats it as "got worse" and multiplies by ``down``. None of them ever returns a
 non-finite multiplier.
+
+Control intervals shorter than an epoch (``decisions_per_epoch`` = k > 1; docs/controller.md,
+"Control intervals"): every parameter keeps its meaning in epochs. ``patience`` and ``cooldown``
+count epochs, so a cut needs ``(patience + 1) * k`` decisions in a row without an improvement on
+the best so far beyond ``threshold`` (which, relative to the best, lets slow progress add up
+across intervals), and ``cooldown * k`` decisions follow a cut; ``factor`` is one cut whatever
+the interval. ``bold``'s ``up`` and ``down`` are rates per epoch: each decision multiplies by
+``up ** (1 / k)`` or ``down ** (1 / k)``. With k = 1 every rule decides as it always has.
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ class Plateau(Controller):
     ``val_acc``). After ``patience`` epochs without an improvement beyond ``threshold``
     the LR is multiplied by ``factor`` (never below ``min_lr``; a change smaller than
     ``eps`` is skipped), then ``cooldown`` epochs pass before bad epochs count again.
+    ``patience`` and ``cooldown`` count epochs at any control interval: with k decisions per epoch
+    a cut needs ``(patience + 1) * k`` bad decisions in a row (``num_bad_epochs``, despite its
+    torch name, then counts decisions).
 
     Example:
         >>> c = Plateau(patience=0); c.reset(1.0, 10)
@@ -109,9 +120,9 @@ class Plateau(Controller):
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.num_bad_epochs = 0
-        if self.num_bad_epochs <= self.patience:
+        if self.num_bad_epochs <= (self.patience + 1) * self.decisions_per_epoch - 1:  # k = 1: torch's rule
             return 1.0
-        self.cooldown_counter = self.cooldown
+        self.cooldown_counter = self.cooldown * self.decisions_per_epoch
         self.num_bad_epochs = 0
         old_lr = metrics.lr
         new_lr = max(old_lr * self.factor, self.min_lr)
@@ -182,6 +193,9 @@ class Bold(Controller):
     improved on the previous epoch, by ``down`` when it did not; a non-finite metric
     counts as worse. The first epoch has nothing to compare with and keeps the LR.
     The LR stays within [``min_lr``, ``max_lr``] (``max_lr=None``: no upper bound).
+    ``up`` and ``down`` are rates per epoch: with k decisions per epoch, each decision compares
+    with the previous decision and multiplies by ``up ** (1 / k)`` or ``down ** (1 / k)``, so an
+    epoch of improving intervals multiplies the LR by ``up``.
 
     Example:
         >>> c = Bold(); c.reset(1.0, 10)
@@ -218,8 +232,10 @@ class Bold(Controller):
     def _act(self, metrics: EpochMetrics) -> float:
         value = self.sign * monitored_value(metrics, self.metric)
         previous, self.previous = self.previous, (value if math.isfinite(value) else None)
+        k = self.decisions_per_epoch
+        up, down = (self.up, self.down) if k == 1 else (self.up ** (1.0 / k), self.down ** (1.0 / k))
         multiplier = float(bold_multiplier(improved=previous is not None and value < previous,
-                                           first=previous is None and math.isfinite(value), up=self.up, down=self.down))
+                                           first=previous is None and math.isfinite(value), up=up, down=down))
         lr = metrics.lr
         if not (math.isfinite(lr) and lr > 0):
             return multiplier

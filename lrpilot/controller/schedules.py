@@ -4,6 +4,11 @@ They ignore the metrics (so a non-finite metric changes nothing) and follow the
 epoch count: after the k-th epoch, ``act`` returns the multiplier that takes the LR
 to the schedule's value for epoch k (0-based), exactly like calling the torch
 scheduler's ``step()`` once per epoch.
+
+With control intervals shorter than an epoch (``decisions_per_epoch`` > 1) every parameter keeps
+its meaning in epochs (docs/controller.md, "Control intervals"): ``step`` cuts at the decision that
+ends epoch ``step_size``, ``2 * step_size``, ...; ``cosine`` follows the same curve over the budget,
+evaluated at every decision, so at each epoch's end it sets the LR that it sets per epoch.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ class Step(Controller):
     """torch ``StepLR``: multiply the LR by ``gamma`` every ``step_size`` epochs.
 
     ``step_size=None`` (the default) means a third of the epoch budget (at least 1),
-    so the default decays twice in any budget.
+    so the default decays twice in any budget. ``step_size`` counts epochs whatever the control
+    interval: with several decisions per epoch the cut comes at the decision that ends the epoch.
 
     Example:
         >>> c = Step(step_size=2, gamma=0.5); c.reset(1.0, 6)
@@ -60,7 +66,7 @@ class Step(Controller):
         return format_spec(self.name, {"step_size": self.step_size, "gamma": self.gamma}, {"step_size": None, "gamma": 0.1})
 
     def _act(self, metrics: EpochMetrics) -> float:
-        size = self.step_size or max(1, self.total_epochs // 3)
+        size = (self.step_size or max(1, self.total_epochs // 3)) * self.decisions_per_epoch
         return self.gamma if self.epochs_seen % size == 0 else 1.0
 
 
@@ -69,7 +75,9 @@ class Cosine(Controller):
 
     The LR for epoch k (0-based) is ``eta_min + (initial_lr - eta_min) * (1 + cos(pi k / T)) / 2``;
     ``act`` returns the ratio of that target to the LR the epoch ran with. After the
-    last epoch it returns 1 (there is no next epoch to schedule).
+    last epoch it returns 1 (there is no next epoch to schedule). With several decisions per
+    epoch, k and T count decisions (torch's scheduler stepped every interval with ``T_max`` = the
+    number of decisions): the period is still the budget, and each epoch ends at the same LR.
 
     Example:
         >>> c = Cosine(); c.reset(1.0, 2)
@@ -89,7 +97,7 @@ class Cosine(Controller):
         return format_spec(self.name, {"eta_min": self.eta_min}, {"eta_min": 0.0})
 
     def _act(self, metrics: EpochMetrics) -> float:
-        k, total = self.epochs_seen, self.total_epochs
+        k, total = self.epochs_seen, self.total_decisions
         if k >= total:
             return 1.0
         target = self.eta_min + (self.initial_lr - self.eta_min) * (1 + math.cos(math.pi * k / total)) / 2

@@ -27,6 +27,14 @@ under its name (:data:`SPEC_NAMES`; ``bold``'s is ``bold-features``, since ``bol
 :class:`~lrpilot.controller.rules.Bold`). With ``acts=a4`` or ``acts=a5`` its multiplier snaps to
 the action set ×{0.1, 0.5, 1, 2} or ×{0.1, 0.5, 1, 1.5, 2}, as a cloned policy acts.
 
+Control intervals shorter than an epoch (docs/controller.md, "Control intervals"): a teacher decides
+**per decision**, unlike :class:`~lrpilot.controller.rules.Bold`, whose rates are per epoch. The
+teachers exist to be imitated by a policy, which sees one observation per decision and answers one
+action from a fixed set per decision, so the teacher's labels must be per-decision actions too:
+×1.5 (or ×2) after an improving interval, ×0.5 after one that is not, and "three epochs improved"
+(:func:`climbing`) reads as three intervals. What stays in budget terms is what the encoder gives
+as fractions of the budget: ``progress`` (the annealing points: 70% of the budget at any interval).
+
 Imports only ``numpy`` (deployment stays light).
 """
 
@@ -154,6 +162,7 @@ class FeatureTeacher(ObservingController):
     ``acts`` (None, ``a4``, ``a5`` or multipliers joined by ``/``) snaps the multiplier to the nearest
     action in log scale, as a policy cloned with that action set acts. The history is part of
     :meth:`state_dict` (JSON-safe). Built from spec strings such as ``bold-anneal-streakup:acts=a5``.
+    With several decisions per epoch it applies the rule at every decision (module docstring).
 
     Example:
         >>> c = from_spec("bold-anneal-streakup"); c.reset(1.0, 10)
