@@ -1,5 +1,8 @@
 """Spec strings: ``"name"`` or ``"name:key=value,key=value"`` -> a :class:`Controller`.
 
+Any spec may end in ``+guard`` (``rule+guard``, ``plateau:patience=2+guard``, ``policy:default+guard``):
+the controller it names, wrapped in a :class:`~lrpilot.controller.guard.Guard`.
+
 Every place that accepts a controller (the CLI, study files, ``PolicyScheduler``)
 goes through :func:`from_spec`, so the same strings work everywhere.
 """
@@ -8,14 +11,16 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import types
 import typing
 from typing import Any, Callable, Union
 
 from lrpilot.controller.base import Controller
+from lrpilot.controller.guard import GUARD_SUFFIX, Guard
 
 __all__ = ["register_controller", "from_spec", "list_controllers", "format_spec", "parse_spec", "is_policy_spec",
-           "POLICY_PREFIXES"]
+           "split_guard", "POLICY_PREFIXES"]
 
 _REGISTRY: dict[str, Callable[..., Controller]] = {}
 
@@ -66,7 +71,9 @@ def from_spec(spec: str | Controller) -> Controller:
     """Build a controller from a spec string; a Controller passes through unchanged.
 
     ``policy:default`` and ``policy:PATH`` load a learned policy (see :mod:`lrpilot.controller.policy`);
-    ``ppo:`` is an alias of ``policy:``.
+    ``ppo:`` is an alias of ``policy:``. A trailing ``+guard`` wraps the controller the rest of the
+    spec names in a :class:`~lrpilot.controller.guard.Guard` (a ``PATH`` that itself ends in
+    ``+guard`` cannot be named).
 
     Raises ``ValueError`` naming the bad part (unknown controller or parameter, a value
     of the wrong type or out of range, a malformed ``key=value`` item); for ``policy:PATH``,
@@ -76,9 +83,16 @@ def from_spec(spec: str | Controller) -> Controller:
     Example:
         >>> from_spec("plateau:patience=2,factor=0.5").spec()
         'plateau:factor=0.5,patience=2'
+        >>> from_spec("rule:patience=1+guard").spec()
+        'rule:patience=1+guard'
     """
     if isinstance(spec, Controller):
         return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"a controller spec must be a string, got {type(spec).__name__}")
+    inner, guarded = split_guard(spec)
+    if guarded:
+        return Guard(from_spec(inner))
     if is_policy_spec(spec):
         prefix, _, target = spec.strip().partition(":")
         target = target.strip()
@@ -100,6 +114,39 @@ def from_spec(spec: str | Controller) -> Controller:
             raise ValueError(f"unknown parameter {key!r} for controller {name!r}; allowed: {allowed}")
         kwargs[key] = _convert(text, hints[key], name, key)
     return factory(**kwargs)
+
+
+def split_guard(spec: str) -> tuple[str, bool]:
+    """``(inner spec, True)`` for a spec ending in ``+guard``, ``(spec, False)`` for any other.
+
+    Raises a one-line ``ValueError`` for ``+guard`` with nothing before it, given twice, or with
+    parameters, and for any other ``+suffix`` (a suffix starts with a letter, so a value such as
+    ``threshold=1e+3`` is no suffix; a ``+`` inside a ``policy:PATH`` is part of the path).
+
+    Example:
+        >>> split_guard("plateau:patience=2+guard")
+        ('plateau:patience=2', True)
+    """
+    text = spec.strip()
+    head, plus, tail = text.rpartition("+")
+    tail = tail.strip()
+    if not plus or not re.match(r"[A-Za-z_]", tail):
+        return text, False
+    suffix = GUARD_SUFFIX[1:]
+    if tail.partition(":")[0].strip() == suffix:
+        head = head.strip()
+        if tail != suffix:
+            raise ValueError(f"bad controller spec {spec!r}: {GUARD_SUFFIX!r} takes no parameters")
+        if not head:
+            raise ValueError(f"bad controller spec {spec!r}: {GUARD_SUFFIX!r} needs a controller before it, "
+                             f"e.g. 'rule{GUARD_SUFFIX}'")
+        if head.rpartition("+")[2].strip() == suffix:
+            raise ValueError(f"bad controller spec {spec!r}: {GUARD_SUFFIX!r} given twice")
+        return head, True
+    if is_policy_spec(text):
+        return text, False
+    raise ValueError(f"bad controller spec {spec!r}: unknown suffix {'+' + tail!r}; the only suffix is "
+                     f"{GUARD_SUFFIX!r} (e.g. 'rule{GUARD_SUFFIX}')")
 
 
 def format_spec(name: str, params: dict[str, Any], defaults: dict[str, Any]) -> str:

@@ -1,0 +1,107 @@
+"""Does ``+guard`` undo only runs that needed it? Pairs every ``X+guard`` run with the plain ``X`` run of
+the same task, LR, optimiser, seed, budget and interval, under one or more result folders (``lrpilot
+compare`` / ``evaluate-controller`` outputs), and counts per guarded controller:
+
+* ``runs``: paired runs; ``undid``: guarded runs with at least one undo;
+* ``plain bad``: plain runs that diverged or collapsed, collapse judged independently of the guard:
+  a final test accuracy within 1 point of the test split's majority-class rate;
+* ``false alarms``: guarded runs that undid although the plain run was fine (neither diverged nor
+  collapsed); the issue's bar is zero;
+* ``rescued``: plain run bad, guarded run neither diverged nor collapsed.
+
+    PYTHONPATH=benchmarks .venv/bin/python benchmarks/guard_alarms.py runs/h15/heldout-e20 [--import minilm_sentiment]
+
+Prints a table and, with ``--json``, writes the counts and the list of false alarms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from collections import defaultdict
+from pathlib import Path
+
+SUFFIX = "+guard"
+
+
+def _runs(roots: list[Path]) -> list[dict]:
+    runs = []
+    for root in roots:
+        for path in sorted(root.rglob("metrics.jsonl")):
+            lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+            final = next((line["final"] for line in lines if "final" in line), None)
+            if final is not None:
+                runs.append({"path": str(path.parent), "final": final, "config": final["config"]})
+    return runs
+
+
+def _majority_rate(task: str, cache: dict[str, float]) -> float:
+    if task not in cache:
+        import torch
+
+        from lrpilot.training import get_task
+        from lrpilot.training.loading import load_splits
+
+        labels = load_splits(get_task(task), None).test.labels
+        cache[task] = float(torch.bincount(labels).max()) / len(labels)
+    return cache[task]
+
+
+def _bad(final: dict, majority: float) -> bool:
+    acc = final.get("test_acc")
+    return bool(final["diverged"]) or acc is None or abs(acc - majority) <= 0.01
+
+
+def count(roots: list[Path]) -> dict:
+    runs = _runs(roots)
+    key = lambda c: json.dumps({k: v for k, v in c.items() if k != "controller"}, sort_keys=True)  # noqa: E731
+    plain = {(r["config"]["controller"], key(r["config"])): r for r in runs if not r["config"]["controller"].endswith(SUFFIX)}
+    majority: dict[str, float] = {}
+    table: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(
+        ("runs", "undid", "plain_bad", "false_alarms", "rescued", "guarded_bad"), 0))
+    alarms = []
+    for r in runs:
+        spec = r["config"]["controller"]
+        if not spec.endswith(SUFFIX):
+            continue
+        twin = plain.get((spec[: -len(SUFFIX)], key(r["config"])))
+        if twin is None:
+            continue
+        rate = _majority_rate(r["config"]["task"], majority)
+        row = table[spec]
+        undid = r["final"].get("undos", 0) > 0
+        plain_bad, guarded_bad = _bad(twin["final"], rate), _bad(r["final"], rate)
+        row["runs"] += 1
+        row["undid"] += undid
+        row["plain_bad"] += plain_bad
+        row["guarded_bad"] += guarded_bad
+        row["rescued"] += plain_bad and not guarded_bad
+        if undid and not plain_bad:
+            row["false_alarms"] += 1
+            alarms.append({"run": r["path"], "undos": r["final"]["undos"], "plain_test_acc": twin["final"]["test_acc"],
+                           "guarded_test_acc": r["final"]["test_acc"]})
+    return {"counts": {k: dict(v) for k, v in sorted(table.items())}, "false_alarms": alarms}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("roots", nargs="+", type=Path)
+    parser.add_argument("--import", dest="imports", action="append", default=[], help="module registering tasks")
+    parser.add_argument("--json", help="also write the counts here")
+    args = parser.parse_args()
+    for module in args.imports:
+        importlib.import_module(module)
+    result = count(args.roots)
+    print(f"{'controller':<28} {'runs':>5} {'undid':>6} {'plain bad':>10} {'false alarms':>13} {'rescued':>8}")
+    for spec, row in result["counts"].items():
+        print(f"{spec:<28} {row['runs']:>5} {row['undid']:>6} {row['plain_bad']:>10} {row['false_alarms']:>13} "
+              f"{row['rescued']:>8}")
+    for alarm in result["false_alarms"]:
+        print(f"false alarm: {alarm}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

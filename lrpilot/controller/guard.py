@@ -1,0 +1,256 @@
+"""``X+guard``: undo an interval that diverged or collapsed, and let the controller X decide the rest.
+
+:class:`Guard` wraps any controller (``rule+guard``, ``bold+guard``, ``plateau:patience=2+guard``,
+``cosine+guard``, ``policy:default+guard``, ``policy:PATH+guard``). After every interval it answers
+:data:`~lrpilot.controller.base.UNDO` when the interval
+
+* **diverged** (:func:`diverged`): the run flagged it (``EpochMetrics.diverged``: non-finite loss or
+  weights, or the validation loss 10 times chance level, see ``lrpilot.training.divergence``), its
+  training or validation loss is not finite, or it blew up (:func:`exploded`: the validation loss or
+  the interval's mean training loss at least 3 times chance level with an accuracy no better than
+  the majority class's); or
+* **collapsed** (:func:`collapsed`): the model has stopped discriminating. All four signs are needed:
+  nearly every validation prediction falls in one class (``val_top_share`` >= :data:`COLLAPSE_TOP_SHARE`),
+  the classes are balanced enough for that to be wrong (``val_majority_share`` <=
+  :data:`COLLAPSE_MAX_MAJORITY_SHARE`), the validation loss is at chance level (``val_loss`` >=
+  :data:`COLLAPSE_CHANCE_RATIO` × ``val_chance_loss``), and the output has stopped depending on the
+  input: ``val_spread`` fell below :data:`COLLAPSE_SPREAD_RATIO` (a quarter) of the largest spread of
+  the run's healthy intervals so far, the spread of the untrained model (``val_spread_start``) included. The last sign
+  separates a collapse from a run that has not learned yet at a too-small LR: its predictions may
+  also sit in one class with the loss at chance (a pretrained BERT with a fresh head does, at every
+  LR, for the first quarter epoch), but its outputs vary with the input as much as the untrained
+  model's did, or more; a collapsed model's outputs are the same for every input (measured in
+  docs/controller.md, "The guard"). Where no reference is known (no ``val_spread_start``, or a reference
+  of 0), the spread must be below :data:`COLLAPSE_MAX_SPREAD`.
+
+Otherwise the inner controller decides. What an undo does to the inner controller and to the LR:
+
+* **The inner controller never sees an undone interval**: it is not called for it, so its state
+  (history, best loss, clock) stays that of before the interval, as the model's does. A schedule's
+  clock therefore lags the run's by the number of undos.
+* **The cut persists.** The driver retries the interval at a cut LR (×0.1 by default); the guard
+  learns the cut from the LR of the next interval (:attr:`Guard.scale`, the product of the cuts:
+  real LR / the LR the inner controller believes) and shows the inner controller metrics whose
+  ``lr`` is divided by it. A schedule such as ``cosine``, which returns target / current LR, then
+  follows its own curve a factor ``scale`` lower instead of climbing straight back.
+* **No endless loop.** After ``max_undos`` undos in a row the guard stops undoing: it lets the inner
+  controller decide every bad interval (a diverged one then ends the run), counts them in
+  :attr:`Guard.gave_up` and warns once per run, until an interval is healthy (neither diverged nor
+  collapsed); that interval resets the count of undos in a row and re-arms the guard. (Re-arming at
+  the first interval let through instead would spend ``max_undos`` of every ``max_undos + 1``
+  intervals of a collapse that cuts cannot cure on undos.)
+
+Imports only the standard library (deployment stays light).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any, ClassVar
+
+from lrpilot.controller.base import UNDO, Controller, Undo
+from lrpilot.metrics import EpochMetrics
+
+__all__ = ["Guard", "GUARD_SUFFIX", "collapsed", "diverged", "COLLAPSE_TOP_SHARE", "COLLAPSE_MAX_MAJORITY_SHARE",
+           "COLLAPSE_CHANCE_RATIO", "COLLAPSE_SPREAD_RATIO", "COLLAPSE_MAX_SPREAD", "exploded", "EXPLODED_LOSS_RATIO",
+           "EXPLODED_ACC_MARGIN"]
+
+GUARD_SUFFIX = "+guard"
+"""The spec suffix that wraps a controller in a :class:`Guard`."""
+
+EXPLODED_LOSS_RATIO = 3.0
+"""An interval whose validation loss is this many times the chance-level loss ..."""
+EXPLODED_ACC_MARGIN = 0.05
+"""... and whose accuracy is at most the majority-class share plus this has blown up (:func:`exploded`)."""
+COLLAPSE_TOP_SHARE = 0.95
+"""Collapse needs at least this share of the validation predictions in the most predicted class."""
+COLLAPSE_MAX_MAJORITY_SHARE = 0.8
+"""... while the most common true class holds at most this share (otherwise one class is right)."""
+COLLAPSE_CHANCE_RATIO = 0.95
+"""... the validation loss is at least this fraction of the chance-level loss ``val_chance_loss`` ..."""
+COLLAPSE_SPREAD_RATIO = 0.25
+"""... and ``val_spread`` (how much the output depends on the input) is below this fraction of the
+largest spread of the run so far, the untrained model's included. Measured (docs/controller.md, "The
+guard"): collapsed runs of the small tasks 0.0; MiniLM collapsed at LR 1e-3 0.0006 against 0.0057
+untrained (0.1) and at 1e-2 3e-6; MiniLM at 1e-5 and 1e-4, which have not learned yet after a quarter
+epoch, 1.0x to 2.9x the untrained spread."""
+COLLAPSE_MAX_SPREAD = 1e-3
+"""Without a reference spread (no ``val_spread_start``: metrics from elsewhere than a run that can
+undo), ``val_spread`` must be below this absolute value. Measured on the small real tasks: collapsed
+runs 0.0; runs at a too-small LR 0.0075 (digits-cnn) to 0.06."""
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def diverged(metrics: EpochMetrics) -> bool:
+    """The interval diverged: the run flagged it, its training or validation loss is not finite, or the model
+    blew up without the run's rule noticing (:func:`exploded`)."""
+    return bool(metrics.diverged) or not (_finite(metrics.train_loss) and _finite(metrics.val_loss)) or exploded(metrics)
+
+
+def exploded(metrics: EpochMetrics) -> bool:
+    """The validation loss or the interval's mean training loss is far above chance level (at least
+    :data:`EXPLODED_LOSS_RATIO` times ``val_chance_loss``) while the validation accuracy is no better than
+    always predicting the majority class (within :data:`EXPLODED_ACC_MARGIN`): the optimisation blew up in
+    the interval, even if the weights it ended with score near chance. A run's own divergence rule waits for
+    10 times chance on the validation loss; a model that overfits (confident on the examples it gets wrong,
+    loss above chance) still scores well above the majority rate and is not taken for one. False when a field
+    is missing."""
+    evidence = (metrics.val_loss, metrics.val_chance_loss, metrics.val_acc, metrics.val_majority_share)
+    if not all(_finite(value) for value in evidence):
+        return False
+    loss = max(metrics.val_loss, metrics.train_loss) if _finite(metrics.train_loss) else metrics.val_loss
+    return (loss >= EXPLODED_LOSS_RATIO * metrics.val_chance_loss  # type: ignore[operator]
+            and metrics.val_acc <= metrics.val_majority_share + EXPLODED_ACC_MARGIN)  # type: ignore[operator]
+
+
+def collapsed(metrics: EpochMetrics, reference_spread: float | None = None) -> bool:
+    """The model has stopped discriminating (module docstring; every threshold is a named constant).
+
+    ``reference_spread`` is the largest ``val_spread`` of the run so far (default: the metrics'
+    ``val_spread_start``); without one, the absolute :data:`COLLAPSE_MAX_SPREAD` applies.
+    False when any of ``val_top_share``, ``val_majority_share``, ``val_chance_loss``, ``val_spread``
+    or ``val_loss`` is missing or not finite: collapse is then not judged.
+
+    Example:
+        >>> m = EpochMetrics(epoch=1, lr=1e-3, train_loss=0.7, val_loss=0.693, val_top_share=1.0,
+        ...                  val_majority_share=0.51, val_chance_loss=0.693, val_spread=0.0)
+        >>> collapsed(m), collapsed(dataclasses.replace(m, val_spread=0.5))
+        (True, False)
+    """
+    evidence = (metrics.val_top_share, metrics.val_majority_share, metrics.val_chance_loss, metrics.val_spread,
+                metrics.val_loss)
+    if not all(_finite(value) for value in evidence):
+        return False
+    if reference_spread is None:
+        reference_spread = metrics.val_spread_start
+    relative = _finite(reference_spread) and reference_spread > 0  # type: ignore[operator]
+    limit = COLLAPSE_SPREAD_RATIO * reference_spread if relative else COLLAPSE_MAX_SPREAD  # type: ignore[operator]
+    return (metrics.val_top_share >= COLLAPSE_TOP_SHARE  # type: ignore[operator]
+            and metrics.val_majority_share <= COLLAPSE_MAX_MAJORITY_SHARE  # type: ignore[operator]
+            and metrics.val_loss >= COLLAPSE_CHANCE_RATIO * metrics.val_chance_loss  # type: ignore[operator]
+            and metrics.val_spread < limit)  # type: ignore[operator]
+
+
+class Guard(Controller):
+    """Wrap ``inner``: undo an interval that diverged or collapsed, let ``inner`` decide otherwise.
+
+    ``may_undo`` is True and cannot be switched off (``undo_optional`` is False): a driver that
+    cannot rewind the run must refuse it. ``reset`` resets ``inner`` with the same arguments;
+    ``state_dict`` nests ``inner``'s state under ``"inner"``. ``max_undos`` (undos in a row before
+    the guard gives up until a healthy interval) is set in Python only; the spec string ``X+guard``
+    uses the default.
+
+    Attributes (state): ``scale`` (real LR / the LR ``inner`` believes: the product of the cuts),
+    ``undos`` (undos this run), ``undos_in_row`` (since the last healthy interval), ``gave_up`` (bad
+    intervals left to ``inner`` after ``max_undos`` undos in a row), ``expected_lr`` (the LR of the interval last undone, until
+    the retry's metrics arrive).
+
+    Example:
+        >>> g = from_spec("cosine+guard"); g.reset(1e-3, 10)
+        >>> g.act(EpochMetrics(epoch=1, lr=1e-3, train_loss=float("nan"), diverged=True))
+        UNDO
+    """
+
+    name: ClassVar[str] = "guard"
+    _state_keys: ClassVar[tuple[str, ...]] = ("scale", "undos", "undos_in_row", "gave_up", "expected_lr", "max_spread")
+    may_undo = True
+    undo_optional = False
+
+    def __init__(self, inner: Controller, max_undos: int = 3) -> None:
+        super().__init__()
+        if not isinstance(inner, Controller):
+            raise TypeError(f"Guard wraps a Controller, got {type(inner).__name__}")
+        if isinstance(inner, Guard):
+            raise ValueError(f"controller {inner.spec()!r} is already guarded")
+        if isinstance(max_undos, bool) or not isinstance(max_undos, int) or max_undos < 1:
+            raise ValueError(f"Guard: max_undos must be an integer >= 1, got {max_undos!r}")
+        self.inner = inner
+        self.max_undos = max_undos
+        # judging divergence reads both losses: a caller that omits one must be told, not undone forever
+        self.required_metrics = tuple(dict.fromkeys((*inner.required_metrics, "train_loss", "val_loss")))
+        self._reset()
+
+    def spec(self) -> str:
+        return self.inner.spec() + GUARD_SUFFIX
+
+    @property
+    def policy_hash(self) -> str:
+        """The inner learned policy's hash (AttributeError when the inner controller is not one)."""
+        return self.inner.policy_hash  # type: ignore[attr-defined]
+
+    def reset(self, initial_lr: float, total_epochs: int, decisions_per_epoch: int = 1) -> None:
+        super().reset(initial_lr, total_epochs, decisions_per_epoch)
+        self.inner.reset(initial_lr, total_epochs, decisions_per_epoch)
+
+    def _reset(self) -> None:
+        self.scale = 1.0
+        self.undos = 0
+        self.undos_in_row = 0
+        self.gave_up = 0
+        self.expected_lr: float | None = None
+        self.max_spread: float | None = None  # the largest val_spread seen (val_spread_start included)
+
+    def _act(self, metrics: EpochMetrics) -> float | Undo:
+        self._learn_cut(metrics)
+        bad = diverged(metrics) or collapsed(metrics, self._reference_spread(metrics))
+        if bad and self.undos_in_row < self.max_undos:
+            return self._undo(metrics)
+        if bad:
+            self._give_up(metrics)
+        decision = self.inner.act(self._shown(metrics))
+        if decision is UNDO:  # an inner controller that may undo (a learned policy) undid
+            return self._undo(metrics)
+        if not bad:
+            self.undos_in_row = 0  # a healthy interval re-arms the guard
+            self._remember_spread(metrics)
+        return decision
+
+    def _reference_spread(self, metrics: EpochMetrics) -> float | None:
+        """The largest spread of the untrained model and of the healthy intervals before this one."""
+        seen = [v for v in (self.max_spread, metrics.val_spread_start) if _finite(v)]
+        return max(seen) if seen else None
+
+    def _remember_spread(self, metrics: EpochMetrics) -> None:
+        """A healthy interval's spread joins the reference (a bad one's never does)."""
+        seen = [v for v in (self.max_spread, metrics.val_spread_start, metrics.val_spread) if _finite(v)]
+        self.max_spread = max(seen) if seen else None
+
+    def _undo(self, metrics: EpochMetrics) -> Undo:
+        self.undos += 1
+        self.undos_in_row += 1
+        self.expected_lr = metrics.lr
+        return UNDO
+
+    def _learn_cut(self, metrics: EpochMetrics) -> None:
+        """After an undo: fold the driver's cut (retry LR / undone LR) into :attr:`scale`."""
+        expected, self.expected_lr = self.expected_lr, None
+        if expected is not None and _finite(expected) and expected > 0 and _finite(metrics.lr) and metrics.lr > 0:
+            self.scale *= metrics.lr / expected
+
+    def _shown(self, metrics: EpochMetrics) -> EpochMetrics:
+        """``metrics`` as the inner controller believes them: its own LR, without the cuts."""
+        return metrics if self.scale == 1.0 else dataclasses.replace(metrics, lr=metrics.lr / self.scale)
+
+    def _give_up(self, metrics: EpochMetrics) -> None:
+        self.gave_up += 1
+        if self.gave_up == 1:
+            warnings.warn(f"{self.spec()}: interval {metrics.epoch} is still bad after {self.max_undos} undos in a "
+                          f"row; until an interval is healthy the guard lets {self.inner.spec()!r} decide "
+                          "(counted in gave_up)", stacklevel=4)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "inner": self.inner.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "inner" not in state:
+            raise ValueError(f"state for {self.spec()!r} has no 'inner' controller state")
+        super().load_state_dict(state)
+        self.inner.load_state_dict(state["inner"])
+        self.scale = float(self.scale)
+        self.expected_lr = None if self.expected_lr is None else float(self.expected_lr)
+        self.max_spread = state.get("max_spread")
