@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -221,3 +222,58 @@ def test_a_state_saved_under_the_ppo_alias_resumes_the_same_decisions() -> None:
     again.load_state_dict(state)
     assert again.spec() == "policy:default" and again.history == first.history
     assert again.act(metrics(4, 0.2)) == first.act(metrics(4, 0.2))
+
+
+# -- the undo action --------------------------------------------------------------------------
+def test_an_action_set_with_undo_round_trips_and_others_are_unchanged() -> None:
+    from lrpilot.controller.base import UNDO
+
+    spec = ActionSpec.parse("0.1,0.5,1,2,undo")
+    assert spec == ActionSpec(multipliers=(0.1, 0.5, 1.0, 2.0), undo=True) and spec.size == 5
+    assert ActionSpec.from_dict(spec.to_dict()) == spec and ActionSpec.parse(str(spec)) == spec
+    assert spec.to_decision(4) is UNDO and spec.to_decision(3) == 2.0 and spec.undo_index == 4
+    with pytest.raises(ValueError, match="undo, not a multiplier"):
+        spec.to_multiplier(4)
+    assert ActionSpec().to_dict() == {"kind": "discrete", "multipliers": [0.1, 0.5, 1.0, 2.0]}  # cards as before
+    assert ActionSpec().size == 4 and not ActionSpec().is_undo(3)
+    with pytest.raises(ValueError, match="continuous"):
+        ActionSpec(kind="continuous", undo=True)
+    with pytest.raises(ValueError, match="undo"):
+        ActionSpec.from_dict({"kind": "discrete", "multipliers": [0.5, 2], "undo": "yes"})
+
+
+def write_undo_policy(base: Path, undo_bias: float) -> Path:
+    """A policy with the undo action whose actor ignores the input: logits 0, 2 (x0.5), 0, 1, undo_bias."""
+    action = ActionSpec(undo=True)
+    layers = [(torch.zeros(action.size, ENC.size), torch.tensor([0.0, 2.0, 0.0, 1.0, undo_bias]))]
+    save_policy(base, layers=layers, activation="tanh", action=action, provenance={})
+    return base
+
+
+def test_a_policy_with_undo_answers_undo_and_never_after_disable_undo(tmp_path: Path) -> None:
+    from lrpilot.controller.base import UNDO
+
+    base = write_undo_policy(tmp_path / "u", undo_bias=5.0)
+    assert json.loads((tmp_path / "u.json").read_text())["action"]["undo"] is True  # the card keeps it
+    ctl = load_policy(str(base))
+    assert ctl.may_undo and ctl.undo_optional and ctl.action_spec.undo
+    ctl.reset(1e-3, 10)
+    assert [ctl.act(metrics(e, 2.0 / e)) for e in range(1, 4)] == [UNDO] * 3
+    assert all(m["undone"] for m in ctl.history)  # it remembers what it undid, as the run's history does
+    ctl.disable_undo()
+    assert not ctl.may_undo and [ctl.act(metrics(e, 2.0 / e)) for e in range(4, 8)] == [0.5] * 4
+    assert ctl.predict(np.zeros((3, ENC.size), np.float32)).tolist() == [1, 1, 1]  # masked in predict too
+    plain = load_policy(str(write_policy(tmp_path / "p")))
+    assert not plain.may_undo and not plain.undo_optional
+
+
+def test_the_encoder_is_told_the_budget_in_decisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctl = load_policy(str(write_policy(tmp_path / "p")))
+    budgets: list[int] = []
+    encode = ctl.encoder.encode
+    monkeypatch.setattr(ctl.encoder, "encode", lambda h, lr, total: budgets.append(total) or encode(h, lr, total))
+    ctl.reset(1e-3, 10)
+    ctl.act(metrics(1, 2.0))
+    ctl.reset(1e-3, 10, decisions_per_epoch=4)
+    ctl.act(metrics(1, 2.0))
+    assert budgets == [10, 40]

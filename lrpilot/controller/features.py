@@ -30,6 +30,7 @@ Imports only ``math`` and ``numpy`` (deployment stays light).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -285,10 +286,16 @@ class ObservingController(Controller):
         self._metrics = []
 
     def _observe(self, metrics: EpochMetrics) -> np.ndarray:
-        """Record ``metrics`` and return the observation of the history so far."""
+        """Record ``metrics`` and return the observation of the history so far. The encoder is told the
+        budget in decisions (:attr:`total_decisions`; the epochs, with one decision per epoch)."""
         self.history.append(metrics.to_dict())
         self._metrics.append(metrics)
-        return self.encoder.encode(self._metrics, self.initial_lr, self.total_epochs)
+        return self.encoder.encode(self._metrics, self.initial_lr, self.total_decisions)
+
+    def _mark_undone(self) -> None:
+        """The last interval is being undone: record it ``undone``, as the run's history will."""
+        self._metrics[-1] = dataclasses.replace(self._metrics[-1], undone=True)
+        self.history[-1] = self._metrics[-1].to_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from lrpilot.controller.actions import LR_BOUNDS, ActionSpec
+from lrpilot.controller.base import UNDO, Undo
 from lrpilot.controller.features import ObservationEncoder, ObservingController
 from lrpilot.metrics import EpochMetrics
 
@@ -291,7 +292,11 @@ class LearnedController(ObservingController):
     most likely discrete action, or the mean continuous action), and keeps the LR within
     :data:`~lrpilot.controller.actions.LR_BOUNDS` of the initial LR (×1e-4 .. ×100), the range the
     training environments keep episodes in: beyond it the policy would act on observations it
-    never saw. The history is
+    never saw. A policy whose action set has the undo action (``ActionSpec(undo=True)``) has
+    ``may_undo`` and ``undo_optional``: it answers :data:`~lrpilot.controller.base.UNDO` when that
+    action is the most likely, and after :meth:`disable_undo` (a driver that cannot rewind the run)
+    the undo action is masked: it acts on the most likely of the others. The encoder is told the budget
+    in decisions (``total_epochs * decisions_per_epoch``). The history is
     part of :meth:`state_dict` (JSON-safe); ``policy_hash`` (sha256 over both files)
     identifies the policy, and a state from another policy is refused.
 
@@ -324,6 +329,8 @@ class LearnedController(ObservingController):
                                                 np.sqrt(np.asarray(norm["var"], np.float32) + norm["epsilon"]), norm["clip"])
         self.required_metrics = ("train_loss", "val_loss")
         """val_acc is read when given (tasks without accuracy leave it None)."""
+        self.may_undo = self.undo_optional = self.action_spec.undo
+        """A policy whose action set has undo may answer :data:`UNDO`; :meth:`disable_undo` masks that action."""
 
     def spec(self) -> str:
         return f"policy:{self.source}"
@@ -340,12 +347,18 @@ class LearnedController(ObservingController):
             obs = np.clip((obs - mean) / std, -clip, clip).astype(np.float32)
         with torch.no_grad():
             out = self.actor(torch.from_numpy(obs)).numpy()
+        if self.action_spec.undo and not self.may_undo:  # undo switched off: the most likely other action
+            out[:, self.action_spec.undo_index] = -np.inf
         actions = out.argmax(axis=1) if self.action_spec.kind == "discrete" else np.clip(out, -1.0, 1.0)
         return actions[0] if single else actions
 
-    def _act(self, metrics: EpochMetrics) -> float:
+    def _act(self, metrics: EpochMetrics) -> "float | Undo":
         obs = self._observe(metrics)
-        multiplier = self.action_spec.to_multiplier(self.predict(obs))
+        action = self.predict(obs)
+        if self.action_spec.is_undo(action):
+            self._mark_undone()
+            return UNDO
+        multiplier = self.action_spec.to_multiplier(action)
         lr = metrics.lr
         if isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0:  # stay where training kept the LR
             lo, hi = LR_BOUNDS

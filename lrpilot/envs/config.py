@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import InitVar, dataclass, field
@@ -10,6 +11,7 @@ from typing import Any, Mapping
 from lrpilot.controller.actions import LR_BOUNDS, ActionSpec
 from lrpilot.controller.features import ENCODER_VERSIONS, ObservationEncoder
 from lrpilot.training.divergence import DivergenceRule
+from lrpilot.training.intervals import Interval
 
 __all__ = ["EnvConfig", "REWARDS"]
 
@@ -75,6 +77,15 @@ class EnvConfig:
     encoder_version: int = 1
     """Version of the observation encoder (:data:`~lrpilot.controller.features.ENCODER_VERSIONS`):
     1 (the default, what the shipped policy reads) or 2 (adds the budget's size and undo)."""
+    interval: str | float | Interval | None = None
+    """Control interval: None (one step per epoch, the default), a fraction of an epoch (``0.25``: four
+    steps per epoch) or a number of optimizer steps (``"50steps"``); see
+    :class:`~lrpilot.training.intervals.Interval`. One step is one interval, and the budget of
+    ``epochs`` allows ``epochs * intervals_per_epoch`` of them. Stored parsed (None for one epoch)."""
+    undo: bool = False
+    """Offer undo: one more discrete action (after the multipliers) that rewinds the run to the start of
+    the interval that just ended and retries it at a tenth of the LR (see ``LRControlEnv``, "Undo").
+    Discrete action sets only; an action set written with ``undo`` (``"0.1,0.5,1,2,undo"``) sets it."""
     divergence_factor: InitVar[float | None] = None
     """Deprecated name of :attr:`divergence_growth_factor` (saved configs may hold it): accepted
     with a ``DeprecationWarning``; not a field, so ``asdict`` and ``fields`` show only the new name.
@@ -90,10 +101,7 @@ class EnvConfig:
         self._check_lr()
         if self.epochs is not None and (isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 2):
             raise _bad("epochs", self.epochs, "an integer >= 2 or None")
-        try:
-            object.__setattr__(self, "actions", self.action_spec)
-        except (ValueError, OverflowError) as exc:  # OverflowError: an int multiplier beyond float range
-            raise exc if str(exc).startswith("LRControlEnv:") else ValueError(f"LRControlEnv: actions: {exc}") from None
+        self._check_actions()
         if self.reward not in REWARDS:
             raise _bad("reward", self.reward, f"one of {', '.join(REWARDS)}")
         lo, hi = _pair("lr_bounds", self.lr_bounds, "a pair (low, high) of numbers > 0 with low <= 1 <= high")
@@ -120,6 +128,31 @@ class EnvConfig:
         if isinstance(self.encoder_version, bool) or not isinstance(self.encoder_version, int) \
                 or self.encoder_version not in ENCODER_VERSIONS:
             raise _bad("encoder_version", self.encoder_version, f"one of {', '.join(map(str, ENCODER_VERSIONS))}")
+
+    def _check_actions(self) -> None:
+        """Parse ``actions`` (kept without undo) and ``undo``; an action set written with undo sets ``undo``."""
+        if not isinstance(self.undo, bool):
+            raise _bad("undo", self.undo, "True or False")
+        try:
+            spec = self._parsed_actions()
+        except (ValueError, OverflowError) as exc:  # OverflowError: an int multiplier beyond float range
+            raise exc if str(exc).startswith("LRControlEnv:") else ValueError(f"LRControlEnv: actions: {exc}") from None
+        if spec.undo:
+            object.__setattr__(self, "undo", True)
+            spec = dataclasses.replace(spec, undo=False)
+        if self.undo and spec.kind != "discrete":
+            raise _bad("undo", self.undo, "False with a continuous action set (undo is an extra discrete action)")
+        object.__setattr__(self, "actions", spec)
+        try:
+            interval = Interval.parse(self.interval)
+        except ValueError as exc:
+            raise ValueError(f"LRControlEnv: interval: {exc}") from None
+        object.__setattr__(self, "interval", None if interval.is_epoch else interval)
+
+    @property
+    def control_interval(self) -> Interval:
+        """The control interval as an :class:`~lrpilot.training.intervals.Interval` (one epoch by default)."""
+        return Interval.parse(self.interval)
 
     def observation_encoder(self) -> ObservationEncoder:
         """The encoder of ``encoder_version`` (the same for every episode)."""
@@ -176,7 +209,11 @@ class EnvConfig:
 
     @property
     def action_spec(self) -> ActionSpec:
-        """The action set as an :class:`ActionSpec`."""
+        """The action set as an :class:`ActionSpec`, with the undo action when ``undo``."""
+        spec = self._parsed_actions()
+        return dataclasses.replace(spec, undo=True) if self.undo and not spec.undo else spec
+
+    def _parsed_actions(self) -> ActionSpec:
         if isinstance(self.actions, ActionSpec):
             return self.actions
         if isinstance(self.actions, str):

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from lrpilot.controller.base import Controller
+from lrpilot.controller.base import Controller, Undo
 from lrpilot.envs.lr_control import LRControlEnv
 from lrpilot.metrics import EpochMetrics
 
@@ -25,8 +25,9 @@ __all__ = ["EvalCase", "held_out_cases", "run_episode", "run_controller", "summa
 HELD_OUT_SEED_BASE = 1_000_000_000
 """Evaluation session seeds start here; controller training draws seeds below it."""
 
-Decide = Callable[[np.ndarray, EpochMetrics], float]
-"""``decide(observation, last_metrics) -> LR multiplier``."""
+Decide = Callable[[np.ndarray, EpochMetrics], "float | Undo"]
+"""``decide(observation, last_metrics) -> LR multiplier`` (or :data:`~lrpilot.controller.base.UNDO`, in an
+env built with ``undo=True``)."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,18 @@ def held_out_cases(tasks: Sequence[str], lr_range: tuple[float, float], n_lrs: i
     return [EvalCase(t, float(f"{lr:.6g}"), seed_base + s) for t in tasks for lr in lrs for s in range(n_seeds)]
 
 
-def run_episode(env: LRControlEnv, case: EvalCase, decide: Decide) -> dict[str, Any]:
-    """Play one episode of ``case`` with ``decide``; a record of its outcome."""
+def run_episode(env: LRControlEnv, case: EvalCase, decide: Decide,
+                on_reset: Callable[[LRControlEnv], None] | None = None) -> dict[str, Any]:
+    """Play one episode of ``case`` with ``decide``; a record of its outcome. ``on_reset(env)`` runs after
+    the reset (the session, and so the number of intervals per epoch, exists then). The record has
+    ``undos`` (how many intervals were undone) when the env offers undo."""
     obs, info = env.reset(options={"task": case.task, "initial_lr": case.initial_lr, "session_seed": case.session_seed})
+    if on_reset is not None:
+        on_reset(env)
     total, done, last = 0.0, False, info
     while not done:
         metrics = EpochMetrics.from_dict(last["metrics"])
-        obs, reward, terminated, truncated, last = env.step_multiplier(decide(obs, metrics))
+        obs, reward, terminated, truncated, last = env.step_decision(decide(obs, metrics))
         total += reward
         done = terminated or truncated
     final = last["metrics"]
@@ -66,20 +72,29 @@ def run_episode(env: LRControlEnv, case: EvalCase, decide: Decide) -> dict[str, 
         **asdict(case), "return": total, "epochs": final["epoch"], "diverged": bool(last.get("diverged")),
         "final_val_loss": final["val_loss"], "final_val_acc": final["val_acc"], "final_lr": final["lr"],
         "test_loss": test.get("loss"), "test_acc": test.get("acc"),
+        **({"undos": sum(m.undone for m in env.history)} if env.config.undo else {}),
     }
 
 
 def run_controller(env: LRControlEnv, case: EvalCase, controller: Controller) -> dict[str, Any]:
-    """Play one episode with a :class:`Controller` (reset to the case's LR and the env's budget)."""
-    if controller.may_undo:
-        raise ValueError(f"controller {controller.spec()!r} may undo; LRControlEnv episodes cannot rewind yet")
+    """Play one episode with a :class:`Controller` (reset to the case's LR, the env's budget and its
+    decisions per epoch). A controller that may undo needs an env built with ``undo=True``; in another,
+    a learned policy whose action set has undo has that action masked (``disable_undo``), and a
+    controller that exists to undo (``+guard``) is refused."""
+    if controller.may_undo and not env.config.undo:
+        if not controller.undo_optional:
+            raise ValueError(f"controller {controller.spec()!r} undoes; build the LRControlEnv with undo=True")
+        controller.disable_undo()
     epochs = env.config.epochs
     if epochs is None:
         from lrpilot.training import get_task
 
         epochs = get_task(case.task).epochs
-    controller.reset(case.initial_lr, epochs)
-    return run_episode(env, case, lambda obs, metrics: controller.act(metrics))
+
+    def reset(played: LRControlEnv) -> None:
+        controller.reset(case.initial_lr, epochs, played.intervals_per_epoch)
+
+    return run_episode(env, case, lambda obs, metrics: controller.act(metrics), on_reset=reset)
 
 
 def _mean(values: Iterable[float | None]) -> float | None:

@@ -1,4 +1,4 @@
-"""`LRControlEnv`: a training run as a Gymnasium environment, one step per epoch."""
+"""`LRControlEnv`: a training run as a Gymnasium environment, one step per epoch (or per control interval)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from lrpilot.controller.base import UNDO, Undo
 from lrpilot.controller.features import FEATURES
 from lrpilot.envs.config import EnvConfig
 from lrpilot.envs.spaces import action_space, observation_space
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
 
-__all__ = ["LRControlEnv", "epoch_reward"]
+__all__ = ["LRControlEnv", "epoch_reward", "reward_reference", "UNDO_LR_FACTOR"]
+
+UNDO_LR_FACTOR = 0.1
+"""What an undo multiplies the LR by: the retry runs at a tenth of the undone interval's LR."""
 
 
 class LRControlEnv(gym.Env[np.ndarray, Any]):
-    """Control the learning rate of a real training run, one epoch per step.
+    """Control the learning rate of a real training run, one epoch (or one control interval) per step.
 
     ## Description
 
@@ -27,7 +31,12 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
     name, or drawn from a list), an initial learning rate (fixed, the task's, or drawn
     log-uniformly from a range) and a session seed drawn from ``self.np_random``.
     After every epoch the agent chooses a multiplier for the learning rate of the
-    next epoch. All keyword arguments are the fields of
+    next epoch. With ``interval`` (``0.25``, ``"50steps"``; see
+    :class:`~lrpilot.training.intervals.Interval`) a step is one control interval instead: the
+    session reports and the agent decides ``intervals_per_epoch`` times per epoch, the budget stays
+    ``epochs`` (``epochs * intervals_per_epoch`` steps in all, counting the one ``reset`` trains), and
+    each record's ``epoch`` is the interval's 1-based index with ``elapsed_epochs`` the budget spent.
+    All keyword arguments are the fields of
     :class:`~lrpilot.envs.config.EnvConfig` and are validated when the env is built,
     tasks, task options and device included (``ValueError`` naming the field; an
     unknown argument is a ``ValueError`` too).
@@ -40,6 +49,13 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
     log-linearly onto the multipliers `[LO, HI]` (default `[0.1, 10]`, so 0 keeps
     the LR; see :class:`~lrpilot.controller.actions.ActionSpec`). The LR always stays
     within `[initial_lr × 1e-4, initial_lr × 100]` (``lr_bounds``).
+
+    With ``undo=True`` (discrete action sets only) there is one more action, after the multipliers
+    (`Discrete(5)` by default, action 4): *undo*. The session rewinds the model, optimiser and every
+    random generator to the start of the interval that just ended (so the retry sees the same batches),
+    multiplies the LR by ``UNDO_LR_FACTOR`` (0.1) and trains the retry interval in the same step. The
+    undone interval still counts against the budget (the step that undoes uses one interval more); it
+    stays in the history, marked ``undone``, and ``info["undone"]`` is True for the step that undid.
 
     ## Observation Space
 
@@ -60,6 +76,14 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
 
     The step that diverges receives ``divergence_penalty`` (default −10) instead.
 
+    With undo, ``"log_val_loss"`` is measured from the last interval that did not diverge (the one
+    just undone, undone or not): `log(val_loss of that interval) − log(val_loss of the retry)`. So the
+    rewards still sum to `log(L_1 / L_T)`: an undone interval earns no progress (what its step gained
+    or lost, the undo step gives back), and undoing costs only the budget it spends. A diverged
+    interval that the agent may still undo gets reward 0 (its val loss has no meaningful log); if the
+    agent does not undo it, the step that ends the episode gets ``divergence_penalty``. An undo right
+    after a diverged first interval (no earlier interval to measure from) gets reward 0.
+
     ## Starting State
 
     ``reset`` builds a fresh session (fresh weights under the drawn session seed) and
@@ -75,13 +99,19 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
        validation loss, non-finite weights, a validation loss above 10 × the chance-level
        loss log(num_classes), or one above ``divergence_growth_factor`` (default 10) times
        the first epoch's. If the first epoch (in ``reset``) already diverged, the first
-       step terminates without training.
-    2. Truncation: the epoch budget ``epochs`` is used up.
+       step terminates without training. With ``undo=True`` a diverged interval does not end the
+       episode at once (unless it used up the budget): it is returned with ``terminated=False``,
+       reward 0 and ``diverged=True`` in ``info["metrics"]``, and the next action decides: undo
+       rewinds it and the episode goes on; any other action ends the episode there, without training,
+       ``terminated=True`` with ``divergence_penalty`` (as a diverged first epoch does without undo).
+    2. Truncation: the epoch budget ``epochs`` is used up (with an ``interval``, after
+       ``epochs * intervals_per_epoch`` intervals, undone ones included).
 
     ``info["metrics"]`` holds the epoch's :class:`~lrpilot.metrics.EpochMetrics` as a
     dict (non-finite values as None; without ``seconds``, the epoch's wall time, so that
     infos are reproducible: :attr:`history` has it); ``info`` also has ``task``, ``initial_lr``,
-    ``session_seed``, ``lr`` and (in ``step``) ``multiplier``; with
+    ``session_seed``, ``lr`` and (in ``step``) ``multiplier`` (``UNDO_LR_FACTOR`` for an undo); with
+    ``undo=True`` also ``undone`` (whether the step undid); with
     ``evaluate_test=True`` the last step adds ``info["test"]`` (test loss and accuracy).
 
     On the CPU, the same seed and the same actions give the same observations and
@@ -93,6 +123,8 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
     * v0, lrpilot 0.1.1: ``divergence_factor`` is called ``divergence_growth_factor`` (the old
       keyword still works, with a ``DeprecationWarning``); episodes end exactly as before, and the
       epoch that ends one by the growth threshold now has ``diverged=True`` in its metrics.
+    * v0, lrpilot 0.2: ``interval`` (one step per control interval) and ``undo`` (the undo action);
+      their defaults keep episodes exactly as before.
 
     Example:
         >>> import gymnasium as gym, lrpilot.envs
@@ -116,7 +148,7 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         self.action_space = action_space(self.action_spec)
         self.session: TrainingSession | None = None
         self.episode: dict[str, Any] = {}
-        self._epochs = 0
+        self._decisions = 0
         self._done = True
 
     # -- Gymnasium API ------------------------------------------------------------
@@ -128,21 +160,21 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         task = get_task(task_name).with_overrides(lr=initial_lr, epochs=cfg.epochs, **cfg.task_options)
         if task.epochs < 2:
             raise ValueError(f"LRControlEnv: epochs must be >= 2, task {task.name!r} has {task.epochs}")
-        self._epochs = task.epochs
         lo, hi = cfg.lr_bounds
         self.session = TrainingSession(task, seed=session_seed, device=cfg.device, data_dir=cfg.data_dir,
                                        min_lr=task.lr * lo, max_lr=task.lr * hi, epoch_examples=cfg.epoch_examples,
-                                       divergence=cfg.divergence_rule)
+                                       divergence=cfg.divergence_rule, undo=cfg.undo, interval=cfg.interval)
+        self._decisions = self.session.total_intervals(task.epochs)
         self.episode = {"task": task.name, "initial_lr": task.lr, "session_seed": session_seed}
-        metrics = self.session.run_epoch()
+        metrics = self.session.run_interval()
         if cfg.reward == "final_acc" and metrics.val_acc is None:
             raise ValueError(f"LRControlEnv: reward 'final_acc' needs a task with accuracy; {task.name!r} reports none")
         self._done = False
         return self._observation(), self._info(metrics)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Apply the action's multiplier to the LR and train one epoch."""
-        return self.step_multiplier(self.action_spec.to_multiplier(action))
+        """Apply the action's multiplier to the LR (or undo) and train one interval (an epoch by default)."""
+        return self.step_decision(self.action_spec.to_decision(action))
 
     def close(self) -> None:
         """Drop the training session (frees its model and optimiser)."""
@@ -156,21 +188,44 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         Lets any :class:`~lrpilot.controller.Controller` (for example the ``rule``
         baseline) drive exactly the same episodes as the agent, for a fair evaluation.
         """
+        return self.step_decision(float(multiplier))
+
+    def step_decision(self, decision: "float | Undo") -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Like :meth:`step`, with a controller's answer: an LR multiplier, or
+        :data:`~lrpilot.controller.base.UNDO` (only with ``undo=True``)."""
         if self.session is None or self._done:
             raise RuntimeError("LRControlEnv.step() called before reset() or after the episode ended")
-        session = self.session
+        session, undo = self.session, decision is UNDO
+        if undo and not self.config.undo:
+            raise ValueError("LRControlEnv: undo is not offered; build the env with undo=True")
         before = session.history[-1]
-        if before.diverged:
-            return self._finish(before, multiplier, terminated=True)
-        session.scale_lr(float(multiplier))
-        metrics = session.run_epoch()
-        if metrics.diverged:
-            return self._finish(metrics, multiplier, terminated=True)
-        truncated = session.epoch >= self._epochs
-        reward = epoch_reward(self.config.reward, before, metrics, last=truncated)
-        if truncated:
-            return self._finish(metrics, multiplier, terminated=False, reward=reward)
-        return self._observation(), float(reward), False, False, self._info(metrics, multiplier)
+        if before.diverged and not undo:
+            return self._finish(before, decision, terminated=True)
+        reference = reward_reference(session.history)
+        if undo:
+            session.undo(UNDO_LR_FACTOR)
+        else:
+            session.scale_lr(float(decision))  # type: ignore[arg-type]
+        metrics = session.run_interval()
+        last = session.epoch >= self._decisions
+        if metrics.diverged and (last or not self.config.undo):
+            return self._finish(metrics, decision, terminated=True)
+        if metrics.diverged:  # the next action may undo it (Episode End)
+            return self._observation(), 0.0, False, False, self._info(metrics, decision)
+        reward = epoch_reward(self.config.reward, reference, metrics, last=last)
+        if last:
+            return self._finish(metrics, decision, terminated=False, reward=reward)
+        return self._observation(), float(reward), False, False, self._info(metrics, decision)
+
+    @property
+    def intervals_per_epoch(self) -> int:
+        """Steps per epoch of the current episode (1 with the default interval; 0 before ``reset``)."""
+        return self.session.intervals_per_epoch if self.session is not None else 0
+
+    @property
+    def total_decisions(self) -> int:
+        """Intervals in the current episode's budget, the one ``reset`` trains included (0 before ``reset``)."""
+        return self._decisions
 
     @property
     def history(self) -> list[EpochMetrics]:
@@ -223,35 +278,45 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
             seed = int(value)
         return str(options.get("task", task)), lr, seed
 
-    def _finish(self, metrics: EpochMetrics, multiplier: float, *, terminated: bool,
+    def _finish(self, metrics: EpochMetrics, decision: "float | Undo", *, terminated: bool,
                 reward: float | None = None) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """The last step of an episode (divergence or budget)."""
         self._done = True
-        info = self._info(metrics, multiplier)
+        info = self._info(metrics, decision)
         info["diverged"] = terminated
         if self.config.evaluate_test and self.session is not None:
             test = {"loss": None, "acc": None} if terminated else self.session.evaluate("test")
-            info["test"] = {k: (v if v is None or math.isfinite(v) else None) for k, v in test.items()}
+            info["test"] = {k: (v if v is None or math.isfinite(v) else None) for k, v in test.items()
+                            if k in ("loss", "acc")}
         value = self.config.divergence_penalty if terminated else reward
         return self._observation(), float(value), terminated, not terminated, info
 
     def _observation(self) -> np.ndarray:
         assert self.session is not None  # internal invariant, not user input
-        return self.encoder.encode(self.session.history, self.episode["initial_lr"], self._epochs)
+        return self.encoder.encode(self.session.history, self.episode["initial_lr"], self._decisions)
 
-    def _info(self, metrics: EpochMetrics, multiplier: float | None = None) -> dict[str, Any]:
+    def _info(self, metrics: EpochMetrics, decision: "float | Undo | None" = None) -> dict[str, Any]:
         record = metrics.to_dict()
         del record["seconds"]  # wall time is not reproducible; infos are (see the class docstring)
         info: dict[str, Any] = {**self.episode, "metrics": record, "lr": metrics.lr}
-        if multiplier is not None:
-            info["multiplier"] = float(multiplier)
+        if decision is not None:
+            info["multiplier"] = UNDO_LR_FACTOR if decision is UNDO else float(decision)  # type: ignore[arg-type]
+            if self.config.undo:
+                info["undone"] = decision is UNDO
         return info
 
 
-def epoch_reward(reward: str, before: EpochMetrics, after: EpochMetrics, *, last: bool) -> float:
-    """The reward of a step that trained ``after`` following ``before`` (see ``## Rewards``)."""
+def reward_reference(history: "list[EpochMetrics]") -> EpochMetrics | None:
+    """What a step's ``log_val_loss`` reward is measured from: the last interval of ``history`` that did
+    not diverge (the last one, unless it diverged and is being undone); None when every one diverged."""
+    return next((m for m in reversed(history) if not m.diverged), None)
+
+
+def epoch_reward(reward: str, before: EpochMetrics | None, after: EpochMetrics, *, last: bool) -> float:
+    """The reward of a step that trained ``after`` following ``before`` (see ``## Rewards``); ``before`` is
+    None after an undo of a diverged first interval (no progress to measure: 0)."""
     if reward == "log_val_loss":
-        return _log(before.val_loss) - _log(after.val_loss)
+        return 0.0 if before is None else _log(before.val_loss) - _log(after.val_loss)
     if not last:
         return 0.0
     if reward == "final_acc":

@@ -17,9 +17,10 @@ __all__ = ["action_space", "observation_space"]
 
 
 def action_space(spec: ActionSpec) -> spaces.Space:
-    """``Discrete(len(multipliers))``, or ``Box(-1, 1, (1,), float32)`` for a continuous spec."""
+    """``Discrete(len(multipliers))`` (one more with the undo action), or ``Box(-1, 1, (1,), float32)``
+    for a continuous spec."""
     if spec.kind == "discrete":
-        return spaces.Discrete(len(spec.multipliers))
+        return spaces.Discrete(spec.size)
     return spaces.Box(low=-1.0, high=1.0, shape=(1,), dtype=np.float32)
 
 

@@ -18,6 +18,21 @@ The training layer knows nothing of controllers: whoever drives it calls
 :meth:`Population.run_epoch` (all members or a subset), :meth:`Population.scale_lr`
 between epochs and :meth:`Population.reset_members` to start members afresh.
 
+**Control intervals** (``interval=0.25``, ``"50steps"``; :class:`~lrpilot.training.intervals.Interval`):
+:meth:`Population.run_interval` trains each member up to its next interval boundary, as
+``TrainingSession.run_interval`` does (the same boundaries, since all members share the batch
+count; each member's epoch order is drawn when its epoch begins and kept to its end). Members
+need not be at the same point of their epochs (a member restarted later is at another interval):
+members whose intervals have the same batch sizes train in one pass, each at its own offset in its
+own epoch order, so a step takes one pass per distinct interval length (at most three).
+
+**Undo** (``undo=True``): every interval starts by keeping a copy of each trained member's slice
+(its row of the parameters and of the optimiser state, its LR, data-order generator, epoch order
+and position); :meth:`Population.undo` restores the slices of the members it names, marks their last
+interval ``undone`` and cuts their LR, as ``TrainingSession.undo`` does; the other members are not
+touched. The copy costs one row of parameters and optimiser state per member (for Adam, three times
+the member's weights).
+
 Example:
     >>> pop = Population("teacher-mlp", seeds=[0, 1, 2], lrs=[1e-3, 3e-3, 1e-2])
     >>> metrics = pop.run_epoch()             # one EpochMetrics per member
@@ -26,13 +41,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 from torch.func import functional_call
 
 from lrpilot.metrics import EpochMetrics
@@ -40,73 +55,15 @@ from lrpilot.training.batched_mlp import mlp_forward, mlp_plan
 from lrpilot.training.data import DataSplits
 from lrpilot.training.devices import resolve_device
 from lrpilot.training.divergence import DivergenceRule, resolve_rule
+from lrpilot.training.intervals import Interval
 from lrpilot.training.loading import load_splits
+from lrpilot.training.population_init import Initializer, check_model, cross_entropy, seeded_model
 from lrpilot.training.task import Task, get_task
 from lrpilot.training.vector_optim import VECTOR_OPTIMIZERS, init_state, optimizer_step
 
 __all__ = ["Population", "cross_entropy"]
 
 _IDENTITY = DataSplits.__dataclass_fields__["train_transform"].default
-
-
-def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-row mean cross-entropy over the second-to-last dim: ``[..., B, C], [..., B] -> [...]``.
-
-    Equal to ``F.cross_entropy`` to float rounding; written out because PyTorch's CPU
-    ``log_softmax`` is several times slower than this for the few classes of small tasks.
-    """
-    shifted = logits - logits.detach().amax(dim=-1, keepdim=True)
-    log_norm = shifted.exp().sum(dim=-1).log()
-    picked = shifted.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
-    return (log_norm - picked).mean(dim=-1)
-
-
-def _seeded_model(task: Task, data: DataSplits, seed: int) -> nn.Module:
-    """``task.build_model`` under ``seed``, exactly as a TrainingSession initialises it; global RNG untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.set_rng_state(torch.Generator().manual_seed(seed).get_state())
-        return task.build_model(task, data)
-
-
-class _Initializer:
-    """Initial weights of ``task``'s model under a seed, as a flat vector.
-
-    Building the model (what a TrainingSession does) is the definition; re-running every
-    submodule's ``reset_parameters`` in order on one kept instance gives the same numbers
-    for models whose construction draws nothing else (checked once, here), several times
-    faster, which matters because an environment restarts members every step.
-    """
-
-    def __init__(self, task: Task, data: DataSplits) -> None:
-        self.task, self.data = task, data
-        self.model = _seeded_model(task, data, 0)
-        self.resettable = [m for m in self.model.modules() if callable(getattr(m, "reset_parameters", None))]
-        self.fast = torch.equal(self._rebuild(0), self._reinit(0)) and torch.equal(self._rebuild(1), self._reinit(1))
-
-    def __call__(self, seed: int) -> torch.Tensor:
-        return self._reinit(seed) if self.fast else self._rebuild(seed)
-
-    def _rebuild(self, seed: int) -> torch.Tensor:
-        model = _seeded_model(self.task, self.data, seed)
-        return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-
-    @torch.no_grad()
-    def _reinit(self, seed: int) -> torch.Tensor:
-        with torch.random.fork_rng(devices=[]):
-            torch.set_rng_state(torch.Generator().manual_seed(seed).get_state())
-            for module in self.resettable:
-                module.reset_parameters()
-        return torch.cat([p.detach().reshape(-1) for p in self.model.parameters()])
-
-
-def _check_model(task: Task, model: nn.Module) -> None:
-    buffers = [name for name, _ in model.named_buffers()]
-    if buffers:
-        raise ValueError(f"task {task.name!r}: a population trains models without buffers (no BatchNorm); "
-                         f"this model has {buffers}")
-    dropout = [name for name, m in model.named_modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
-    if dropout:
-        raise ValueError(f"task {task.name!r}: a population trains models without dropout; this model has {dropout}")
 
 
 class Population:
@@ -128,7 +85,8 @@ class Population:
     def __init__(self, task: Task | str, seeds: Sequence[int], lrs: Sequence[float] | None = None, *,
                  device: str | torch.device = "cpu", data: DataSplits | None = None, data_dir: str | None = None,
                  epoch_examples: int | None = None, lr_bounds: tuple[float, float] = (0.0, math.inf),
-                 divergence: DivergenceRule | None = None, divergence_factor: float | None = None) -> None:
+                 divergence: DivergenceRule | None = None, divergence_factor: float | None = None,
+                 interval: Interval | str | float | None = None, undo: bool = False) -> None:
         self.task = get_task(task)
         self.task.validate()
         if self.task.optimizer not in VECTOR_OPTIMIZERS:
@@ -149,9 +107,19 @@ class Population:
         self.device = resolve_device(device)
         self.data = self._prepare_data(data if data is not None else load_splits(self.task, data_dir))
         self.epoch_examples, self.lr_bounds = epoch_examples, (float(lo), float(hi))
-        template = _seeded_model(self.task, self.data, 0)
-        _check_model(self.task, template)
-        self._initial = _Initializer(self.task, self.data)
+        if not isinstance(undo, bool):
+            raise ValueError(f"undo must be True or False, got {undo!r}")
+        self.interval = Interval.parse(interval)
+        self.examples_per_epoch = min(len(self.data.train), epoch_examples or len(self.data.train))
+        self.batches_per_epoch = math.ceil(self.examples_per_epoch / self.task.batch_size)
+        self._bounds = self.interval.boundaries(self.batches_per_epoch)
+        self.intervals_per_epoch = len(self._bounds)
+        """Decisions per epoch (1 with the default interval), the same for every member."""
+        self.keeps_snapshots = undo
+        """With ``undo=True``, every interval starts by keeping a copy of each trained member's slice."""
+        template = seeded_model(self.task, self.data, 0)
+        check_model(self.task, template)
+        self._initial = Initializer(self.task, self.data)
         self._names = [name for name, _ in template.named_parameters()]
         self._shapes = [tuple(p.shape) for _, p in template.named_parameters()]
         self._sizes = [p.numel() for _, p in template.named_parameters()]
@@ -166,6 +134,9 @@ class Population:
         self.epochs = np.zeros(size, dtype=np.int64)
         self.history: list[list[EpochMetrics]] = [[] for _ in range(size)]
         self._generators = [torch.Generator() for _ in range(size)]
+        self._orders: list[torch.Tensor | None] = [None] * size  # each member's epoch order, once it began
+        self._positions = [0] * size  # batches of its current epoch each member has trained
+        self._snapshots: list[dict[str, Any] | None] = [None] * size
         self.reset_members(range(size), seeds, lrs)
 
     def _prepare_data(self, data: DataSplits) -> DataSplits:
@@ -203,6 +174,7 @@ class Population:
             self._generators[i].manual_seed(int(seed))
             self.epochs[i] = 0
             self.history[i] = []
+            self._orders[i], self._positions[i], self._snapshots[i] = None, 0, None
 
     def scale_lr(self, members: Sequence[int], factors: Sequence[float]) -> np.ndarray:
         """Multiply each member's LR by its factor (clamped to its bounds); returns the new LRs."""
@@ -221,16 +193,58 @@ class Population:
 
     # -- training -------------------------------------------------------------------------
     def run_epoch(self, members: Sequence[int] | None = None) -> list[EpochMetrics]:
-        """Train ``members`` (default: all) one epoch together, validate each; one EpochMetrics per member."""
-        start = time.perf_counter()
+        """Train ``members`` (default: all) one epoch together, validate each; one EpochMetrics per member
+        (populations with the default interval of one epoch; others call :meth:`run_interval`)."""
+        if self.intervals_per_epoch != 1:
+            raise RuntimeError(f"this population decides {self.intervals_per_epoch} times per epoch "
+                               f"(interval {self.interval}); call run_interval()")
+        return self.run_interval(members)
+
+    def run_interval(self, members: Sequence[int] | None = None) -> list[EpochMetrics]:
+        """Train ``members`` (default: all) each up to its next interval boundary, validate each; one
+        EpochMetrics per member, in the order of ``members``. With more than one interval per epoch a
+        record's ``epoch`` is the 1-based interval index and ``elapsed_epochs`` the epochs spent."""
         idx = list(range(self.size)) if members is None else [int(i) for i in members]
         if not idx or len(set(idx)) != len(idx) or not all(0 <= i < self.size for i in idx):
             raise ValueError(f"members must be distinct indices in 0..{self.size - 1}, got {idx}")
+        if self.keeps_snapshots:
+            self._take_snapshots(idx)
+        spans = {i: self._span(i) for i in idx}
+        passes: dict[tuple[int, ...], list[int]] = {}
+        for i in idx:  # members whose intervals have the same batch sizes train together
+            passes.setdefault(self._batch_sizes(*spans[i]), []).append(i)
+        out: dict[int, EpochMetrics] = {}
+        for together in passes.values():
+            out.update(zip(together, self._run_pass(together, spans)))
+        for i in idx:
+            stop = spans[i][1]
+            self._positions[i] = stop if stop < self.batches_per_epoch else 0
+            if self._positions[i] == 0:
+                self._orders[i] = None
+        return [out[i] for i in idx]
+
+    def _span(self, member: int) -> tuple[int, int]:
+        """The batches (first, stop) of ``member``'s next interval; draws its epoch order when the epoch begins."""
+        if self._orders[member] is None:
+            order = torch.randperm(len(self.data.train), generator=self._generators[member])
+            self._orders[member] = order[: self.examples_per_epoch]
+        first = self._positions[member]
+        return first, next(b for b in self._bounds if b > first)
+
+    def _batch_sizes(self, first: int, stop: int) -> tuple[int, ...]:
+        batch, n = self.task.batch_size, self.examples_per_epoch
+        return tuple(min(batch, n - b * batch) for b in range(first, stop))
+
+    def _run_pass(self, idx: list[int], spans: dict[int, tuple[int, int]]) -> list[EpochMetrics]:
+        """One vectorised pass: members ``idx``, whose intervals have the same batch sizes, each at its offset."""
+        start = time.perf_counter()
         rows = torch.as_tensor(idx, dtype=torch.long, device=self.device)
         whole = len(idx) == self.size and idx == sorted(idx)
         params = self.params if whole else self.params[rows]
         state = self.state if whole else {k: v[rows] for k, v in self.state.items()}
-        losses, norms = self._train_pass(params, state, self.lr[rows], idx)
+        batch = self.task.batch_size
+        order = torch.stack([self._orders[i][spans[i][0] * batch: spans[i][1] * batch] for i in idx])  # type: ignore[index]
+        losses, norms = self._train_pass(params, state, self.lr[rows], order.to(self.device))
         val_loss, val_acc = self._evaluate(params, "val")
         if not whole:
             self.params[rows] = params
@@ -255,13 +269,12 @@ class Population:
         return torch.vmap(member, in_dims=(0, None if shared else 0))(self._views(params), inputs)
 
     def _train_pass(self, params: torch.Tensor, state: dict[str, torch.Tensor], lr: torch.Tensor,
-                    idx: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Minibatch losses and gradient norms, ``[batches, k]`` arrays; updates ``params`` and ``state``."""
+                    order: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Minibatch losses and gradient norms, ``[batches, k]`` arrays; updates ``params`` and ``state``.
+        ``order`` ``[k, n]``: the examples of each member's interval, in order."""
         train, batch = self.data.train, self.task.batch_size
-        n = min(len(train), self.epoch_examples or len(train))
-        order = torch.stack([torch.randperm(len(train), generator=self._generators[i])[:n] for i in idx])
-        order = order.to(self.device)
-        inputs, labels = train.inputs[order], train.labels[order]  # [k, n, ...]: every member's epoch, in order
+        n = order.shape[1]
+        inputs, labels = train.inputs[order], train.labels[order]  # [k, n, ...]: every member's interval, in order
         losses, norms = [], []
         params.requires_grad_(True)
         try:
@@ -310,19 +323,76 @@ class Population:
             diverged = self.divergence.diverged(val, self.data.num_classes, finite=ok and bool(weights_ok[j]),
                                                 first_val_loss=history[0].val_loss if history else None)
             self.epochs[member] += 1
+            per_epoch = self.intervals_per_epoch
             metrics = EpochMetrics(
                 epoch=int(self.epochs[member]), lr=float(self.lr[member]),
                 train_loss=float(mean[j]) if ok else math.nan, train_loss_std=float(std[j]) if ok else 0.0,
                 val_loss=val, val_acc=float(val_acc[j]) if ok else None, grad_norm=float(grad_norm[j]),
                 seconds=seconds, diverged=bool(diverged),
+                elapsed_epochs=int(self.epochs[member]) / per_epoch if per_epoch > 1 else None,
             )
             history.append(metrics)
             out.append(metrics)
         return out
 
+    # -- undo -----------------------------------------------------------------------------
+    def can_undo(self, member: int) -> bool:
+        """True when ``member``'s last interval can be undone (``undo=True`` and not undone already)."""
+        return self._snapshots[member] is not None
+
+    def undo(self, members: Sequence[int], lr_factor: float = 0.1) -> list[EpochMetrics]:
+        """Rewind each of ``members`` to the start of its last interval and multiply its LR by ``lr_factor``.
+
+        Each member's slice (weights, optimiser state, LR, data-order generator, epoch order and
+        position) is restored, so its retry sees the same batches; the other members are not touched.
+        The interval still counts (``epochs`` does not go back) and stays in the member's history,
+        marked ``undone``. Needs ``undo=True``; one undo per interval. Returns the undone records.
+        """
+        idx = [int(i) for i in members]
+        for i in idx:  # check everything before changing anything
+            if not 0 <= i < self.size:
+                raise ValueError(f"member must be in 0..{self.size - 1}, got {i}")
+            if self._snapshots[i] is None:
+                reason = "this population keeps no snapshots (undo=False)" if not self.keeps_snapshots else \
+                    "no interval has run since its last undo (or its start)"
+                raise RuntimeError(f"nothing to undo for member {i}: {reason}")
+        if isinstance(lr_factor, bool) or not isinstance(lr_factor, (int, float)) or not (
+                math.isfinite(lr_factor) and lr_factor > 0):
+            raise ValueError(f"lr_factor must be a finite number > 0, got {lr_factor!r}")
+        for i in idx:
+            snap, self._snapshots[i] = self._snapshots[i], None
+            assert snap is not None  # checked above
+            self.params[i] = snap["params"]
+            for key, value in snap["state"].items():
+                self.state[key][i] = value
+            self.lr[i] = snap["lr"]
+            self._generators[i].set_state(snap["generator"])
+            self._orders[i], self._positions[i] = snap["order"], snap["position"]
+            self.history[i][-1] = dataclasses.replace(self.history[i][-1], undone=True)
+        if idx:
+            self.scale_lr(idx, [lr_factor] * len(idx))
+        return [self.history[i][-1] for i in idx]
+
+    def _take_snapshots(self, idx: list[int]) -> None:
+        """Keep each member's slice as it is at the start of its interval (see :meth:`undo`)."""
+        rows = torch.as_tensor(idx, dtype=torch.long, device=self.device)
+        params, state = self.params[rows].clone(), {k: v[rows].clone() for k, v in self.state.items()}
+        for j, i in enumerate(idx):
+            self._snapshots[i] = {
+                "params": params[j], "state": {k: v[j] for k, v in state.items()}, "lr": self.lr[i].clone(),
+                "generator": self._generators[i].get_state(), "order": self._orders[i],  # orders are never modified
+                "position": self._positions[i],
+            }
+
     # -- state ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Weights, optimiser state, LRs, seeds, data-order generators, epochs and histories."""
+        """Weights, optimiser state, LRs, seeds, data-order generators, epochs and histories (and, with
+        intervals, each member's epoch order and position; with undo, the snapshots)."""
+        extra: dict[str, Any] = {}
+        if self.intervals_per_epoch > 1:
+            extra["orders"], extra["positions"] = list(self._orders), list(self._positions)
+        if self.keeps_snapshots:
+            extra["snapshots"] = list(self._snapshots)
         return {
             "task": self.task.name, "params": self.params.clone(),
             "state": {k: v.clone() for k, v in self.state.items()},
@@ -330,6 +400,7 @@ class Population:
             "seeds": list(self.seeds), "epochs": [int(e) for e in self.epochs],
             "generators": [g.get_state() for g in self._generators],
             "history": [[m.to_dict() for m in h] for h in self.history],
+            **extra,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -347,3 +418,6 @@ class Population:
         for generator, gen_state in zip(self._generators, state["generators"]):
             generator.set_state(gen_state)
         self.history = [[EpochMetrics.from_dict(m) for m in h] for h in state["history"]]
+        self._orders = list(state.get("orders", [None] * self.size))  # absent: every member at an epoch boundary
+        self._positions = [int(p) for p in state.get("positions", [0] * self.size)]
+        self._snapshots = list(state.get("snapshots", [None] * self.size)) if self.keeps_snapshots else [None] * self.size

@@ -17,6 +17,15 @@ then one vectorised pass over exactly the epochs that LRControlEnvs would train 
 ``spares`` ready episodes are played later, not wasted); only when more members diverge
 in one step than there are ready spares does an extra pass run for the shortfall.
 
+**Intervals and undo.** With ``interval`` (``EnvConfig.interval``) a step is one control interval
+of every member, as in ``LRControlEnv`` (a member's budget is its ``epochs`` times the intervals per
+epoch; members of a group share the batch count, so the interval boundaries, and
+:class:`~lrpilot.training.population_trainer.Population` trains members at different points of
+their epochs together). With ``undo`` (``EnvConfig.undo``) each member has the undo action: a member
+that undoes has its own slice of the population restored (weights, optimiser state, LR, data order)
+and retries its interval at a tenth of the LR, while the others go on untouched; a diverged interval
+waits for the member's next action exactly as in ``LRControlEnv``, with the same rewards.
+
 **Redraws.** A group's task (architecture, optimiser, data) is fixed for
 ``group_lifetime`` steps; then every running episode of the group is truncated
 (``truncated=True``, ``info["group_redrawn"]=True``) and a new task is drawn. A group
@@ -25,89 +34,41 @@ with nothing to redraw (one fixed task, no distribution) is never redrawn.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-from lrpilot.envs.config import EnvConfig
-from lrpilot.envs.lr_control import epoch_reward
-from lrpilot.metrics import METRIC_NAMES, EpochMetrics
+from lrpilot.controller.base import UNDO, Undo
+from lrpilot.envs.lr_control import UNDO_LR_FACTOR, epoch_reward, reward_reference
+from lrpilot.envs.population.config import PopulationConfig
+from lrpilot.metrics import METRIC_NAMES, OPTIONAL_METRICS, EpochMetrics
 from lrpilot.training.loading import load_splits
 from lrpilot.training.population_trainer import Population
-from lrpilot.training.synthetic import TaskDistribution
 from lrpilot.training.task import Task, get_task
 
 __all__ = ["PopulationConfig", "PopulationCore", "StepResult", "action_multipliers"]
 
-_DRAWN_FIELDS = ("task", "initial_lr", "epochs", "epoch_examples")
-_RECORD_FIELDS = tuple(name for name in METRIC_NAMES if name not in ("seconds", "undone"))
-"""The info record of an epoch, as ``EpochMetrics.to_dict`` without ``seconds`` (wall time is not
-reproducible) and without ``undone`` (which ``to_dict`` writes only when True; members never undo)."""
+_RECORD_FIELDS = tuple(name for name in METRIC_NAMES if name not in ("seconds", "undone", *OPTIONAL_METRICS))
+"""The info record of an interval, as ``EpochMetrics.to_dict`` without ``seconds`` (wall time is not
+reproducible) and without ``undone`` (which ``to_dict`` writes only when True; a step's record is
+never undone yet); the optional fields are added when measured (``elapsed_epochs``, with intervals)."""
 
 
-def action_multipliers(action_spec: Any, actions: Any, num_envs: int) -> list[float]:
-    """One LR multiplier per environment from a batch of actions (``ValueError`` for a wrong count)."""
+def action_multipliers(action_spec: Any, actions: Any, num_envs: int) -> "list[float | Undo]":
+    """One decision per environment from a batch of actions: an LR multiplier, or
+    :data:`~lrpilot.controller.base.UNDO` for the undo action (``ValueError`` for a wrong count)."""
     actions = np.asarray(actions)
     if len(actions) != num_envs:
         raise ValueError(f"need one action per environment ({num_envs}), got {len(actions)}")
-    return [action_spec.to_multiplier(a) for a in actions]
+    return [action_spec.to_decision(a) for a in actions]
 
 
-def _positive_int(name: str, value: Any, low: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"PopulationConfig: {name} must be an integer >= {low}, got {value!r}")
-
-
-@dataclass(frozen=True)
-class PopulationConfig:
-    """What a population environment trains; ``env`` holds every :class:`EnvConfig` field."""
-
-    num_envs: int = 16
-    """Members (environments, parallel episodes) in all."""
-    groups: int = 1
-    """Populations (tasks) the members are split over, as evenly as possible."""
-    distribution: TaskDistribution | None = None
-    """Draw each group's task and each episode's LR and budget from this; None: from ``env``'s fields."""
-    spares: int | None = None
-    """Ready episodes kept per group (None: a quarter of the group's members, at least 2)."""
-    group_lifetime: int | None = 256
-    """Steps after which a group's task is redrawn (running episodes truncated); None: never."""
-    workers: int = 1
-    """Processes the groups are spread over (each runs one torch thread); 1: everything in this process."""
-    env: EnvConfig = field(default_factory=EnvConfig)
-    """Task names, LR range, budget, actions, reward, LR bounds, divergence, seeds, device."""
-
-    def __post_init__(self) -> None:
-        _positive_int("num_envs", self.num_envs)
-        _positive_int("groups", self.groups)
-        if self.groups > self.num_envs:
-            raise ValueError(f"PopulationConfig: groups must be <= num_envs ({self.num_envs}), got {self.groups}")
-        _positive_int("workers", self.workers)
-        if self.workers > self.groups:
-            raise ValueError(f"PopulationConfig: workers must be <= groups ({self.groups}), got {self.workers}")
-        if self.spares is not None:
-            _positive_int("spares", self.spares, low=0)
-        if self.group_lifetime is not None:
-            _positive_int("group_lifetime", self.group_lifetime)
-        if self.distribution is not None and not isinstance(self.distribution, TaskDistribution):
-            raise ValueError(f"PopulationConfig: distribution must be a TaskDistribution or None, "
-                             f"got {type(self.distribution).__name__}")
-        if not isinstance(self.env, EnvConfig):
-            raise ValueError(f"PopulationConfig: env must be an EnvConfig, got {type(self.env).__name__}")
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> "PopulationConfig":
-        """Population fields by name; every other keyword goes to :class:`EnvConfig`."""
-        own = {f.name for f in dataclasses.fields(cls)} - {"env"}
-        env_kwargs = {k: v for k, v in kwargs.items() if k not in own}
-        if kwargs.get("distribution") is not None and set(env_kwargs) & set(_DRAWN_FIELDS):
-            raise ValueError(f"PopulationConfig: with a distribution, {sorted(set(env_kwargs) & set(_DRAWN_FIELDS))} "
-                             "come from the distribution; do not pass them")
-        return cls(env=EnvConfig(**env_kwargs), **{k: v for k, v in kwargs.items() if k in own})
+def _decision(value: Any) -> "float | Undo":
+    """A multiplier as a float; :data:`UNDO` as it is."""
+    return UNDO if value is UNDO else float(value)
 
 
 @dataclass
@@ -179,12 +140,15 @@ class PopulationCore:
         """Map each member's action to a multiplier and step (see :meth:`step_multipliers`)."""
         return self.step_multipliers(action_multipliers(self.action_spec, actions, self.config.num_envs))
 
-    def step_multipliers(self, multipliers: Sequence[float]) -> list[StepResult]:
-        """Apply each member's LR multiplier and train one epoch everywhere; one result per member."""
+    def step_multipliers(self, multipliers: "Sequence[float | Undo]") -> list[StepResult]:
+        """Apply each member's LR multiplier (or :data:`UNDO`, with ``undo=True``) and train one interval
+        (an epoch by default) everywhere; one result per member."""
         if not self._groups:
             raise RuntimeError("population environment stepped before reset()")
         if len(multipliers) != self.config.num_envs:
             raise ValueError(f"need one multiplier per environment ({self.config.num_envs}), got {len(multipliers)}")
+        if not self.config.env.undo and any(m is UNDO for m in multipliers):
+            raise ValueError("population environment: undo is not offered; build it with undo=True")
         results: list[StepResult | None] = [None] * self.config.num_envs
         for g, group in enumerate(self._groups):
             for env, result in self._step_group(group, multipliers).items():
@@ -245,29 +209,38 @@ class PopulationCore:
         started = len(members) + spares
         episodes = [self._draw_episode(task) for _ in range(started)]
         reserve = [_Episode(1.0, 2, 0)] * len(members)  # placeholders, replaced when a slot starts an episode
+        cfg = self.config.env
         population = Population(task, [e.seed for e in episodes + reserve], [e.initial_lr for e in episodes + reserve],
-                                device=self.config.env.device, data=data, epoch_examples=examples,
-                                lr_bounds=self.config.env.lr_bounds, divergence=self.config.env.divergence_rule)
-        population.run_epoch(range(started))
+                                device=cfg.device, data=data, epoch_examples=examples, lr_bounds=cfg.lr_bounds,
+                                divergence=cfg.divergence_rule, interval=cfg.interval, undo=cfg.undo)
+        _train(population, range(started))
         return _Group(index, task, population, episodes + reserve, members, spares, age)
 
     # -- stepping -------------------------------------------------------------------------
-    def _step_group(self, group: _Group, multipliers: Sequence[float]) -> dict[int, StepResult]:
+    def _step_group(self, group: _Group, multipliers: "Sequence[float | Undo]") -> dict[int, StepResult]:
         pop = group.population
-        already = [env for env in group.members if pop.history[group.slot_of[env]][-1].diverged]
+        decisions = {env: _decision(multipliers[env]) for env in group.members}
+        already = [env for env in group.members
+                   if pop.history[group.slot_of[env]][-1].diverged and decisions[env] is not UNDO]
         running = [env for env in group.members if env not in already]
         slots = [group.slot_of[env] for env in running]
         fresh = self._prepare_ready(group, slots)
-        if running:
-            pop.scale_lr(slots, [float(multipliers[env]) for env in running])
-        trained = pop.run_epoch(slots + fresh) if slots or fresh else []
+        references = {env: reward_reference(pop.history[group.slot_of[env]]) for env in running}
+        undoing = [env for env in running if decisions[env] is UNDO]
+        if undoing:
+            pop.undo([group.slot_of[env] for env in undoing], UNDO_LR_FACTOR)
+        scaled = [env for env in running if decisions[env] is not UNDO]
+        if scaled:
+            pop.scale_lr([group.slot_of[env] for env in scaled], [decisions[env] for env in scaled])
+        trained = _train(pop, slots + fresh) if slots or fresh else []
         group.ready.extend(fresh)
         group.age += 1
         results: dict[int, StepResult] = {}
         ended: list[int] = []
         for env, metrics in [(env, pop.history[group.slot_of[env]][-1]) for env in already] + list(
                 zip(running, trained)):
-            result = self._member_result(group, env, metrics, float(multipliers[env]), trained=env in running)
+            result = self._member_result(group, env, metrics, decisions[env], references.get(env),
+                                         trained=env in running)
             results[env] = result
             if result.terminated or result.truncated:
                 ended.append(env)
@@ -275,34 +248,46 @@ class PopulationCore:
             self._restart(group, ended, results)
         return results
 
-    def _member_result(self, group: _Group, env: int, metrics: EpochMetrics, multiplier: float,
-                       trained: bool) -> StepResult:
-        """The LRControlEnv step outcome of ``env``'s epoch ``metrics`` (or of its diverged first epoch)."""
+    def _member_result(self, group: _Group, env: int, metrics: EpochMetrics, decision: "float | Undo",
+                       reference: EpochMetrics | None, trained: bool) -> StepResult:
+        """The LRControlEnv step outcome of ``env``'s interval ``metrics`` (or of its diverged last one, when
+        it did not undo it); ``reference`` is what its reward is measured from."""
         slot, cfg = group.slot_of[env], self.config.env
         history = group.population.history[slot]
         episode = group.episodes[slot]
-        info = self._info(group, slot, metrics, multiplier)
-        terminated = not trained or metrics.diverged  # flagged by the population with the env's DivergenceRule
-        truncated = not terminated and (len(history) >= episode.epochs or self._expired(group))
+        budget = self._budget(group, slot)
+        info = self._info(group, slot, metrics, decision)
+        last = len(history) >= budget
+        # flagged by the population with the env's DivergenceRule; with undo, the next action may undo it
+        pending = trained and metrics.diverged and cfg.undo and not last
+        terminated = not trained or (metrics.diverged and not pending)
+        truncated = not terminated and (last or self._expired(group))
         if terminated:
             reward = cfg.divergence_penalty
+        elif pending:
+            reward = 0.0
         else:
-            reward = epoch_reward(cfg.reward, history[-2], metrics, last=len(history) >= episode.epochs)
+            reward = epoch_reward(cfg.reward, reference, metrics, last=last)
         if terminated or truncated:
             info["diverged"] = terminated
-            if self._expired(group) and not terminated and len(history) < episode.epochs:
+            if self._expired(group) and not terminated and not last:
                 info["group_redrawn"] = True
             if cfg.evaluate_test:
                 test = {"loss": None, "acc": None} if terminated else group.population.evaluate("test", [slot])[0]
                 info["test"] = {k: (v if v is None or math.isfinite(v) else None) for k, v in test.items()}
-        obs = self.encoder.encode(history, episode.initial_lr, episode.epochs)
+        obs = self.encoder.encode(history, episode.initial_lr, budget)
         return StepResult(obs, float(reward), terminated, truncated, info)
+
+    @staticmethod
+    def _budget(group: _Group, slot: int) -> int:
+        """Decisions in the budget of ``slot``'s episode: its epochs times the intervals per epoch."""
+        return group.episodes[slot].epochs * group.population.intervals_per_epoch
 
     def _prepare_ready(self, group: _Group, slots: list[int]) -> list[int]:
         """Start enough idle slots (trained in this step's pass) that, after the episodes that reach
         their budget in this step took theirs, ``spares`` ready episodes remain for divergences."""
         pop = group.population
-        ending = sum(len(pop.history[s]) + 1 >= group.episodes[s].epochs for s in slots)
+        ending = sum(len(pop.history[s]) + 1 >= self._budget(group, s) for s in slots)
         fresh = [group.idle.pop() for _ in range(max(0, ending + group.spares - len(group.ready)))]
         for slot in fresh:
             self._reseed(group, slot)
@@ -320,7 +305,7 @@ class PopulationCore:
                 self._reseed(group, old)
                 shortfall.append(env)
         if shortfall:  # more divergences than ready episodes: train those first epochs now
-            pop.run_epoch([group.slot_of[env] for env in shortfall])
+            _train(pop, [group.slot_of[env] for env in shortfall])
         for env in ended:
             result = results[env]
             result.final_obs = result.obs
@@ -349,16 +334,28 @@ class PopulationCore:
     # -- observations and infos --------------------------------------------------------------
     def _start_info(self, group: _Group, slot: int) -> tuple[np.ndarray, dict[str, Any]]:
         history, episode = group.population.history[slot], group.episodes[slot]
-        return self.encoder.encode(history, episode.initial_lr, episode.epochs), self._info(group, slot, history[-1])
+        return (self.encoder.encode(history, episode.initial_lr, self._budget(group, slot)),
+                self._info(group, slot, history[-1]))
 
-    def _info(self, group: _Group, slot: int, metrics: EpochMetrics, multiplier: float | None = None) -> dict[str, Any]:
+    def _info(self, group: _Group, slot: int, metrics: EpochMetrics,
+              decision: "float | Undo | None" = None) -> dict[str, Any]:
         episode = group.episodes[slot]
         record = {name: getattr(metrics, name) for name in _RECORD_FIELDS}  # as to_dict(), faster
+        record.update({name: getattr(metrics, name) for name in OPTIONAL_METRICS if getattr(metrics, name) is not None})
         for name in ("train_loss", "train_loss_std", "val_loss", "val_acc", "grad_norm"):
             if record[name] is not None and not math.isfinite(record[name]):
                 record[name] = None
         info: dict[str, Any] = {"task": group.task.name, "initial_lr": episode.initial_lr, "session_seed": episode.seed,
                                 "metrics": record, "lr": metrics.lr, "group": self.first_group + group.index}
-        if multiplier is not None:
-            info["multiplier"] = multiplier
+        if decision is not None:
+            info["multiplier"] = UNDO_LR_FACTOR if decision is UNDO else decision
+            if self.config.env.undo:
+                info["undone"] = decision is UNDO
         return info
+
+
+def _train(population: Population, members: Sequence[int]) -> list[EpochMetrics]:
+    """One interval of ``members``: ``run_epoch`` with the default interval (as always), else ``run_interval``."""
+    if population.intervals_per_epoch == 1:
+        return population.run_epoch(members)
+    return population.run_interval(members)

@@ -22,7 +22,16 @@ POPULATION_DOC = """
     Per member, the action set of ``LRControlEnv`` (default `Discrete(4)`: ×0.1, ×0.5, ×1,
     ×2; or ``actions="continuous"``), mapped by the same
     :class:`~lrpilot.controller.actions.ActionSpec`; the LR stays within
-    ``[initial_lr × 1e-4, initial_lr × 100]`` (``lr_bounds``).
+    ``[initial_lr × 1e-4, initial_lr × 100]`` (``lr_bounds``). With ``undo=True``, one more action
+    (the last): undo. That member's own slice of the population (weights, optimiser state, LR, data
+    order) is rewound to the start of its last interval and the interval is retried at a tenth of the
+    LR; the other members are not touched.
+
+    ## Control Intervals
+
+    With ``interval`` (``0.25``, ``"50steps"``) a step is one control interval of every member, as in
+    ``LRControlEnv``: a member's budget is ``epochs * intervals_per_epoch`` steps (the interval
+    boundaries are those of the group's batch count, which its members share).
 
     ## Observation Space
 
@@ -46,7 +55,8 @@ POPULATION_DOC = """
     ## Episode End
 
     Per member: termination on divergence, truncation when its budget is used up or its
-    group is redrawn. The member then starts its next episode in the same step (its first
+    group is redrawn. With ``undo=True`` a diverged interval waits for the member's next action, as
+    in ``LRControlEnv``: undo goes on, anything else terminates. The member then starts its next episode in the same step (its first
     epoch was trained ahead, see :mod:`lrpilot.envs.population.core`).
 
     On the CPU the same seed and actions give the same observations and rewards.
@@ -57,4 +67,5 @@ POPULATION_DOC = """
     * v0, lrpilot 0.1.1: ``divergence_factor`` is called ``divergence_growth_factor`` (the old
       keyword still works, with a ``DeprecationWarning``); episodes end exactly as before, and the
       epoch that ends one by the growth threshold now has ``diverged=True`` in its metrics.
+    * v0, lrpilot 0.2: ``interval`` and ``undo``; their defaults keep episodes exactly as before.
 """

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from lrpilot.controller.base import UNDO, Undo
 from lrpilot.envs.population.core import (
     PopulationConfig,
     PopulationCore,
@@ -106,11 +107,11 @@ class WorkerPool:
         """Map actions to multipliers here, train in the workers."""
         return self.step_multipliers(action_multipliers(self.action_spec, actions, self.config.num_envs))
 
-    def step_multipliers(self, multipliers: Sequence[float]) -> list[StepResult]:
-        """Every worker steps its slice of the members in parallel."""
+    def step_multipliers(self, multipliers: "Sequence[float | Undo]") -> list[StepResult]:
+        """Every worker steps its slice of the members in parallel (:data:`UNDO` travels as itself)."""
         if len(multipliers) != self.config.num_envs:
             raise ValueError(f"need one multiplier per environment ({self.config.num_envs}), got {len(multipliers)}")
-        values = [float(m) for m in multipliers]
+        values = [UNDO if m is UNDO else float(m) for m in multipliers]
         slices = [values[a:b] for a, b in zip(self._starts, self._starts[1:])]
         return [r for results in self._ask([("step", s) for s in slices]) for r in results]
 
