@@ -178,3 +178,70 @@ def test_shipped_policy_in_the_trainer(tmp_path: Path) -> None:
     lrs = logged(trainer, "learning_rate")
     assert len(lrs) == 2 and all(np.isfinite(lrs)) and callback.controller.epochs_seen == 2
     assert callback.state()["attributes"]["saved_state"]["policy_hash"] == callback.controller.policy_hash
+
+
+def _undoer(limit: float = 0.6) -> Any:
+    from test_deploy_undo import UndoAbove  # the test-local undoing controller, shared by the deployment tests
+
+    return UndoAbove(limit)
+
+
+@pytest.mark.slow
+def test_undo_recovers_a_run_started_at_a_diverging_lr(tmp_path: Path) -> None:
+    plain = make_trainer(tmp_path / "plain", PolicyLRCallback("constant"), epochs=4, learning_rate=1.0)
+    plain.train()
+    callback = PolicyLRCallback(_undoer())
+    trainer = make_trainer(tmp_path / "undo", callback, epochs=4, learning_rate=1.0)
+    trainer.train()
+    assert logged(plain, "eval_accuracy")[-1] < 0.6  # Adam at LR 1 stays at chance
+    assert callback.undone[0] == 1 and callback.undos >= 1 and callback.last_decision == 1.0
+    assert logged(trainer, "eval_accuracy")[-1] == 1.0 and logged(trainer, "eval_loss")[-1] < 0.1
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 ** callback.undos)
+    assert callback.state()["attributes"]["saved_state"]["undone"] == callback.undone
+
+
+@pytest.mark.slow
+def test_undo_restores_the_trainers_model_and_optimizer_in_place(tmp_path: Path) -> None:
+    callback = PolicyLRCallback(_undoer(limit=0.0))  # undoes every interval: training never moves on
+    trainer = make_trainer(tmp_path, callback, epochs=2)
+    start = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.train()
+    assert callback.undone == [1, 2] and callback.last_decision == "undo"
+    assert all(torch.equal(a, b) for a, b in zip(start, trainer.model.parameters()))
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-5)
+    assert not trainer.optimizer.state_dict()["state"]  # Adam's state as it was before the first step: empty
+
+
+@pytest.mark.slow
+def test_a_checkpoint_between_evaluations_can_still_undo_after_resume(tmp_path: Path) -> None:
+    def run(out: Path, resume: str | None = None) -> tuple[transformers.Trainer, PolicyLRCallback]:
+        callback = PolicyLRCallback(_undoer(limit=0.7))
+        trainer = make_trainer(out, callback, epochs=2, learning_rate=1.0, save_strategy="steps", save_steps=4)
+        trainer.train(resume_from_checkpoint=resume)
+        return trainer, callback
+
+    full, full_callback = run(tmp_path / "full")
+    assert (tmp_path / "full" / "checkpoint-4" / "lrpilot_undo_snapshot.pt").is_file()  # saved mid-interval
+    resumed, callback = run(tmp_path / "full", resume=str(tmp_path / "full" / "checkpoint-4"))
+    assert full_callback.undone[:1] == [1] and callback.undone == full_callback.undone
+    assert logged(resumed, "eval_loss")[-1] == pytest.approx(logged(full, "eval_loss")[-1], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_sharded_run_refuses_an_undoing_controller(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, PolicyLRCallback(_undoer()), epochs=1)
+    trainer.args.deepspeed = "ds_config.json"  # set after the Trainer was built: no DeepSpeed is started
+    with pytest.raises(ValueError, match="cannot rewind a sharded run") as err:
+        trainer.train()
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="undo=False"):
+        PolicyLRCallback(_undoer(), undo=False)
+
+
+@pytest.mark.slow
+def test_evaluating_twice_per_epoch_is_two_decisions_per_epoch(tmp_path: Path) -> None:
+    callback = PolicyLRCallback("constant", decisions_per_epoch=2)
+    trainer = make_trainer(tmp_path, callback, epochs=2, eval_strategy="steps", eval_steps=4)  # ceil(8 / 2)
+    trainer.train()
+    assert callback.controller.total_epochs == 2 and callback.controller.total_decisions == 4
+    assert callback.controller.epochs_seen == 4

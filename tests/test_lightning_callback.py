@@ -147,3 +147,71 @@ def test_refusals_and_missing_metrics() -> None:
         PolicyLRCallback("rule", monitor=("loss",))
     with pytest.raises(ValueError, match=r"needs metrics \['val_acc'\]"):
         PolicyLRCallback("plateau:metric=val_acc")  # the default monitor reads val_loss only
+
+
+def _undoer(limit: float = 1.5) -> Controller:
+    from test_deploy_undo import UndoAbove  # the test-local undoing controller, shared by the deployment tests
+
+    return UndoAbove(limit)
+
+
+class DivergingDigits(DigitsModule):
+    """The same module started at Adam LR 10, where it never learns."""
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.Adam(self.parameters(), lr=10.0)
+
+
+def _val_acc(module: DigitsModule) -> float:
+    inputs, labels = _loaders()[1].dataset.tensors
+    with torch.no_grad():
+        return float((module.net(inputs).argmax(1) == labels).float().mean())
+
+
+def test_undo_recovers_a_run_started_at_a_diverging_lr() -> None:
+    plain = DivergingDigits()
+    fit(plain, [PolicyLRCallback("constant")], max_epochs=8)
+    module, callback = DivergingDigits(), PolicyLRCallback(_undoer(limit=2.2))  # undo at chance (ln 10) or above
+    fit(module, [callback], max_epochs=8)
+    assert _val_acc(plain) < 0.3
+    assert _val_acc(module) > 0.8 and all(torch.isfinite(p).all() for p in module.parameters())
+    assert callback.undone[0] == 1 and callback.last_decision == 1.0
+    assert module.lrs[-1] == pytest.approx(10.0 * 0.1 ** callback.undos)
+
+
+def test_undo_restores_the_module_and_optimizer_in_place_and_resumes(tmp_path: Path) -> None:
+    module, callback = DigitsModule(), PolicyLRCallback(_undoer(limit=0.0))  # undoes every validation
+    start = [p.detach().clone() for p in module.parameters()]
+    trainer = fit(module, [callback], max_epochs=2)
+    assert callback.undone == [1, 2] and callback.last_decision == "undo"
+    assert all(torch.equal(a, b) for a, b in zip(start, module.parameters()))
+    assert not trainer.optimizers[0].state_dict()["state"] and module.lrs == pytest.approx([1e-2, 1e-3])
+    trainer.save_checkpoint(tmp_path / "undone.ckpt")
+    (saved,) = [v for v in torch.load(tmp_path / "undone.ckpt", weights_only=True)["callbacks"].values() if "undo" in v]
+    snapshot = saved["undo"]["snapshot"]["model"]  # the checkpoint carries the start of the next interval
+    assert all(torch.equal(a, snapshot[name]) for a, (name, _) in zip(start, module.named_parameters()))
+    resumed, again = DigitsModule(), PolicyLRCallback(_undoer(limit=0.0))
+    fit(resumed, [again], max_epochs=3, ckpt_path=str(tmp_path / "undone.ckpt"))
+    assert again.undone == [1, 2, 3] and all(torch.equal(a, b) for a, b in zip(start, resumed.parameters()))
+
+
+def test_a_sharding_strategy_refuses_an_undoing_controller() -> None:
+    class FSDPStrategy(L.strategies.SingleDeviceStrategy):  # named as Lightning's; runs on one CPU
+        pass
+
+    trainer = L.Trainer(max_epochs=1, callbacks=[PolicyLRCallback(_undoer())], logger=False,
+                        strategy=FSDPStrategy(device=torch.device("cpu")), enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(ValueError, match="cannot rewind a sharded run") as err:
+        trainer.fit(DigitsModule(), *_loaders())
+    assert "\n" not in str(err.value)
+
+
+def test_two_validations_per_epoch_are_two_decisions_per_epoch() -> None:
+    callback = PolicyLRCallback("constant", decisions_per_epoch=2)
+    trainer = L.Trainer(max_epochs=2, callbacks=[callback], accelerator="cpu", logger=False, val_check_interval=0.5,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(DigitsModule(), *_loaders())
+    assert callback.controller.total_decisions == 4 and callback.controller.epochs_seen == 4
+    with pytest.raises(ValueError, match="decisions_per_epoch"):
+        PolicyLRCallback("rule", decisions_per_epoch=0)

@@ -307,7 +307,7 @@ def test_missing_metric_raises_listing_required_and_given() -> None:
 
 def test_unknown_and_bad_metric_values() -> None:
     sched = PolicyScheduler(_optimizer(), "rule", total_epochs=5)
-    allowed = r"allowed: \['train_loss', 'val_loss', 'val_acc', 'train_loss_std'\]"
+    allowed = r"allowed: \['train_loss', 'val_loss', 'val_acc', 'train_loss_std', 'val_top_share'"
     with pytest.raises(ValueError, match=r"'valid_loss'.*" + allowed):
         sched.step({"valid_loss": 1.0})
     with pytest.raises(TypeError, match="'0.5'"):

@@ -22,6 +22,9 @@ Two forms:
    Controllers that need more than ``val_loss`` (learned policies read ``train_loss``
    too) need form 1, or a ``lr_scheduler_step`` override that passes a mapping.
 
+A controller that may undo (``rule+guard``) needs form 1, which rewinds the module and its
+optimizers in place (form 2 has no model: pass ``model=self`` to the ``PolicyScheduler``).
+
 Lightning is an optional extra: ``pip install 'lrpilot[lightning]'``.
 """
 
@@ -39,7 +42,8 @@ except ImportError as exc:
         "lrpilot.integrations.lightning needs Lightning: pip install 'lrpilot[lightning]'"
     ) from exc
 
-from lrpilot.controller.base import Controller
+from lrpilot.controller.base import UNDO, Controller
+from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
 from lrpilot.integrations.scheduler import (
     ALLOWED_METRICS, build_epoch_metrics, check_bounds, check_total_epochs, check_identity, check_required, rescale_optimizer,
     resolve_controller,
@@ -71,7 +75,7 @@ def _loss_of(outputs: Any) -> torch.Tensor | None:
     return None
 
 
-class PolicyLRCallback(pl.Callback):
+class PolicyLRCallback(UndoIntrospection, pl.Callback):
     """Apply a controller to a Lightning run after every validation.
 
     Args:
@@ -80,10 +84,17 @@ class PolicyLRCallback(pl.Callback):
         monitor: the metrics to read from ``trainer.callback_metrics``: names among
             ``val_loss``, ``val_acc``, ``train_loss``, ``train_loss_std`` (read under the
             same key), or a mapping ``{name: logged key}``.
-        total_epochs: the number of validations the controller plans for; default
+        total_epochs: the epochs the controller plans for (without ``decisions_per_epoch``: the
+            number of validations); default
             ``trainer.max_epochs``.
         min_lr: lower bound of every group's LR. Default: 0.
         max_lr: upper bound of every group's LR; None for no bound.
+        undo: let a controller that may undo rewind the module; False keeps no snapshots (a
+            learned policy then never undoes, a ``+guard`` controller is refused). Default: True.
+        undo_lr_factor: what an undo multiplies the restored LR by, in (0, 1]. Default: 0.1.
+        decisions_per_epoch: validations per epoch (``val_check_interval=1/N``: N). Given, the
+            controller plans ``total_epochs`` (default ``max_epochs``) epochs of N decisions each,
+            its parameters in epochs; None (default): every validation counts as one epoch.
 
     ``train_loss`` and ``train_loss_std`` (mean and spread of the minibatch losses
     since the previous validation) are measured by the callback from the loss that
@@ -100,6 +111,14 @@ class PolicyLRCallback(pl.Callback):
     step. The state (the controller's, history included) is saved in Lightning
     checkpoints, so ``trainer.fit(ckpt_path=...)`` continues the same control.
 
+    Undo: with a controller that may undo, the callback copies the module's and every optimizer's
+    state when training starts and after every validation it acted on; on an undo it restores them
+    in place, cuts the LR by ``undo_lr_factor`` and records the undo (:attr:`undone`). The loop's
+    step and epoch counters, the data order, a gradient scaler and other callbacks' state go on.
+    The snapshot is saved in Lightning checkpoints (a resumed run can still undo; the checkpoint
+    holds the model and optimizer state twice). A DeepSpeed or FSDP strategy is refused for a
+    controller whose purpose is to undo; a learned policy's undo is masked there (one warning).
+
     Example:
         >>> # xdoctest: +SKIP
         >>> trainer = L.Trainer(max_epochs=20, callbacks=[PolicyLRCallback("rule")])
@@ -114,14 +133,32 @@ class PolicyLRCallback(pl.Callback):
         total_epochs: int | None = None,
         min_lr: float = 0.0,
         max_lr: float | None = None,
+        undo: bool = True,
+        undo_lr_factor: float = 0.1,
+        decisions_per_epoch: int | None = None,
     ) -> None:
         check_bounds(min_lr, max_lr)
         check_total_epochs(total_epochs)
+        if not isinstance(undo, bool):
+            raise ValueError(f"undo must be True or False, got {undo!r}")
+        self.undo_lr_factor = check_undo_factor(undo_lr_factor)
         self.controller = resolve_controller(controller)
+        prepare_undo(self.controller, can_rewind=undo, owner=type(self).__name__, why="was given undo=False",
+                     warn=False)
+        self._snapshot: IntervalSnapshot | None = None
+        self._saved_snapshot: dict[str, Any] | None = None
+        """A snapshot from a checkpoint, applied once the run's optimizers exist (at ``on_fit_start``)."""
+        self.undone: list[int] = []
+        """The decisions (1-based) that were undos."""
+        self._last_undo = False
         self.monitor = _monitor_map(monitor)
         check_required(self.controller, {**dict.fromkeys(_MEASURED, 0.0), **self.monitor},
                        hint="; add them to monitor=(...)")
         self.total_epochs = total_epochs
+        if decisions_per_epoch is not None and (isinstance(decisions_per_epoch, bool)
+                                                or not isinstance(decisions_per_epoch, int) or decisions_per_epoch < 1):
+            raise ValueError(f"decisions_per_epoch must be None or an integer >= 1, got {decisions_per_epoch!r}")
+        self.decisions_per_epoch = decisions_per_epoch
         self.min_lr, self.max_lr = float(min_lr), (None if max_lr is None else float(max_lr))
         self._losses: list[torch.Tensor | float] = []
         """Minibatch losses since the last validation, kept as tensors (no device sync per batch)."""
@@ -135,14 +172,35 @@ class PolicyLRCallback(pl.Callback):
                     f"{type(self).__name__} replaces plateau-type scheduling, but the run already has "
                     f"{type(config.scheduler).__name__} with reduce_on_plateau=True; use one or the other"
                 )
+        self._start_snapshots(trainer, pl_module)
         if self._restored:
             return
         total = self.total_epochs or trainer.max_epochs
         if total is None or total < 1:
             raise ValueError(f"set total_epochs: trainer.max_epochs is {trainer.max_epochs!r}")
         group = trainer.optimizers[0].param_groups[0]
-        self.controller.reset(float(group.get("initial_lr", group["lr"])), int(total))
+        self.controller.reset(float(group.get("initial_lr", group["lr"])), int(total), self.decisions_per_epoch or 1)
         self._losses = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The first snapshot, once a resumed run's optimizer states are loaded (after ``on_fit_start``)."""
+        if self._snapshot is not None and not self._snapshot.ready:
+            self._snapshot.take()
+
+    def _start_snapshots(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Refuse or mask undo under a sharding strategy; set up the snapshot (a checkpoint's, if any)."""
+        self._snapshot, saved, self._saved_snapshot = None, self._saved_snapshot, None
+        if not self.controller.may_undo:
+            return
+        strategy = type(trainer.strategy).__name__
+        reason = (f"strategy {strategy}" if any(k in strategy.lower() for k in ("deepspeed", "fsdp"))
+                  else sharded_reason(pl_module, trainer.optimizers))
+        if reason is not None and not prepare_undo(self.controller, can_rewind=False, owner=type(self).__name__,
+                                                   why=f"cannot rewind a sharded run ({reason})"):
+            return
+        self._snapshot = IntervalSnapshot(pl_module, trainer.optimizers)
+        if saved is not None:
+            self._snapshot.load_state_dict(saved)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
@@ -162,10 +220,17 @@ class PolicyLRCallback(pl.Callback):
         first = trainer.optimizers[0]
         anchor = schedulers.get(id(first))
         lr = float(anchor.base_lrs[0]) if anchor is not None else float(first.param_groups[0]["lr"])
-        multiplier = self.controller.act(build_epoch_metrics(values, self.controller.epochs_seen + 1, lr))
+        decision = self.controller.act(build_epoch_metrics(values, self.controller.epochs_seen + 1, lr))
+        self._last_undo = decision is UNDO
+        if decision is UNDO:
+            self._snapshot.restore()  # act() answers UNDO only while may_undo: a snapshot is kept
+            self.undone.append(self.controller.epochs_seen)
+        multiplier = self.undo_lr_factor if decision is UNDO else decision
         for optimizer in trainer.optimizers:
             rescale_optimizer(optimizer, multiplier, self.min_lr, self.max_lr, scheduler=schedulers.get(id(optimizer)))
         self._losses = []
+        if self._snapshot is not None:
+            self._snapshot.take()  # the start of the next interval (after an undo: the retry, LR cut)
 
     def _measured(self) -> dict[str, float | None]:
         if not self._losses:
@@ -184,13 +249,20 @@ class PolicyLRCallback(pl.Callback):
         return {name: float(logged[key]) for name, key in self.monitor.items()}
 
     def state_dict(self) -> dict[str, Any]:
-        """The controller's whole state and identity, and the losses since the last validation (plain values)."""
+        """The controller's whole state and identity, the losses since the last validation (plain values),
+        the undo history and, while undo is on, the snapshot (tensors)."""
         return {"controller": self.controller.state_dict(),
                 "policy_hash": getattr(self.controller, "policy_hash", None),
-                "losses": [float(x) for x in self._losses]}
+                "losses": [float(x) for x in self._losses],
+                "undo": {"undone": list(self.undone), "last_undo": self._last_undo,
+                         "snapshot": self._snapshot.state_dict() if self._snapshot is not None else None}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; ValueError for another controller or policy."""
         self.controller.load_state_dict(check_identity(self.controller, state_dict))
         self._losses = [float(x) for x in state_dict.get("losses", [])]
+        undo = state_dict.get("undo", {})
+        self.undone = [int(i) for i in undo.get("undone", [])]
+        self._last_undo = bool(undo.get("last_undo", False))
+        self._saved_snapshot = undo.get("snapshot")
         self._restored = True

@@ -22,8 +22,10 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from lrpilot.controller.base import Controller
+from lrpilot.controller.base import UNDO, Controller
 from lrpilot.controller.spec import from_spec, list_controllers
+from lrpilot.integrations.evidence import EVIDENCE_METRICS
+from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
 from lrpilot.metrics import EpochMetrics
 
 __all__ = [
@@ -31,8 +33,9 @@ __all__ = [
     "build_epoch_metrics", "scaled_lr", "rescale_optimizer", "controller_identity", "check_identity", "check_bounds",
 ]
 
-ALLOWED_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_acc", "train_loss_std")
-"""The metric names ``PolicyScheduler.step`` (and the callbacks) accept."""
+ALLOWED_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_acc", "train_loss_std", *EVIDENCE_METRICS)
+"""The metric names ``PolicyScheduler.step`` (and the callbacks) accept: losses, accuracy and the
+collapse evidence ``+guard`` reads (:func:`lrpilot.integrations.evidence.collapse_evidence`)."""
 
 _POLICY_SUFFIXES = (".json", ".safetensors")
 
@@ -52,25 +55,18 @@ def resolve_controller(controller: Controller | str | os.PathLike[str]) -> Contr
     naming an existing file (a controller spec such as ``"rule"`` wins over a file of that name).
     """
     if isinstance(controller, Controller):
-        return _no_undo(controller)
+        return controller
     if isinstance(controller, os.PathLike) or (isinstance(controller, str) and _is_policy_path(controller)):
         from lrpilot.controller import load_policy  # lazy: the policy module needs safetensors
 
-        return _no_undo(load_policy(os.fspath(controller).strip()))
+        return load_policy(os.fspath(controller).strip())
     if isinstance(controller, str):
-        return _no_undo(from_spec(controller))
+        return from_spec(controller)
     raise TypeError(
         f"controller must be a Controller, a spec string (e.g. 'plateau:patience=2') or a policy path, "
         f"got {type(controller).__name__}: {controller!r}"
     )
 
-
-def _no_undo(controller: Controller) -> Controller:
-    """The deployed forms cannot rewind a model yet: a controller that may undo is refused in one line."""
-    if controller.may_undo:
-        raise ValueError(f"controller {controller.spec()!r} may undo, which rewinds the model; PolicyScheduler "
-                         "and the Hugging Face / Lightning callbacks cannot do that yet (use lrpilot train or compare)")
-    return controller
 
 
 def _as_float(name: str, value: Any) -> float | None:
@@ -147,6 +143,7 @@ def build_epoch_metrics(values: Mapping[str, float | None], epoch: int, lr: floa
         val_loss=val_loss,
         val_acc=values.get("val_acc"),
         diverged=any(not math.isfinite(loss) for loss in given),
+        **{name: values.get(name) for name in EVIDENCE_METRICS},
     )
 
 
@@ -227,7 +224,7 @@ def check_total_epochs(total_epochs: int | None) -> None:
         raise ValueError(f"total_epochs must be None or an integer >= 1, got {total_epochs!r}")
 
 
-class PolicyScheduler(LRScheduler):
+class PolicyScheduler(UndoIntrospection, LRScheduler):
     """Any lrpilot controller as a learning-rate scheduler, stepped with validation metrics.
 
     Args:
@@ -238,6 +235,11 @@ class PolicyScheduler(LRScheduler):
         total_epochs: the epoch budget the controller plans for (progress t/T).
         min_lr: lower bound of every group's LR. Default: 0.
         max_lr: upper bound of every group's LR; None for no bound.
+        model: the model ``optimizer`` trains; lets a controller that may undo rewind it
+            (see Undo below). None: no undo.
+        decisions_per_epoch: how many times per epoch ``step(metrics)`` is called (control
+            intervals: 4 for a validation every quarter epoch); the controller is told. Default: 1.
+        undo_lr_factor: what an undo multiplies the restored LR by, in (0, 1]. Default: 0.1.
 
     ``step(metrics)`` after each validation, with a mapping of ``train_loss``,
     ``val_loss`` and optionally ``val_acc`` and ``train_loss_std``, or a bare number
@@ -252,16 +254,26 @@ class PolicyScheduler(LRScheduler):
     TypeError naming the metric. A refused ``step`` changes nothing. A NaN or infinite
     metric goes to the controller, which handles it (the LR never becomes NaN).
 
+    Undo: with ``model=`` and a controller that may undo (``rule+guard``, say), the scheduler
+    copies the model's and the optimizer's state at construction and after every ``step(metrics)``
+    that did not undo (the start of each interval). When the controller answers undo, ``step``
+    restores both in place, multiplies the LR by ``undo_lr_factor`` and counts the undo
+    (:attr:`undos`); the retried interval starts from the restored state. Your data loader,
+    a ``GradScaler``, EMA weights and anything else outside the model and the optimizer go on.
+    A controller whose purpose is to undo without ``model=`` is refused; a learned policy that
+    may undo is told not to (one warning). A sharded model (FSDP, DeepSpeed) is refused.
+
     ``last_epoch`` counts ``step`` calls as in every torch scheduler; the controller
     sees epoch ``controller.epochs_seen + 1`` and the first group's current LR.
-    ``state_dict()`` holds only plain values (a learned policy is named by its hash,
-    never pickled), so it survives ``torch.load(weights_only=True)``; loading the state
+    ``state_dict()`` holds only plain values and tensors (a learned policy is named by its hash,
+    never pickled), so it survives ``torch.load(weights_only=True)``; with ``model=`` it holds the
+    undo history and the snapshot, so a restart can still undo the last interval. Loading the state
     of another controller raises ValueError.
 
     Example:
         >>> # xdoctest: +SKIP
         >>> optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-        >>> scheduler = PolicyScheduler(optimizer, "policy:default", total_epochs=50)
+        >>> scheduler = PolicyScheduler(optimizer, "rule+guard", total_epochs=50, model=model)
         >>> for epoch in range(50):
         >>>     train_loss = train(...)
         >>>     val_loss, val_acc = validate(...)
@@ -276,17 +288,32 @@ class PolicyScheduler(LRScheduler):
         total_epochs: int,
         min_lr: float = 0.0,
         max_lr: float | None = None,
+        model: torch.nn.Module | None = None,
+        decisions_per_epoch: int = 1,
+        undo_lr_factor: float = 0.1,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         check_bounds(min_lr, max_lr)
+        self.undo_lr_factor = check_undo_factor(undo_lr_factor)
         self.controller = resolve_controller(controller)
+        undoes = prepare_undo(self.controller, can_rewind=model is not None, owner="PolicyScheduler",
+                              why="was given no model= (pass model=model to let it rewind the model)")
+        reason = sharded_reason(model, [optimizer]) if undoes else None
+        if reason is not None:
+            raise ValueError(f"PolicyScheduler cannot undo here: {reason}; use a controller without undo")
         self.min_lr = float(min_lr)
         self.max_lr = None if max_lr is None else float(max_lr)
         self._multiplier: float | None = None
+        self.undone: list[int] = []
+        """The decisions (1-based, as ``controller.epochs_seen``) that were undos."""
+        self._last_undo = False
         first = optimizer.param_groups[0]
-        self.controller.reset(float(first.get("initial_lr", first["lr"])), total_epochs)
+        self.controller.reset(float(first.get("initial_lr", first["lr"])), total_epochs, decisions_per_epoch)
         super().__init__(optimizer)
+        self._snapshot = IntervalSnapshot(model, [optimizer]) if undoes and model is not None else None
+        if self._snapshot is not None:
+            self._snapshot.take()
 
     def step(self, metrics: Mapping[str, Any] | SupportsFloat | None = None) -> None:
         """Apply the controller to this validation's ``metrics``; with none, keep the LR."""
@@ -298,11 +325,18 @@ class PolicyScheduler(LRScheduler):
                        hint="; pass them as scheduler.step({'train_loss': ..., 'val_loss': ...})")
         lr = float(self.optimizer.param_groups[0]["lr"])
         epoch_metrics = build_epoch_metrics(values, epoch=self.controller.epochs_seen + 1, lr=lr)
-        self._multiplier = self.controller.act(epoch_metrics)
+        decision = self.controller.act(epoch_metrics)
+        self._last_undo = decision is UNDO
+        if decision is UNDO:
+            self._snapshot.restore()  # act() answers UNDO only when undoes (a snapshot is kept)
+            self.undone.append(self.controller.epochs_seen)
+        self._multiplier = self.undo_lr_factor if decision is UNDO else decision
         try:
             super().step()
         finally:
             self._multiplier = None
+        if self._snapshot is not None:
+            self._snapshot.take()  # the start of the next interval (after an undo: the retry, LR cut)
 
     def get_lr(self) -> list[float | torch.Tensor]:
         """The current LRs, scaled by the pending multiplier when ``step`` got metrics."""
@@ -317,12 +351,14 @@ class PolicyScheduler(LRScheduler):
         starts from the full base LR (the end of a warm-up)."""
         return [float(lr) for lr in self.base_lrs]
 
-    def get_last_action(self) -> float | None:
-        """The multiplier the controller answered at the last ``step(metrics)``; None before the first."""
-        return self.controller.last_multiplier if self.controller.epochs_seen > 0 else None
+    def get_last_action(self) -> float | str | None:
+        """The controller's answer at the last ``step(metrics)``: the multiplier, or ``"undo"``
+        (see :attr:`last_decision`); None before the first."""
+        return self.last_decision
 
     def state_dict(self) -> dict[str, Any]:
-        """Plain values only: the controller's whole state, its identity, counters and bounds."""
+        """Plain values (and the snapshot's tensors): the controller's whole state, its identity,
+        counters, bounds and the undo history."""
         return {
             "controller": self.controller.state_dict(),
             "policy_hash": getattr(self.controller, "policy_hash", None),
@@ -332,10 +368,13 @@ class PolicyScheduler(LRScheduler):
             "_last_lr": [float(lr) for lr in self.get_last_lr()],
             "min_lr": self.min_lr,
             "max_lr": self.max_lr,
+            "undo": {"undone": list(self.undone), "last_undo": self._last_undo, "factor": self.undo_lr_factor,
+                     "snapshot": self._snapshot.state_dict() if self._snapshot is not None else None},
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`'s output; ValueError for another controller or policy."""
+        """Restore :meth:`state_dict`'s output; ValueError for another controller or policy. A state
+        saved without a snapshot (or before undo existed) takes a fresh snapshot here, with ``model=``."""
         if not isinstance(state_dict, Mapping) or "controller" not in state_dict:
             keys = sorted(state_dict) if isinstance(state_dict, Mapping) else type(state_dict).__name__
             raise ValueError(f"not a PolicyScheduler state (expected a 'controller' entry), got {keys}")
@@ -346,3 +385,9 @@ class PolicyScheduler(LRScheduler):
         self._last_lr = [float(lr) for lr in state_dict["_last_lr"]]
         self.min_lr = float(state_dict["min_lr"])
         self.max_lr = None if state_dict["max_lr"] is None else float(state_dict["max_lr"])
+        undo = state_dict.get("undo", {})
+        self.undone = [int(i) for i in undo.get("undone", [])]
+        self._last_undo = bool(undo.get("last_undo", False))
+        self.undo_lr_factor = float(undo.get("factor", self.undo_lr_factor))
+        if self._snapshot is not None:
+            self._snapshot.load_state_dict(undo.get("snapshot"))
