@@ -12,7 +12,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lrpilot.commands.common import key_value, non_negative_float, parse_option_value, positive_float, positive_int
+from lrpilot.commands.common import (
+    add_interval_flags, interval_settings, key_value, non_negative_float, parse_option_value, positive_float, positive_int,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
@@ -30,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--epochs", type=positive_int, help="epoch budget (default: the task's)")
     parser.add_argument("--batch-size", type=positive_int, help="training batch size (default: the task's)")
     parser.add_argument("--weight-decay", type=non_negative_float, help="weight decay (default: the task's)")
+    add_interval_flags(parser)
     parser.add_argument("--option", type=key_value, action="append", default=[], metavar="[TASK:]KEY=VALUE",
                         help="task option for one task or all, e.g. imdb-bert:max_length=128 (repeatable)")
     parser.add_argument("--data-dir", action="append", default=[], metavar="[TASK=]PATH",
@@ -69,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     runs = len(study.run_configs())
     console.print(f"[bold]study[/] {runs} runs ({len(study.tasks)} task(s) x {len(study.lrs)} LR(s) x "
                   f"{len(study.optimizers)} optimizer(s) x {len(study.controllers)} controllers x {study.seeds} seeds) -> {out}")
+    if study.interval is not None or study.val_subset is not None:
+        from lrpilot.experiments.scoring import cadence_note
+        from lrpilot.experiments.study import interval_setting
+
+        console.print(cadence_note(interval_setting(study.interval), study.val_subset))
     summary = run_study(study, out, execution, console)
     console.print(f"{summary.already_done} runs were already done, {summary.finished} finished now, "
                   f"{len(summary.failed)} failed ({summary.seconds:.1f} s)")
@@ -94,6 +102,9 @@ def build_study(args: argparse.Namespace):  # noqa: ANN201 - Study, imported laz
                 "imports", "reference"):
         value = getattr(args, key)
         if value is not None:
+            data[key] = value
+    for key, value in interval_settings(args).items():
+        if getattr(args, key) is not None:  # given: overrides the file, `--interval 1` included
             data[key] = value
     if args.out is not None:
         data["out"] = str(args.out)

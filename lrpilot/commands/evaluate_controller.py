@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lrpilot.commands.common import non_negative_float, positive_float, positive_int
+from lrpilot.commands.common import add_interval_flags, interval_settings, non_negative_float, positive_float, positive_int
 
 HELDOUT_TASKS = ("digits-mlp", "digits-cnn", "breast-cancer-mlp", "wine-mlp")
 
@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add("--epochs", type=positive_int, help="epoch budget (default: each task's)")
     add("--weight-decay", type=non_negative_float, help="weight decay of every run (default: each task's, 0 for "
         "the built-in tasks; set it, e.g. 0.01, for AdamW to differ from Adam)")
+    add_interval_flags(parser)
     add("--baselines", type=_csv, default=DEFAULT_BASELINES, help=f"baseline specs (default {','.join(DEFAULT_BASELINES)})")
     add("--lrfree", type=_csv, default=DEFAULT_LRFREE,
         help=f"LR-free optimisers run with the constant controller ('' for none; default {','.join(DEFAULT_LRFREE)})")
@@ -57,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     plan = EvaluationPlan(specs=tuple(args.specs), tasks=tuple(args.tasks), lrs=tuple(args.lrs), seeds=args.seeds,
                           epochs=args.epochs, weight_decay=args.weight_decay, optimizers=tuple(args.optimizers),
-                          baselines=tuple(args.baselines),
-                          lrfree=tuple(args.lrfree), device=args.device, imports=tuple(args.imports))
+                          baselines=tuple(args.baselines), lrfree=tuple(args.lrfree), device=args.device,
+                          imports=tuple(args.imports), **interval_settings(args))
     n = len(plan.tasks) * len(plan.lrs) * len(plan.optimizers) * plan.seeds * len(set(plan.specs) | set(plan.baselines))
     console.print(f"[bold]evaluate-controller[/] {n} runs + {len(plan.tasks) * len(plan.lrfree) * plan.seeds} LR-free runs "
                   f"-> {args.out}")

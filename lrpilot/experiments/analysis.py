@@ -57,24 +57,27 @@ class RunScore:
     test_loss: float
     """Final test loss."""
     best_val_acc: float
-    """Highest validation accuracy of any epoch."""
+    """Highest validation accuracy of any epoch (interval) that was not undone."""
     final_train_loss: float
     """Mean training loss of the last epoch."""
     wall_time: float
     """Training seconds (epochs only, summed over resumptions)."""
     convergence_epoch: float
-    """See :func:`~lrpilot.experiments.stats.convergence_epoch`."""
+    """See :func:`~lrpilot.experiments.stats.convergence_epoch`; with control intervals, the epochs of
+    budget spent (undone intervals included) when the run converged, e.g. 2.75. Undone intervals never count."""
     diverged: bool
     """The run diverged (a result, not a failure)."""
     history: tuple[EpochMetrics, ...] = field(repr=False, default=())
     """Per-epoch metrics, for the plots."""
     undos: int = 0
-    """Epochs the run undid (a controller that may undo; see docs/compare.md)."""
+    """Intervals (epochs, in a per-epoch run) the run undid (a controller that may undo; see docs/compare.md)."""
+    name: str = ""
+    """The run's directory name (``RunConfig.name``)."""
 
     def score(self) -> Score:
         """What regret, rank and the paired tests need of this run."""
         task, optimizer, lr = self.setting
-        return Score(task, optimizer, lr, self.controller, self.seed, self.test_acc, self.diverged)
+        return Score(task, optimizer, lr, self.controller, self.seed, self.test_acc, self.diverged, undos=self.undos)
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ class SummaryRow:
     rank: Estimate
     """Rank among the setting's controllers, per seed (1 = best)."""
     undos: int = 0
-    """Epochs undone, summed over the group's runs."""
+    """Intervals undone, summed over the group's runs."""
 
 
 @dataclass(frozen=True)
@@ -161,8 +164,11 @@ def score_run(record: RunRecord, study: Study) -> RunScore:
     final = record.final or {}
     history = tuple(record.history)
     diverged = bool(final.get("diverged"))
-    accs = [m.val_acc for m in history if m.val_acc is not None and not m.diverged]
-    conv = None if diverged else convergence_epoch(history, study.convergence_acc_tol, study.convergence_loss_rtol)
+    kept = [m for m in history if not m.undone]  # an undone interval's weights were discarded: no best, no convergence
+    accs = [m.val_acc for m in kept if m.val_acc is not None and not m.diverged]
+    conv = None if diverged else convergence_epoch(kept, study.convergence_acc_tol, study.convergence_loss_rtol)
+    if conv is not None:  # with intervals, `epoch` counts intervals: convert to the epochs of budget spent then
+        conv = next((m.elapsed_epochs for m in kept if m.epoch == conv and m.elapsed_epochs is not None), conv)
     return RunScore(
         setting=(task.name, task.optimizer, float(task.lr)), controller=record.config.controller, seed=record.config.seed,
         test_acc=0.0 if diverged else _nan(final.get("test_acc")),
@@ -171,7 +177,7 @@ def score_run(record: RunRecord, study: Study) -> RunScore:
         final_train_loss=math.nan if diverged or not history else _nan(history[-1].train_loss),
         wall_time=_nan(final.get("wall_time")),
         convergence_epoch=math.nan if conv is None else float(conv),
-        diverged=diverged, history=history, undos=int(final.get("undos") or 0),
+        diverged=diverged, history=history, undos=int(final.get("undos") or 0), name=record.name,
     )
 
 

@@ -19,7 +19,8 @@ Scores (final test accuracy; a diverged run scores 0, as in the compare report),
 * **rank**: within each (task, optimiser, initial LR, seed) block, the controllers
   ranked by test accuracy (1 = best, ties averaged).
 
-Tables: overall (regret, rank, test accuracy, divergences), per initial LR (regret, and
+Tables: overall (regret, rank, test accuracy, divergences, and the intervals undone where a run
+undid one), per initial LR (regret, and
 test accuracy minus ``rule``'s, in points), per task, and paired comparisons of each evaluated
 controller against each baseline. Printed on the terminal (fitting 80 columns; the per-task
 table is in the files only) and written to ``OUT/evaluation.md`` (and ``OUT/evaluation.json``).
@@ -40,7 +41,8 @@ from lrpilot.controller.spec import is_policy_spec
 from lrpilot.experiments.analysis import score_run
 from lrpilot.experiments.runner import Execution, run_study
 from lrpilot.experiments.scoring import (
-    Column, Score, TerminalTable, estimate_cell, group_indices, markdown_table, paired_test, print_table, regret_and_rank,
+    Column, Score, TerminalTable, cadence_note, estimate_cell, group_indices, markdown_table, paired_test, print_table,
+    regret_and_rank,
 )
 from lrpilot.experiments.stats import Estimate, mean_ci
 from lrpilot.experiments.store import StudyStore, read_study
@@ -82,6 +84,10 @@ class EvaluationPlan:
     """Modules imported in every worker first (they register tasks or controllers)."""
     task_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Per task, task-specific settings."""
+    interval: str | None = None
+    """Control interval of every run (``"0.25"``, ``"50steps"``); None: one decision per epoch."""
+    val_subset: int | None = None
+    """Validate every run on a fixed subset of this many validation examples; None: the whole split."""
 
     def controller_studies(self, out: Path) -> list[tuple[str, Study]]:
         """One study per controller (``OUT/runs/<name>``), so baselines are run once and reused by
@@ -89,8 +95,8 @@ class EvaluationPlan:
         controllers = tuple(dict.fromkeys((*self.specs, *self.baselines)))
         return [(c, Study(tasks=self.tasks, controllers=(c,), seeds=self.seeds, lrs=self.lrs,
                           optimizers=self.optimizers, epochs=self.epochs, weight_decay=self.weight_decay,
-                          device=self.device, imports=self.imports,
-                          task_options=dict(self.task_options), reference=c, baselines=(),
+                          device=self.device, imports=self.imports, interval=self.interval,
+                          val_subset=self.val_subset, task_options=dict(self.task_options), reference=c, baselines=(),
                           out=str(out / "runs" / study_dir_name(c))))
                 for c in controllers]
 
@@ -100,7 +106,7 @@ class EvaluationPlan:
             return None
         return Study(tasks=self.tasks, controllers=("constant",), seeds=self.seeds, lrs=(None,),
                      optimizers=self.lrfree, epochs=self.epochs, weight_decay=self.weight_decay,
-                     device=self.device, imports=self.imports,
+                     device=self.device, imports=self.imports, interval=self.interval, val_subset=self.val_subset,
                      task_options=dict(self.task_options), reference="constant", baselines=("constant",),
                      out=str(out / "runs" / "lrfree"))
 
@@ -126,7 +132,8 @@ def collect_scores(root: Path, lrfree: bool = False) -> list[Score]:
         s = score_run(record, study)
         task, optimizer, lr = s.setting
         name = f"constant+{optimizer}" if lrfree else s.controller
-        out.append(Score(task, optimizer, None if lrfree else lr, name, s.seed, s.test_acc, s.diverged, lrfree))
+        out.append(Score(task, optimizer, None if lrfree else lr, name, s.seed, s.test_acc, s.diverged, lrfree,
+                         undos=s.undos))
     return out
 
 
@@ -147,7 +154,8 @@ def build_tables(scores: Sequence[Score], specs: Sequence[str], reference: str =
     overall = [{"controller": name, "lrfree": scores[by[name][0]].lrfree, "n": len(by[name]),
                 "regret": _est(regret[i] for i in by[name]), "rank": _est(rank[i] for i in by[name]),
                 "test_acc": _est(scores[i].test_acc for i in by[name]),
-                "diverged": sum(scores[i].diverged for i in by[name])} for name in [*controllers, *lrfree]]
+                "diverged": sum(scores[i].diverged for i in by[name]),
+                "undos": sum(scores[i].undos for i in by[name])} for name in [*controllers, *lrfree]]
     per_task = [{"controller": name, "regret": {task: _est(regret[i] for i in by[name] if scores[i].task == task)
                                                 for task in tasks}} for name in [*controllers, *lrfree]]
     return {"controllers": controllers, "lrfree": lrfree, "lrs": lrs, "tasks": tasks, "reference": reference,
@@ -195,12 +203,17 @@ def _cell(e: Mapping[str, float], scale: float = 100.0, ci: bool = True, termina
     return estimate_cell(Estimate(**e), scale, 2, ci=("±" if terminal else " ± ") if ci else "")
 
 
+def _undid(tables: Mapping[str, Any]) -> bool:
+    """Whether any run undid an interval: the overall tables then have an undo column."""
+    return any(r.get("undos", 0) for r in tables["overall"])
+
+
 def _rows(tables: Mapping[str, Any], terminal: bool = False) -> dict[str, list[list[str]]]:
     """The cells of every table; LR-free rows are italic in the markdown."""
-    lrs, reference = tables["lrs"], tables["reference"]
+    lrs, reference, undid = tables["lrs"], tables["reference"], _undid(tables)
     overall = [[r["controller"] if terminal or not r["lrfree"] else f"*{r['controller']}*", str(r["n"]),
                 _cell(r["regret"], terminal=terminal), _cell(r["rank"], 1.0, terminal=terminal),
-                _cell(r["test_acc"], ci=False), str(r["diverged"])]
+                _cell(r["test_acc"], ci=False), str(r["diverged"]), *([str(r.get("undos", 0))] if undid else [])]
                for r in sorted(tables["overall"], key=lambda r: (r["lrfree"], r["regret"]["mean"]))]
     paired = [[p["controller"], p["versus"], str(p["n"]),
                estimate_cell(Estimate(p["mean_diff_points"], math.nan, math.nan, p["n"]), sign=True, ci=""),
@@ -226,8 +239,11 @@ def render_markdown(tables: Mapping[str, Any]) -> str:
              "task × optimiser × initial LR × seed, 1 = best, ties averaged. *Italic* rows: learning-rate-free "
              "optimisers with the constant controller at their default LR, scored against the same oracle "
              "(no rank).", ""]
+    if tables.get("interval") or tables.get("val_subset"):
+        lines += [cadence_note(tables.get("interval"), tables.get("val_subset")), ""]
     lrs = [f"{lr:g}" for lr in tables["lrs"]]
-    headers = {"overall": ["controller", "runs", "regret (points, ±95% CI)", "mean rank", "test acc %", "diverged"],
+    undos = ["undos"] if _undid(tables) else []  # intervals undone, summed over the runs: only where a run undid
+    headers = {"overall": ["controller", "runs", "regret (points, ±95% CI)", "mean rank", "test acc %", "diverged", *undos],
                "per_lr": ["regret at initial LR", *lrs],
                "per_lr_ref": [f"test acc − {tables['reference']} (points) at LR", *lrs],
                "per_task": ["regret by task", *tables["tasks"]],
@@ -245,9 +261,11 @@ def terminal_tables(tables: Mapping[str, Any]) -> list[TerminalTable]:
     overall_key = ("regret: points below the per-task oracle (the best run of the task and seed at any LR and "
                    "optimiser), mean±95% CI; rank: 1 = best within task × optimiser × LR × seed; acc %: mean final "
                    "test accuracy; div: diverged runs (acc 0)."
+                   + (" undo: intervals undone (all runs)." if _undid(tables) else "")
                    + (" constant+OPT: an LR-free optimiser at its default LR (no rank)." if tables["lrfree"] else ""))
+    overall = ("runs", "regret", "rank", "acc %", "div", *(("undo",) if _undid(tables) else ()))
     return [
-        TerminalTable(TITLES["overall"], (name, *(Column(h) for h in ("runs", "regret", "rank", "acc %", "div"))),
+        TerminalTable(TITLES["overall"], (name, *(Column(h) for h in overall)),
                       _tuples(rows["overall"]), (overall_key,)),
         TerminalTable(TITLES["per_lr"], (name, *lrs), _tuples(rows["per_lr"])),
         TerminalTable(f"Per initial LR: mean test accuracy minus {tables['reference']}'s (points)", (name, *lrs),
@@ -296,7 +314,8 @@ def run_evaluation(plan: EvaluationPlan, out: str | Path, *, workers: int | None
     for study, lrfree in studies:
         if study is not None:
             scores += collect_scores(Path(study.out), lrfree=lrfree)
-    tables = {**build_tables(scores, plan.specs), "failed": failed}
+    tables = {**build_tables(scores, plan.specs), "interval": plan.interval, "val_subset": plan.val_subset,
+              "failed": failed}
     write_text_atomic(out / "evaluation.md", render_markdown(tables))
     write_text_atomic(out / "evaluation.json", json.dumps(_jsonable(tables), indent=1))
     if console is not None:

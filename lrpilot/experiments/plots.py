@@ -4,6 +4,11 @@ Per setting (task × optimiser × initial LR): validation accuracy and loss curv
 controller (mean over seeds with a CI band) and the LR traces (log scale, one line per
 seed). Per task: final test accuracy per controller (a point per seed, the mean and its
 CI). Legends carry the number of runs.
+
+The x axis is the budget spent, in epochs: a record is drawn where its interval ended
+(``elapsed_epochs`` with control intervals, else its epoch), and an LR over the interval it
+trained. An interval that was undone (the run rewound to its start) is marked with an ``x`` on
+every curve and trace, and the legend says so.
 """
 
 from __future__ import annotations
@@ -11,16 +16,22 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from lrpilot.experiments.stats import mean_ci
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
     from lrpilot.experiments.analysis import Analysis, RunScore, Setting
+    from lrpilot.metrics import EpochMetrics
 
-__all__ = ["write_plots", "setting_label", "slug"]
+__all__ = ["write_plots", "figures", "setting_label", "slug", "position", "UNDONE_MARKER"]
+
+UNDONE_MARKER = "x"
+"""The marker of an undone interval in every plot."""
+UNDONE_LABEL = "x: interval undone (rewound)"
 
 
 def slug(text: str) -> str:
@@ -34,20 +45,32 @@ def setting_label(setting: "Setting") -> str:
     return f"{task}, {optimizer}, lr {lr:g}"
 
 
+def position(metrics: "EpochMetrics") -> float:
+    """Where a record sits on the x axis: the epochs of budget spent when its interval ended
+    (``elapsed_epochs`` of a run with control intervals, else its epoch)."""
+    return float(metrics.epoch if metrics.elapsed_epochs is None else metrics.elapsed_epochs)
+
+
 def write_plots(analysis: "Analysis", out_dir: str | Path) -> list[Path]:
     """Draw every plot into ``out_dir``; returns the files written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    return [_save(fig, out / name) for name, fig in figures(analysis).items()]
+
+
+def figures(analysis: "Analysis") -> "dict[str, Figure]":
+    """Every plot of the report, by file name: per setting ``curves__*.png`` and ``lr__*.png``, per task
+    ``test_acc__*.png``."""
     colors = _colors(analysis)
-    written: list[Path] = []
+    out = {}
     for setting in analysis.settings():
         scores = [s for s in analysis.scores if s.setting == setting]
         name = slug(f"{setting[0]}__{setting[1]}__lr{setting[2]:g}")
-        written.append(_save(_curves(scores, setting, colors), out / f"curves__{name}.png"))
-        written.append(_save(_lr_traces(scores, setting, colors), out / f"lr__{name}.png"))
+        out[f"curves__{name}.png"] = _curves(scores, setting, colors)
+        out[f"lr__{name}.png"] = _lr_traces(scores, setting, colors)
     for task in dict.fromkeys(s[0] for s in analysis.settings()):
-        written.append(_save(_final_acc(analysis, task, colors), out / f"test_acc__{slug(task)}.png"))
-    return written
+        out[f"test_acc__{slug(task)}.png"] = _final_acc(analysis, task, colors)
+    return out
 
 
 def _colors(analysis: "Analysis") -> dict[str, str]:
@@ -58,7 +81,7 @@ def _colors(analysis: "Analysis") -> dict[str, str]:
     return {c: cmap(i % 10) for i, c in enumerate(names)}
 
 
-def _save(fig, path: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+def _save(fig: "Figure", path: Path) -> Path:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
 
@@ -80,8 +103,11 @@ def _curves(scores: list["RunScore"], setting: "Setting", colors: dict[str, str]
         label = f"{controller} (n={len(runs)})"
         _band(acc_ax, runs, "val_acc", colors[controller], label, scale=100.0)
         _band(loss_ax, runs, "val_loss", colors[controller], label, log=True)
-    acc_ax.set(title=f"val accuracy: {setting_label(setting)}", xlabel="epoch", ylabel="val accuracy (%)")
-    loss_ax.set(title="val loss (mean, 95% CI)", xlabel="epoch", ylabel="val loss", yscale="log")
+        _mark_undone(acc_ax, runs, lambda m: None if m.val_acc is None else 100.0 * m.val_acc, colors[controller])
+        _mark_undone(loss_ax, runs, lambda m: m.val_loss, colors[controller])
+    acc_ax.set(title=f"val accuracy: {setting_label(setting)}", xlabel="epochs trained", ylabel="val accuracy (%)")
+    loss_ax.set(title="val loss (mean, 95% CI)", xlabel="epochs trained", ylabel="val loss", yscale="log")
+    _undone_legend_entry(acc_ax, scores)
     _legend(acc_ax)
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)
@@ -94,12 +120,28 @@ def _legend(ax: "Axes") -> None:
         ax.legend(fontsize="small")
 
 
+def _mark_undone(ax: "Axes", runs: list["RunScore"], value: "Callable[[EpochMetrics], float | None]",
+                 color: str) -> None:
+    """An ``x`` at each undone interval of each run, at the run's own value there (non-finite ones left out)."""
+    points = [(position(m), v) for r in runs for m in r.history if m.undone
+              for v in [value(m)] if v is not None and math.isfinite(v)]
+    if points:
+        ax.plot(*zip(*points), linestyle="none", marker=UNDONE_MARKER, color=color, markersize=7, zorder=4)
+
+
+def _undone_legend_entry(ax: "Axes", scores: list["RunScore"]) -> None:
+    """A legend entry explaining the ``x``, where a run of the plot undid an interval."""
+    if any(m.undone for s in scores for m in s.history):
+        ax.plot([], [], linestyle="none", marker=UNDONE_MARKER, color="black", label=UNDONE_LABEL)
+
+
 def _band(ax: "Axes", runs: list["RunScore"], key: str, color: str, label: str, scale: float = 1.0,
           log: bool = False) -> None:
-    """Mean over seeds per epoch with its CI band; an epoch counts the runs that reached it without diverging.
+    """Mean over seeds per interval with its CI band; an interval counts the runs that reached it without diverging.
 
-    On a log axis the band's lower end stops at the lowest value seen (a t interval of few
-    runs can reach below zero, which a log axis cannot show).
+    Runs of one plot share their control interval, so the k-th records of all runs sit at the
+    same x. On a log axis the band's lower end stops at the lowest value seen (a t interval of
+    few runs can reach below zero, which a log axis cannot show).
     """
     epochs = max((len(r.history) for r in runs), default=0)
     xs, means, lows, highs = [], [], [], []
@@ -108,7 +150,7 @@ def _band(ax: "Axes", runs: list["RunScore"], key: str, color: str, label: str, 
         est = mean_ci(values)
         if est.n:
             low = est.low if est.n > 1 else est.mean
-            xs.append(e + 1)
+            xs.append(position(next(r.history[e] for r in runs if e < len(r.history))))
             means.append(est.mean * scale)
             lows.append((max(low, min(v for v in values if v is not None)) if log else low) * scale)
             highs.append((est.high if est.n > 1 else est.mean) * scale)
@@ -126,11 +168,16 @@ def _lr_traces(scores: list["RunScore"], setting: "Setting", colors: dict[str, s
     ax = fig.subplots()
     for controller, runs in _by_controller(scores).items():
         for i, run in enumerate(runs):
-            lrs = [m.lr for m in run.history]  # epoch e trains with lrs[e - 1]: drawn over [e, e + 1)
-            ax.step(range(1, len(lrs) + 2), lrs + lrs[-1:], where="post", color=colors[controller], alpha=0.6, linewidth=1.2,
+            if not run.history:
+                continue
+            ends = [position(m) for m in run.history]  # a record's LR trained over [previous end, its end)
+            lrs = [m.lr for m in run.history]
+            ax.step([0.0, *ends], lrs + lrs[-1:], where="post", color=colors[controller], alpha=0.6, linewidth=1.2,
                     label=f"{controller} (n={len(runs)})" if i == 0 else None)
-    ax.set(title=f"learning rate: {setting_label(setting)}", xlabel="epoch (each spans [e, e+1))",
+        _mark_undone(ax, runs, lambda m: m.lr, colors[controller])
+    ax.set(title=f"learning rate: {setting_label(setting)}", xlabel="epochs trained (each LR over the interval it ran)",
            ylabel="learning rate", yscale="log")
+    _undone_legend_entry(ax, scores)
     _legend(ax)
     ax.grid(alpha=0.3, which="both")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

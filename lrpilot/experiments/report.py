@@ -18,12 +18,12 @@ from typing import Any
 from rich.text import Text
 
 from lrpilot.atomic import write_text_atomic
-from lrpilot.experiments.analysis import METRICS, Analysis, PairedRow, Setting, SummaryRow, analyse
-from lrpilot.experiments.plots import setting_label, write_plots
-from lrpilot.experiments.scoring import Column, TerminalTable, estimate_cell, markdown_table, print_table
+from lrpilot.experiments.analysis import METRICS, Analysis, PairedRow, RunScore, Setting, SummaryRow, analyse
+from lrpilot.experiments.plots import position, setting_label, write_plots
+from lrpilot.experiments.scoring import Column, TerminalTable, cadence_note, estimate_cell, markdown_table, print_table
 from lrpilot.experiments.stats import Estimate
 from lrpilot.experiments.store import StudyStore, read_study
-from lrpilot.experiments.study import import_plugins
+from lrpilot.experiments.study import import_plugins, interval_setting
 
 __all__ = ["build_report", "write_report", "print_summary", "summary_tables", "format_estimate"]
 
@@ -91,6 +91,8 @@ def render_markdown(analysis: Analysis, images: list[Path]) -> str:
         "with n pairs the smallest possible p is 2/2^n (0.0625 for 5). Regret: best test accuracy any controller reached "
         "on the same task and seed (any initial LR) minus the run's. Rank: within each setting and seed, 1 = best.", "",
     ]
+    if study.interval is not None or study.val_subset is not None:
+        lines += [cadence_note(interval_setting(study.interval), study.val_subset), ""]
     for setting in analysis.settings():
         lines += [f"## {setting_label(setting)}", "", *_summary_table(analysis, setting), ""]
         paired = [p for p in analysis.paired if p.setting == setting]
@@ -100,6 +102,7 @@ def render_markdown(analysis: Analysis, images: list[Path]) -> str:
     lines += ["## Over all initial LRs", "", *markdown_table(
         ["task", "controller", "mean regret (points)", "mean rank"],
         [[r.task, r.controller, format_estimate(r.regret, 100), format_estimate(r.rank)] for r in analysis.overall])]
+    lines += _undone_section(analysis.scores)
     failed = [r for r in analysis.records if r.status == "failed"]
     if failed:
         lines += ["", "## Failed runs (retried by the next `lrpilot compare`)", ""]
@@ -120,6 +123,32 @@ def _summary_table(analysis: Analysis, setting: Setting) -> list[str]:
         for row in rows])
 
 
+MAX_UNDONE_ROWS = 200
+"""Most rows of the report's list of undone intervals (the count of the rest is given)."""
+
+
+def _undone_section(scores: list[RunScore]) -> list[str]:
+    """``## Undone intervals``: every interval a run undid, with the metrics that made it undo (empty
+    when no run undid). ``at epoch``: the budget spent when it ended (undone intervals count)."""
+    rows = [[f"`{s.name}`", str(m.epoch), f"{position(m):g}", f"{m.lr:.3g}", _fmt(m.train_loss),
+             _fmt(m.val_loss), "" if m.val_acc is None else f"{100 * m.val_acc:.2f}", "yes" if m.diverged else ""]
+            for s in scores for m in s.history if m.undone]
+    if not rows:
+        return []
+    more = len(rows) - MAX_UNDONE_ROWS
+    head = ["run", "interval", "at epoch", "lr", "train loss", "val loss", "val acc %", "diverged"]
+    return ["", "## Undone intervals", "",
+            f"{len(rows)} intervals undone in {sum(1 for s in scores if s.undos)} runs: each was trained and counts "
+            "against the budget, then the run was rewound to its start and went on with the LR cut. "
+            "Their metrics are left out of best val accuracy and convergence; the plots mark them with x.", "",
+            *markdown_table(head, rows[:MAX_UNDONE_ROWS]),
+            *(["", f"... and {more} more (each run's `metrics.jsonl` marks them `\"undone\": true`)."] if more > 0 else [])]
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else "non-finite"
+
+
 def _paired_table(rows: list[PairedRow]) -> list[str]:
     head = ["controller", "versus", "pairs", "mean difference (points)", "Wilcoxon p", "won / tied / lost"]
     return markdown_table(head, [
@@ -129,7 +158,7 @@ def _paired_table(rows: list[PairedRow]) -> list[str]:
 
 def render_csv(analysis: Analysis) -> str:
     """``summary.csv``: one row per setting × controller, every figure with its CI and n."""
-    header = ["task", "optimizer", "lr", "controller", "runs", "diverged"]
+    header = ["task", "optimizer", "lr", "controller", "runs", "diverged", "undos"]
     for key in [k for k, _ in METRICS] + ["regret", "rank"]:
         header += [f"{key}_mean", f"{key}_ci_low", f"{key}_ci_high", f"{key}_n"]
     for role in ("reference", "best_baseline"):
@@ -139,7 +168,7 @@ def render_csv(analysis: Analysis) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in analysis.summary:
-        cells: list[Any] = [*row.setting[:2], f"{row.setting[2]:g}", row.controller, row.runs, row.diverged]
+        cells: list[Any] = [*row.setting[:2], f"{row.setting[2]:g}", row.controller, row.runs, row.diverged, row.undos]
         for est in [row.metrics[k] for k, _ in METRICS] + [row.regret, row.rank]:
             cells += [_num(est.mean), _num(est.low), _num(est.high), est.n]
         for role in ("reference", "best baseline"):
@@ -179,7 +208,7 @@ def summary_tables(analysis: Analysis) -> list[TerminalTable]:
 
 def _setting_table(analysis: Analysis, setting: Setting) -> TerminalTable:
     """The terminal table of one setting; a ``div`` column where a run of it diverged, an ``undo``
-    column where a run of it undid an epoch."""
+    column where a run of it undid an interval."""
     rows = [row for row in analysis.summary if row.setting == setting]
     divergence, undos = any(row.diverged for row in rows), any(row.undos for row in rows)
     headers = ("acc %", "loss", "conv", "time s", _delta(analysis), "p", "regret", "rank")
@@ -215,7 +244,7 @@ def _key(analysis: Analysis, divergence: bool, fewer: bool, undos: bool = False)
            f"training seconds; {_delta(analysis)}: acc minus {analysis.study.reference}'s (points), p: its Wilcoxon "
            "p; regret: points below the best run of the task and seed at any LR; rank: 1 = best")
     key += "; div: diverged runs (acc 0)" if divergence else ""
-    key += "; undo: epochs undone (all runs)." if undos else "."
+    key += "; undo: intervals undone (all runs)." if undos else "."
     return (key, "*: over fewer runs than n (diverged runs have no loss or convergence epoch).") if fewer else (key,)
 
 

@@ -26,7 +26,9 @@ from lrpilot.experiments.local_backend import default_workers, run_local
 from lrpilot.experiments.progress import StudyProgress
 from lrpilot.experiments.ray_backend import run_ray
 from lrpilot.experiments.store import StudyStore
+from lrpilot.experiments.run import RunConfig
 from lrpilot.experiments.study import Study
+from lrpilot.training.intervals import Interval
 
 # Execution, Job, DiskFullError, execute_run, available_cpus and default_workers live in jobs.py and
 # local_backend.py; they stay importable from here, where the README and earlier code find them.
@@ -62,7 +64,7 @@ def run_study(study: Study, root: str | Path, execution: Execution = Execution()
     with StudyStore.open(root, study, force=execution.force, fingerprints=study.fingerprints()) as store:
         done = {c.name for c in configs if store.record(c).status == "done"}
         jobs = [Job(c.name, c.to_dict(), str(store.run_dir(c.name)), study.imports) for c in configs if c.name not in done]
-        progress = StudyProgress(console, epochs={c.name: c.build_task().epochs for c in configs},
+        progress = StudyProgress(console, epochs={c.name: _records(c) for c in configs},
                                  run_dirs={c.name: store.run_dir(c.name) for c in configs},
                                  done=done, enabled=execution.progress)
         failed: list[str] = []
@@ -93,3 +95,12 @@ def run_study(study: Study, root: str | Path, execution: Execution = Execution()
                 progress.finished(name, outcome["ok"], outcome.get("error"))
     return StudySummary(len(configs), len(done), len(jobs) - len(failed), tuple(failed), time.perf_counter() - start,
                         tuple(memory))
+
+
+def _records(config: RunConfig) -> int:
+    """The metrics records a finished run writes, which the progress bar counts: one per epoch, or per
+    interval (``0.25``: four per epoch). An interval of steps depends on the data's size, which is not
+    loaded here: its runs count as one record per epoch, so their share of the bar fills early."""
+    epochs = config.build_task().epochs
+    interval = Interval.parse(config.interval)
+    return epochs if interval.fraction is None else epochs * round(1 / interval.fraction)

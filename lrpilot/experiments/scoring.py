@@ -34,7 +34,7 @@ from rich.text import Text
 
 from lrpilot.experiments.stats import Estimate, PairedTest, paired_comparison, rank_values
 
-__all__ = ["Score", "regret_and_rank", "paired_test", "group_indices", "estimate_cell", "markdown_table",
+__all__ = ["Score", "regret_and_rank", "paired_test", "group_indices", "estimate_cell", "markdown_table", "cadence_note",
            "Column", "TerminalTable", "print_table", "NAME_WIDTH"]
 
 NAME_WIDTH = 16
@@ -61,6 +61,8 @@ class Score:
     """The run diverged."""
     lrfree: bool = False
     """Scored against the oracle but neither part of it nor ranked (see the module docstring)."""
+    undos: int = 0
+    """Intervals the run undid (a controller that may undo, e.g. ``rule+guard``); 0 for every other run."""
 
     @property
     def block(self) -> tuple[str, str, float | None, int]:
@@ -130,6 +132,23 @@ def estimate_cell(est: Estimate, scale: float = 1.0, digits: int = 2, *, ci: str
     elif ci and est.n > 1 and math.isfinite(est.low):
         text += f"{ci}{scale * (est.high - est.low) / 2:.{digits}f}"
     return f"{text} n={est.n}" if n else text
+
+
+def cadence_note(interval: str | None, val_subset: int | None) -> str:
+    """The sentence under a report's heading that says how often its runs decided and what they validated on.
+
+    Example:
+        >>> cadence_note("0.25", 200)[:80]
+        'Control interval: 0.25 epoch (4 decisions per epoch); validation on a fixed subse'
+    """
+    if interval is None:
+        every = "one epoch"
+    elif interval.endswith("steps"):
+        every = f"{interval[:-len('steps')]} optimizer steps"
+    else:
+        every = f"{interval} epoch ({round(1 / float(interval))} decisions per epoch)"
+    subset = "the whole validation split" if val_subset is None else f"a fixed subset of {val_subset} examples"
+    return f"Control interval: {every}; validation on {subset}. Undone intervals count against the budget."
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:

@@ -25,15 +25,16 @@ from typing import Any, Iterator, Mapping
 
 from lrpilot.experiments.run import RunConfig
 from lrpilot.tomlfile import read_toml
+from lrpilot.training.intervals import Interval
 
-__all__ = ["Study", "load_study", "DEFAULT_BASELINES", "IDENTITY_FIELDS"]
+__all__ = ["Study", "load_study", "interval_setting", "DEFAULT_BASELINES", "IDENTITY_FIELDS"]
 
 DEFAULT_BASELINES: tuple[str, ...] = ("constant", "step", "plateau", "cosine")
 """Controller names counted as classic baselines (the best one is a comparison reference)."""
 
 IDENTITY_FIELDS: tuple[str, ...] = (
     "tasks", "controllers", "seeds", "lrs", "optimizers", "epochs", "batch_size", "weight_decay",
-    "task_options", "data_dir", "device", "imports", "lr_free_controllers",
+    "task_options", "data_dir", "device", "imports", "lr_free_controllers", "interval", "val_subset",
 )
 """Fields that define the runs; a results directory holding other values is another study."""
 
@@ -62,6 +63,12 @@ class Study:
     built-in tasks, so AdamW would equal Adam: set it, e.g. 0.01, torch's AdamW default)."""
     batch_size: int | None = None
     """Training minibatch size; None keeps each task's."""
+    interval: str | float | None = None
+    """Control interval of every run: a fraction of an epoch (``0.25``: four decisions per epoch) or a
+    number of optimizer steps (``"50steps"``); None or ``1``: one decision per epoch (the default)."""
+    val_subset: int | None = None
+    """Validate every run on a fixed subset of this many validation examples (the same every time);
+    None: the whole validation split."""
     task_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Per task, task-specific settings, e.g. ``{"imdb-bert": {"max_length": 256}}``."""
     data_dir: Mapping[str, str] = field(default_factory=dict)
@@ -104,19 +111,27 @@ class Study:
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready values (tuples become lists); ``from_dict`` inverts it."""
+        """JSON-ready values (tuples become lists); ``from_dict`` inverts it. ``interval`` is written in
+        its canonical form (``"0.25"``, ``"50steps"``); it and ``val_subset`` are left out when they keep
+        the default (one epoch, the whole validation split), so the ``study.json`` of a per-epoch study
+        reads as it did before they existed."""
         out = dataclasses.asdict(self)
         for key, value in out.items():
             if isinstance(value, tuple):
                 out[key] = list(value)
         out["task_options"] = {k: dict(v) for k, v in self.task_options.items()}
         out["data_dir"] = dict(self.data_dir)
+        with contextlib.suppress(ValueError):  # a bad value stays as given: validate() reports it
+            out["interval"] = interval_setting(self.interval)
+        for key in ("interval", "val_subset"):
+            if out[key] is None:
+                del out[key]
         return out
 
     def identity(self) -> dict[str, Any]:
         """The run-defining settings; analysis settings and ``out`` may change between invocations."""
         data = self.to_dict()
-        return {k: data[k] for k in IDENTITY_FIELDS}
+        return {k: data.get(k) for k in IDENTITY_FIELDS}
 
     def replace(self, **changes: Any) -> "Study":
         """A copy with fields changed (None values are ignored)."""
@@ -131,6 +146,7 @@ class Study:
         """
         from lrpilot.training.task import LR_FREE_DEFAULT_LR
 
+        interval = interval_setting(self.interval)
         configs: list[RunConfig] = []
         for seed in range(self.seeds):
             for task in self.tasks:
@@ -143,6 +159,7 @@ class Study:
                                 batch_size=self.batch_size, optimizer=optimizer, weight_decay=self.weight_decay,
                                 task_options=dict(self.task_options.get(task, {})),
                                 data_dir=self.data_dir.get(task), device=self.device,
+                                interval=interval, val_subset=self.val_subset,
                             ))
         return configs
 
@@ -205,6 +222,8 @@ class Study:
         _check_int("seeds", self.seeds, minimum=1, maximum=MAX_SEEDS)
         _check_int("epochs", self.epochs, minimum=1, optional=True)
         _check_int("batch_size", self.batch_size, minimum=1, optional=True)
+        _check_int("val_subset", self.val_subset, minimum=1, optional=True)
+        interval_setting(self.interval)  # its ValueError names the setting and what it accepts
         for key, allowed in (("lrs", "a finite number > 0"), ("optimizers", f"one of {', '.join(OPTIMIZERS)}")):
             values = getattr(self, key)
             if not isinstance(values, (tuple, list)) or not values:
@@ -256,6 +275,22 @@ MAX_RUNS = 1_000_000
 """Most runs a study may hold."""
 RUN_SETTINGS = ("lr", "epochs", "batch_size", "optimizer", "weight_decay")
 """Task fields set per run; a study sets them through its own settings, never ``task_options``."""
+
+
+def interval_setting(value: Any) -> str | None:
+    """A study's (or a command line's) ``interval`` as :class:`RunConfig` takes it: None for one epoch
+    (no interval, ``1`` and ``"1.0"`` alike, so such runs are the per-epoch runs), else the canonical
+    string of :class:`~lrpilot.training.intervals.Interval` (``"0.25"``, ``"50steps"``).
+
+    ``ValueError`` (one line, naming what is accepted) for anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"interval must be a fraction of an epoch in (0, 1] (e.g. 0.25) or a number of optimizer "
+                         f"steps (e.g. \"50steps\"), got {_show(value)}")
+    interval = Interval.parse(value)
+    return None if interval.is_epoch else str(interval)
 
 
 def _show(value: Any) -> str:
