@@ -7,7 +7,9 @@ compare`` / ``evaluate-controller`` outputs), and counts per guarded controller:
   a final test accuracy within 1 point of the test split's majority-class rate;
 * ``false alarms``: guarded runs that undid although the plain run was fine (neither diverged nor
   collapsed); the issue's bar is zero;
-* ``rescued``: plain run bad, guarded run neither diverged nor collapsed.
+* ``rescued``: plain run bad, guarded run neither diverged nor collapsed;
+* ``undid at min LR``: guarded runs at the grid's smallest LR that undid at all (a too-small LR must
+  never be taken for a collapse, whatever its plain twin did).
 
     PYTHONPATH=benchmarks .venv/bin/python benchmarks/guard_alarms.py runs/h15/heldout-e20 [--import minilm_sentiment]
 
@@ -59,7 +61,11 @@ def count(roots: list[Path]) -> dict:
     plain = {(r["config"]["controller"], key(r["config"])): r for r in runs if not r["config"]["controller"].endswith(SUFFIX)}
     majority: dict[str, float] = {}
     table: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(
-        ("runs", "undid", "plain_bad", "false_alarms", "rescued", "guarded_bad"), 0))
+        ("runs", "undid", "plain_bad", "false_alarms", "rescued", "guarded_bad", "undid_min_lr"), 0))
+    min_lr = {}
+    for r in runs:
+        task, lr = r["config"]["task"], r["config"]["lr"]
+        min_lr[task] = min(min_lr.get(task, lr), lr)
     alarms = []
     for r in runs:
         spec = r["config"]["controller"]
@@ -77,6 +83,7 @@ def count(roots: list[Path]) -> dict:
         row["plain_bad"] += plain_bad
         row["guarded_bad"] += guarded_bad
         row["rescued"] += plain_bad and not guarded_bad
+        row["undid_min_lr"] += undid and r["config"]["lr"] == min_lr[r["config"]["task"]]
         if undid and not plain_bad:
             row["false_alarms"] += 1
             alarms.append({"run": r["path"], "undos": r["final"]["undos"], "plain_test_acc": twin["final"]["test_acc"],
@@ -93,10 +100,11 @@ def main() -> None:
     for module in args.imports:
         importlib.import_module(module)
     result = count(args.roots)
-    print(f"{'controller':<28} {'runs':>5} {'undid':>6} {'plain bad':>10} {'false alarms':>13} {'rescued':>8}")
+    print(f"{'controller':<22} {'runs':>5} {'undid':>6} {'plain bad':>10} {'false alarms':>13} {'rescued':>8} "
+          f"{'undid at min LR':>16}")
     for spec, row in result["counts"].items():
-        print(f"{spec:<28} {row['runs']:>5} {row['undid']:>6} {row['plain_bad']:>10} {row['false_alarms']:>13} "
-              f"{row['rescued']:>8}")
+        print(f"{spec:<22} {row['runs']:>5} {row['undid']:>6} {row['plain_bad']:>10} {row['false_alarms']:>13} "
+              f"{row['rescued']:>8} {row['undid_min_lr']:>16}")
     for alarm in result["false_alarms"]:
         print(f"false alarm: {alarm}")
     if args.json:

@@ -42,8 +42,10 @@ class EpochMetrics:
     weights were discarded."""
     elapsed_epochs: float | None = None
     """With control intervals shorter than an epoch: the budget spent when these metrics were
-    measured, in epochs (0.25, 0.5, ... at ``interval=0.25``; undone intervals count). ``epoch`` is
-    then the 1-based index of the *interval*. None for a per-epoch run, where it equals ``epoch``."""
+    measured, in epochs: decisions taken / decisions per epoch (0.25, 0.5, ... at ``interval=0.25``;
+    undone intervals count). For ``Nsteps`` intervals whose last one in an epoch is shorter this is
+    not the share of the epoch's batches seen. ``epoch`` is then the 1-based index of the *interval*.
+    None for a per-epoch run, where it equals ``epoch``."""
     val_top_share: float | None = None
     """Share of the validation examples predicted as the most predicted class (1.0: every
     prediction is the same class). None where not measured."""

@@ -256,12 +256,6 @@ def test_decisions_per_epoch_reach_the_controller_and_bad_factors_are_refused() 
 
 
 def test_rule_guard_needs_model_and_rewinds_a_nan_interval() -> None:
-    from lrpilot.controller.spec import from_spec
-
-    try:
-        from_spec("rule+guard")
-    except ValueError:
-        pytest.skip("the +guard wrapper is not there yet")
     model = _mlp()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     with pytest.raises(ValueError, match="pass model=model"):

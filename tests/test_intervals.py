@@ -171,3 +171,14 @@ def test_no_undo_keeps_no_snapshots_masks_optional_undo_and_refuses_a_guard(tmp_
     done = subprocess.run([sys.executable, "-m", "lrpilot", "train", "--task", "digits-mlp", "--controller",
                            "rule+guard", "--no-undo", "--epochs", "1"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "undoes" in done.stderr
+
+
+def test_the_divergence_growth_reference_is_the_first_interval_not_undone() -> None:
+    from lrpilot.metrics import EpochMetrics
+    from lrpilot.training.divergence import DivergenceRule, first_val_loss
+
+    undone = EpochMetrics(epoch=1, lr=1.0, train_loss=math.nan, val_loss=math.nan, diverged=True, undone=True)
+    retry = EpochMetrics(epoch=2, lr=0.1, train_loss=0.9, val_loss=0.8)
+    assert first_val_loss([undone, retry]) == 0.8 and first_val_loss([undone]) is None
+    rule = DivergenceRule(growth_factor=10)  # with the NaN of the undone interval as reference it would never fire
+    assert rule.diverged(9.0, 10, finite=True, first_val_loss=first_val_loss([undone, retry]))

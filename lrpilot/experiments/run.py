@@ -132,7 +132,10 @@ def run_training(
         controller.disable_undo()  # masks an optional undo; ValueError for a controller that exists to undo
     session = TrainingSession(task, seed=config.seed, device=config.device, data_dir=config.data_dir,
                               undo=controller.may_undo, interval=config.interval, val_subset=config.val_subset)
-    controller.reset(task.lr, task.epochs, session.intervals_per_epoch)
+    if session.intervals_per_epoch == 1:  # the call plugin controllers written before intervals know
+        controller.reset(task.lr, task.epochs)
+    else:
+        controller.reset(task.lr, task.epochs, session.intervals_per_epoch)
     budget = session.total_intervals(task.epochs)
     out = Path(out_dir) if out_dir is not None else None
     elapsed = 0.0

@@ -23,7 +23,9 @@ Two forms:
    too) need form 1, or a ``lr_scheduler_step`` override that passes a mapping.
 
 A controller that may undo (``rule+guard``) needs form 1, which rewinds the module and its
-optimizers in place (form 2 has no model: pass ``model=self`` to the ``PolicyScheduler``).
+optimizers in place. (Form 2 with ``PolicyScheduler(..., model=self)`` can rewind too, but Lightning
+passes it only the monitored number, and ``+guard`` needs ``train_loss`` as well: use form 1, or a
+``lr_scheduler_step`` override that passes a mapping.)
 
 Lightning is an optional extra: ``pip install 'lrpilot[lightning]'``.
 """

@@ -7,7 +7,7 @@ An epoch has diverged when
    ``log(num_classes)`` (the cross-entropy of a uniform guess): a run that far above
    chance has blown up even while its numbers are still finite; or
 3. ``growth_factor`` is set and the validation loss exceeds ``growth_factor`` times the
-   run's first validation loss (that of epoch 1): the loss has exploded relative to where
+   run's first validation loss (that of the first interval not undone): the loss has exploded relative to where
    this run started, even if it is not yet far above chance.
 
 Who applies which threshold. :class:`~lrpilot.training.TrainingSession` and the population
@@ -39,12 +39,17 @@ Example:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lrpilot.metrics import EpochMetrics
+
 import math
 import warnings
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DivergenceRule", "resolve_rule"]
+__all__ = ["DivergenceRule", "resolve_rule", "first_val_loss"]
 
 
 def _finite_number(value: Any) -> bool:
@@ -112,3 +117,9 @@ def resolve_rule(rule: DivergenceRule | None, divergence_factor: float | None, o
     warnings.warn(f"{owner}: divergence_factor is deprecated; pass "
                   f"divergence=DivergenceRule(chance_factor={divergence_factor!r})", DeprecationWarning, stacklevel=3)
     return DivergenceRule(chance_factor=divergence_factor)
+
+
+def first_val_loss(history: "list[EpochMetrics]") -> float | None:
+    """The growth test's reference: the validation loss of the first interval that was not undone (an
+    undone one's weights were discarded, and a diverged one's NaN would switch the test off)."""
+    return next((m.val_loss for m in history if not m.undone), None)

@@ -54,7 +54,7 @@ from lrpilot.metrics import EpochMetrics
 from lrpilot.training.batched_mlp import mlp_forward, mlp_plan
 from lrpilot.training.data import DataSplits
 from lrpilot.training.devices import resolve_device
-from lrpilot.training.divergence import DivergenceRule, resolve_rule
+from lrpilot.training.divergence import DivergenceRule, first_val_loss, resolve_rule
 from lrpilot.training.intervals import Interval
 from lrpilot.training.loading import load_splits
 from lrpilot.training.population_init import Initializer, check_model, cross_entropy, seeded_model
@@ -321,7 +321,7 @@ class Population:
             val = float(val_loss[j]) if ok and math.isfinite(val_loss[j]) else math.nan
             history = self.history[member]
             diverged = self.divergence.diverged(val, self.data.num_classes, finite=ok and bool(weights_ok[j]),
-                                                first_val_loss=history[0].val_loss if history else None)
+                                                first_val_loss=first_val_loss(history))
             self.epochs[member] += 1
             per_epoch = self.intervals_per_epoch
             metrics = EpochMetrics(

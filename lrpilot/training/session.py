@@ -22,7 +22,7 @@ from lrpilot.metrics import EpochMetrics
 from lrpilot.training.data import DataSplits, Inputs, batches_of, epoch_order, fixed_split_indices, iter_batches, \
     sequence_lengths
 from lrpilot.training.devices import autocast, resolve_device
-from lrpilot.training.divergence import DivergenceRule, resolve_rule
+from lrpilot.training.divergence import DivergenceRule, first_val_loss, resolve_rule
 from lrpilot.training.intervals import Interval
 from lrpilot.training.loading import load_splits
 from lrpilot.training.optim import build_optimizer, is_schedule_free, optimizer_mode
@@ -183,7 +183,7 @@ class TrainingSession:
         grad_norm = float(torch.stack(norms).double().mean().cpu()) if norms else math.nan
         val = self.evaluate("val") if finite else {"loss": math.nan, "acc": None}
         diverged = self.divergence.diverged(val["loss"], self.data.num_classes, finite=finite and self._weights_finite(),
-                                            first_val_loss=self.history[0].val_loss if self.history else None)
+                                            first_val_loss=first_val_loss(self.history))
         self.epoch += 1
         metrics = EpochMetrics(
             epoch=self.epoch, lr=lr, train_loss=train_loss, train_loss_std=train_std,
