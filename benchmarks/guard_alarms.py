@@ -4,7 +4,9 @@ compare`` / ``evaluate-controller`` outputs), and counts per guarded controller:
 
 * ``runs``: paired runs; ``undid``: guarded runs with at least one undo;
 * ``plain bad``: plain runs that diverged or collapsed, collapse judged independently of the guard:
-  a final test accuracy within 1 point of the test split's majority-class rate;
+  a final test accuracy within 1 point of what always predicting one class scores on the test split
+  (the majority-class rate, or the share of any other class: a model collapsed onto the minority
+  class of a 51/49 split scores 49%, which "within 1 point of the majority rate" alone would miss);
 * ``false alarms``: guarded runs that undid although the plain run was fine (neither diverged nor
   collapsed); the issue's bar is zero;
 * ``rescued``: plain run bad, guarded run neither diverged nor collapsed;
@@ -38,7 +40,8 @@ def _runs(roots: list[Path]) -> list[dict]:
     return runs
 
 
-def _majority_rate(task: str, cache: dict[str, float]) -> float:
+def _class_rates(task: str, cache: dict[str, list[float]]) -> list[float]:
+    """The test accuracy of always predicting each class (the class shares of the test split)."""
     if task not in cache:
         import torch
 
@@ -46,20 +49,20 @@ def _majority_rate(task: str, cache: dict[str, float]) -> float:
         from lrpilot.training.loading import load_splits
 
         labels = load_splits(get_task(task), None).test.labels
-        cache[task] = float(torch.bincount(labels).max()) / len(labels)
+        cache[task] = [float(c) / len(labels) for c in torch.bincount(labels)]
     return cache[task]
 
 
-def _bad(final: dict, majority: float) -> bool:
+def _bad(final: dict, rates: list[float]) -> bool:
     acc = final.get("test_acc")
-    return bool(final["diverged"]) or acc is None or abs(acc - majority) <= 0.01
+    return bool(final["diverged"]) or acc is None or any(abs(acc - rate) <= 0.01 for rate in rates)
 
 
 def count(roots: list[Path]) -> dict:
     runs = _runs(roots)
     key = lambda c: json.dumps({k: v for k, v in c.items() if k != "controller"}, sort_keys=True)  # noqa: E731
     plain = {(r["config"]["controller"], key(r["config"])): r for r in runs if not r["config"]["controller"].endswith(SUFFIX)}
-    majority: dict[str, float] = {}
+    rates: dict[str, list[float]] = {}
     table: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(
         ("runs", "undid", "plain_bad", "false_alarms", "rescued", "guarded_bad", "undid_min_lr"), 0))
     min_lr = {}
@@ -74,7 +77,7 @@ def count(roots: list[Path]) -> dict:
         twin = plain.get((spec[: -len(SUFFIX)], key(r["config"])))
         if twin is None:
             continue
-        rate = _majority_rate(r["config"]["task"], majority)
+        rate = _class_rates(r["config"]["task"], rates)
         row = table[spec]
         undid = r["final"].get("undos", 0) > 0
         plain_bad, guarded_bad = _bad(twin["final"], rate), _bad(r["final"], rate)
