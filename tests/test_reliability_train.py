@@ -13,9 +13,27 @@ import pytest
 ARGS = ["train", "--task", "digits-cnn", "--controller", "bold", "--epochs", "8", "--seed", "4", "--device", "cpu"]
 
 
-def start(out):
-    return subprocess.Popen([sys.executable, "-m", "lrpilot", *ARGS, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+def kill_at_random_moments(args, out, rng, attempts, poll, pause):
+    """Start ``lrpilot *args --out out`` up to ``attempts`` times; each time, once it has written a new record,
+    wait ``rng.uniform(0, pause)`` s and SIGKILL it (unless it finished). Whatever is on disk after each kill
+    must be whole (every line parses). Returns the number of kills."""
+    kills = 0
+    for _ in range(attempts):
+        proc = subprocess.Popen([sys.executable, "-m", "lrpilot", *args, "--out", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        before = epochs_done(out)
+        deadline = time.time() + 120
+        while epochs_done(out) == before and proc.poll() is None and time.time() < deadline:
+            time.sleep(poll)  # let it make progress, then kill at a random moment inside an interval
+        time.sleep(rng.uniform(0.0, pause))
+        if proc.poll() is not None:
+            break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        for line in (out / "metrics.jsonl").read_text().splitlines():
+            json.loads(line)
+    return kills
 
 
 def comparable(path):
@@ -37,25 +55,8 @@ def test_train_survives_sigkill_at_random_moments(tmp_path):
     reference = tmp_path / "reference"
     assert subprocess.run([sys.executable, "-m", "lrpilot", *ARGS, "--out", str(reference)],
                           capture_output=True, timeout=300).returncode == 0
-    rng = random.Random(0)
     out = tmp_path / "killed"
-    kills = 0
-    for _ in range(3):
-        proc = start(out)
-        before = epochs_done(out)
-        deadline = time.time() + 120
-        while epochs_done(out) == before and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)  # let it make progress, then kill at a random moment inside an epoch
-        time.sleep(rng.uniform(0.0, 0.3))
-        if proc.poll() is not None:
-            break
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        kills += 1
-        # whatever is on disk is whole: every line parses
-        for line in (out / "metrics.jsonl").read_text().splitlines():
-            json.loads(line)
-    assert kills >= 2
+    assert kill_at_random_moments(ARGS, out, random.Random(0), attempts=3, poll=0.05, pause=0.3) >= 2
     finished = subprocess.run([sys.executable, "-m", "lrpilot", *ARGS, "--out", str(out)], capture_output=True,
                               timeout=300)
     assert finished.returncode == 0, finished.stderr
@@ -75,23 +76,8 @@ def test_an_interval_run_with_undos_survives_sigkill_at_random_moments(tmp_path)
                           capture_output=True, timeout=300).returncode == 0
     records = [json.loads(line) for line in (reference / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["final"]["undos"] >= 1 and records[-1]["final"]["intervals_run"] == 12
-    rng = random.Random(1)
     out = tmp_path / "killed"
-    kills = 0
-    for _ in range(4):
-        proc = subprocess.Popen([sys.executable, "-m", "lrpilot", *GUARDED, "--out", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        before = epochs_done(out)
-        deadline = time.time() + 120
-        while epochs_done(out) == before and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.15))
-        if proc.poll() is not None:
-            break
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        kills += 1
-    assert kills >= 2
+    assert kill_at_random_moments(GUARDED, out, random.Random(1), attempts=4, poll=0.02, pause=0.15) >= 2
     finished = subprocess.run([sys.executable, "-m", "lrpilot", *GUARDED, "--out", str(out)], capture_output=True,
                               timeout=300)
     assert finished.returncode == 0, finished.stderr

@@ -5,27 +5,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 
 import pytest
 import torch
-from fixtures import saved_and_loaded
+from fixtures import same_state, saved_and_loaded
 
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
 
 TASK = "digits-mlp"
-
-
-def _same(a, b) -> bool:
-    """Equal nested state (tensors bitwise)."""
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
 
 
 def _training_state(session: TrainingSession) -> dict:
@@ -45,9 +33,9 @@ def test_undo_restores_model_optimizer_and_rng_bit_for_bit_and_the_retry_sees_th
     session.run_epoch()
     before = _training_state(session)
     second = session.run_epoch()
-    assert not _same(_training_state(session), before)
+    assert not same_state(_training_state(session), before)
     undone = session.undo(lr_factor=1.0)
-    assert _same(_training_state(session), before)  # model, optimiser (LR included), data order and RNG
+    assert same_state(_training_state(session), before)  # model, optimiser (LR included), data order and RNG
     assert undone.undone and session.history[-1].undone and session.epoch == 2  # the epoch still counts
     retry = session.run_epoch()  # same LR, same batches: the same epoch again
     assert _without_time(retry) == _without_time(second)
@@ -83,7 +71,7 @@ def test_snapshots_do_not_change_the_run():
         undoable = _without_time(with_undo.run_epoch())
         assert undoable.pop("val_spread_start") > 0  # a run that can undo also measures the untrained model once
         assert _without_time(plain.run_epoch()) == undoable
-    assert _same(_training_state(plain), _training_state(with_undo))
+    assert same_state(_training_state(plain), _training_state(with_undo))
     assert "undo_snapshot" not in plain.state_dict() and "undone" not in plain.history[0].to_dict()
 
 
@@ -118,6 +106,6 @@ def test_an_undoable_epoch_survives_a_restart_and_undone_marks_round_trip():
     assert [m.undone for m in b.history] == [False, True, False]
     a.undo(lr_factor=0.5)
     b.undo(lr_factor=0.5)  # the restored session can undo its last epoch too
-    assert _same(_training_state(a), _training_state(b))
+    assert same_state(_training_state(a), _training_state(b))
     assert _without_time(a.run_epoch()) == _without_time(b.run_epoch())
     assert EpochMetrics.from_dict(a.history[1].to_dict()).undone

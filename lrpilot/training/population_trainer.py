@@ -58,6 +58,7 @@ from lrpilot.training.divergence import DivergenceRule, first_val_loss, resolve_
 from lrpilot.training.intervals import Interval
 from lrpilot.training.loading import load_splits
 from lrpilot.training.population_init import Initializer, check_model, cross_entropy, seeded_model
+from lrpilot.training.snapshots import check_lr_factor
 from lrpilot.training.task import Task, get_task
 from lrpilot.training.vector_optim import VECTOR_OPTIMIZERS, init_state, optimizer_step
 
@@ -356,9 +357,7 @@ class Population:
                 reason = "this population keeps no snapshots (undo=False)" if not self.keeps_snapshots else \
                     "no interval has run since its last undo (or its start)"
                 raise RuntimeError(f"nothing to undo for member {i}: {reason}")
-        if isinstance(lr_factor, bool) or not isinstance(lr_factor, (int, float)) or not (
-                math.isfinite(lr_factor) and lr_factor > 0):
-            raise ValueError(f"lr_factor must be a finite number > 0, got {lr_factor!r}")
+        check_lr_factor(lr_factor)
         for i in idx:
             snap, self._snapshots[i] = self._snapshots[i], None
             assert snap is not None  # checked above

@@ -23,9 +23,11 @@ from lrpilot.training.data import DataSplits, Inputs, batches_of, epoch_order, f
     sequence_lengths
 from lrpilot.training.devices import autocast, resolve_device
 from lrpilot.training.divergence import DivergenceRule, first_val_loss, resolve_rule
+from lrpilot.training.evidence import EvidenceAccumulator, label_statistics
 from lrpilot.training.intervals import Interval
 from lrpilot.training.loading import load_splits
 from lrpilot.training.optim import build_optimizer, is_schedule_free, optimizer_mode
+from lrpilot.training.snapshots import check_lr_factor, snapshot
 from lrpilot.training.task import Task, get_task
 
 __all__ = ["TrainingSession", "COMPILE_MODES"]
@@ -133,7 +135,8 @@ class TrainingSession:
         """Decisions per epoch (1 with the default interval)."""
         self._order: torch.Tensor | None = None  # the current epoch's example order, once it has begun
         self._position = 0  # batches of the current epoch already trained
-        self._label_stats = self._label_statistics()
+        self._label_stats = {name: label_statistics(self.data.split(name).labels, self.data.num_classes)
+                             for name in ("val", "test")}
         self.epoch = 0
         """Intervals run so far, undone ones included (the budget spent; never goes back). With the
         default interval, the epochs run."""
@@ -254,12 +257,9 @@ class TrainingSession:
         optimizer_mode(self.optimizer, train=False)
         self._refresh_batchnorm()
         self.model.eval()
-        classes = self.data.num_classes
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        predicted = torch.zeros(classes, dtype=torch.int64, device=self.device)
-        logp_sum = torch.zeros(classes, dtype=torch.float64, device=self.device)
-        logp_sq = torch.zeros(classes, dtype=torch.float64, device=self.device)
+        evidence = EvidenceAccumulator(self.data.num_classes, self.device)
         for inputs, labels in iter_batches(data, self.task.eval_batch_size, lengths=self._lengths.get(split)):
             with autocast(self.device):
                 logits = forward(self.model, self.data.eval_transform(inputs, None))
@@ -267,28 +267,12 @@ class TrainingSession:
             loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
             guess = logits.argmax(dim=-1)
             correct += (guess == labels).sum()
-            predicted += torch.bincount(guess, minlength=classes)[:classes]
-            logp = F.log_softmax(logits, dim=-1).double()
-            logp_sum += logp.sum(0)
-            logp_sq += logp.square().sum(0)
+            evidence.add(logits, guess)
         n = len(data)
         loss = float(loss_sum) / n
-        mean = logp_sum / n
-        spread = float((logp_sq / n - mean.square()).clamp_min(0).sqrt().mean())
         majority, chance = self._label_stats[split]
         return {"loss": loss if math.isfinite(loss) else math.nan, "acc": float(correct) / n,
-                "top_share": float(predicted.max()) / n, "majority_share": majority, "chance_loss": chance,
-                "spread": spread if math.isfinite(spread) else None}
-
-    def _label_statistics(self) -> dict[str, tuple[float, float]]:
-        """Per split: the share of the most common label and the entropy of the labels (nats)."""
-        out = {}
-        for name in ("val", "test"):
-            labels = self.data.split(name).labels
-            counts = torch.bincount(labels.cpu(), minlength=self.data.num_classes).double()
-            p = counts[counts > 0] / counts.sum()
-            out[name] = (float(p.max()), float(-(p * p.log()).sum()))
-        return out
+                "majority_share": majority, "chance_loss": chance, **evidence.result(n)}
 
     def _refresh_batchnorm(self, batches: int = 50) -> None:
         """Schedule-Free evaluates at averaged weights; as its README says, BatchNorm statistics
@@ -361,9 +345,7 @@ class TrainingSession:
             reason = "this session keeps no snapshots (undo=False)" if not self.keeps_snapshots else \
                 "no epoch has run since the last undo"
             raise RuntimeError(f"nothing to undo: {reason}")
-        if isinstance(lr_factor, bool) or not isinstance(lr_factor, (int, float)) or not (
-                math.isfinite(lr_factor) and lr_factor > 0):
-            raise ValueError(f"lr_factor must be a finite number > 0, got {lr_factor!r}")
+        check_lr_factor(lr_factor)
         snap, self._snapshot = self._snapshot, None
         self._restore_training_state(snap)
         self.history[-1] = dataclasses.replace(self.history[-1], undone=True)
@@ -373,13 +355,7 @@ class TrainingSession:
     def _take_snapshot(self) -> dict[str, Any]:
         """A copy of :meth:`_training_state` (the live one shares the model's and optimiser's tensors),
         kept in host memory when the GPU would not hold it twice over."""
-        state = self._training_state()
-        device = None
-        if self.device.type == "cuda":
-            size = sum(t.numel() * t.element_size() for t in _tensors(state))
-            free, _ = torch.cuda.mem_get_info(self.device)
-            device = torch.device("cpu") if free < 2 * size else None
-        return _cloned(state, device)
+        return snapshot(self._training_state(), self.device)
 
     def _training_state(self) -> dict[str, Any]:
         """What decides the next interval: model, optimiser (LR included), every random generator and,
@@ -456,26 +432,3 @@ class TrainingSession:
                 torch.cuda.set_rng_state(cuda_state, self.device)
             yield
 
-
-def _cloned(state: Any, device: torch.device | None = None) -> Any:
-    """A copy of nested dicts and lists whose tensors are cloned (to ``device`` when given; ``copy.deepcopy``
-    takes about 1.6x as long on a ResNet-18 + Adam state, and this runs at the start of every interval
-    with ``undo=True``)."""
-    if isinstance(state, torch.Tensor):
-        return state.detach().clone() if device is None else state.detach().to(device, copy=True)
-    if isinstance(state, dict):
-        return {key: _cloned(value, device) for key, value in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(_cloned(value, device) for value in state)
-    return state
-
-
-def _tensors(state: Any) -> list[torch.Tensor]:
-    """Every tensor in nested dicts and lists."""
-    if isinstance(state, torch.Tensor):
-        return [state]
-    if isinstance(state, dict):
-        return [t for value in state.values() for t in _tensors(value)]
-    if isinstance(state, (list, tuple)):
-        return [t for value in state for t in _tensors(value)]
-    return []
