@@ -59,7 +59,7 @@ def main() -> None:
     take, restore = [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        session._snapshot = session._take_snapshot()
+        session._snapshots = [session._take_snapshot()]
         take.append(1e3 * (time.perf_counter() - start))
         start = time.perf_counter()
         session.undo(lr_factor=1.0)

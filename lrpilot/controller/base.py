@@ -24,18 +24,29 @@ MAX_MULTIPLIER = 1e6
 
 
 class Undo:
-    """The answer "undo": rewind the run to the start of the interval that just ended and retry it
-    with a cut learning rate. There is one instance, :data:`UNDO`."""
+    """The answer "undo": rewind the run to the start of the interval that just ended (or, with
+    ``intervals=k``, of the k-th interval back: the one just ended and the k - 1 kept before it) and
+    retry from there at the undone interval's learning rate, cut. :data:`UNDO` is ``Undo(1)``, the
+    only undo most drivers know; a controller answers a deeper one only up to the limit its driver
+    allowed (:meth:`Controller.allow_rewind`). Instances are cached: ``Undo(1) is UNDO``."""
 
-    _instance: "Undo | None" = None
+    _instances: "dict[int, Undo]" = {}
+    intervals: int
 
-    def __new__(cls) -> "Undo":
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    def __new__(cls, intervals: int = 1) -> "Undo":
+        if isinstance(intervals, bool) or not isinstance(intervals, int) or intervals < 1:
+            raise ValueError(f"Undo: intervals must be an integer >= 1, got {intervals!r}")
+        if intervals not in cls._instances:
+            instance = super().__new__(cls)
+            instance.intervals = intervals
+            cls._instances[intervals] = instance
+        return cls._instances[intervals]
 
     def __repr__(self) -> str:
-        return "UNDO"
+        return "UNDO" if self.intervals == 1 else f"Undo(intervals={self.intervals})"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copies and pickles stay the cached instance
+        return (Undo, (self.intervals,))
 
 
 UNDO = Undo()
@@ -61,6 +72,22 @@ class Controller(ABC):
     """True when undo is one option among others that can be switched off (a learned policy whose
     action set includes undo: :meth:`disable_undo` masks the action); False for a controller whose
     purpose is to undo (``+guard``), which a driver that cannot rewind must refuse."""
+    rewind_limit: int = 1
+    """The most intervals one undo may rewind (``Undo(intervals=k)``, k <= this). 1 unless the driver
+    keeps more snapshots and says so with :meth:`allow_rewind`."""
+
+    def allow_rewind(self, intervals: int) -> None:
+        """Told by a driver that can rewind up to ``intervals`` intervals at once (``TrainingSession``
+        runs can; the deployed forms, the environments and the population keep one snapshot and never
+        call this). A controller that wants fewer keeps its own limit."""
+        if isinstance(intervals, bool) or not isinstance(intervals, int) or intervals < 1:
+            raise ValueError(f"allow_rewind: intervals must be an integer >= 1, got {intervals!r}")
+
+    @property
+    def undo_reach(self) -> int:
+        """How many interval starts the driver must keep for the next decision: an undo after the
+        next interval rewinds at most this many intervals (1 for every controller but ``+guard``)."""
+        return 1
 
     def disable_undo(self) -> None:
         """Never answer :data:`UNDO` from now on; only for ``undo_optional`` controllers (ValueError otherwise)."""
@@ -115,10 +142,13 @@ class Controller(ABC):
             raise RuntimeError(f"{type(self).__name__}.act() called before reset()")
         self.epochs_seen += 1
         decision = self._act(metrics)
-        if decision is UNDO:
+        if isinstance(decision, Undo):
             if not self.may_undo:
                 raise RuntimeError(f"{type(self).__name__} answered UNDO but does not declare may_undo")
-            return UNDO
+            if decision.intervals > self.rewind_limit:
+                raise RuntimeError(f"{type(self).__name__} answered {decision!r} but its driver allows "
+                                   f"rewinding {self.rewind_limit} interval(s)")
+            return decision
         multiplier = float(decision)
         if not math.isfinite(multiplier):
             multiplier = 1.0

@@ -33,6 +33,18 @@ Otherwise the inner controller decides. What an undo does to the inner controlle
   real LR / the LR the inner controller believes) and shows the inner controller metrics whose
   ``lr`` is divided by it. A schedule such as ``cosine``, which returns target / current LR, then
   follows its own curve a factor ``scale`` lower instead of climbing straight back.
+* **Rewinding to the last interval that learned** (runs that keep several snapshots: ``lrpilot
+  train``, ``compare``, ``evaluate-controller``; :meth:`Guard.allow_rewind`). An interval *learned* when
+  its validation accuracy beats always predicting the majority class by :data:`LEARNED_ACC_MARGIN`
+  (:func:`learned`). When a bad interval follows intervals that were let through without learning,
+  their damage may have come before the evidence did (a pretrained model ruined in its first quarter
+  epoch looks like an untrained one until the next quarter collapses it), so the guard answers
+  ``Undo(intervals=k)``: rewind the bad interval and the k - 1 unlearned ones before it (at most
+  ``max_rewind`` intervals in all; up to the start of the run when nothing has learned yet), and
+  retry at the bad interval's LR, cut. The inner controller is rolled back with the model (its state
+  before the first rewound interval). After an interval that learned, the reach is one interval again,
+  and a driver keeps one snapshot (:attr:`Guard.undo_reach`). Drivers that keep one snapshot (the
+  deployed forms) get one-interval undos.
 * **No endless loop.** After ``max_undos`` undos in a row the guard stops undoing: it lets the inner
   controller decide every bad interval (a diverged one then ends the run), counts them in
   :attr:`Guard.gave_up` and warns once per run, until an interval is healthy (neither diverged nor
@@ -55,7 +67,7 @@ from lrpilot.metrics import EpochMetrics
 
 __all__ = ["Guard", "GUARD_SUFFIX", "collapsed", "diverged", "COLLAPSE_TOP_SHARE", "COLLAPSE_MAX_MAJORITY_SHARE",
            "COLLAPSE_CHANCE_RATIO", "COLLAPSE_SPREAD_RATIO", "COLLAPSE_MAX_SPREAD", "exploded", "EXPLODED_LOSS_RATIO",
-           "EXPLODED_ACC_MARGIN"]
+           "EXPLODED_ACC_MARGIN", "learned", "LEARNED_ACC_MARGIN"]
 
 GUARD_SUFFIX = "+guard"
 """The spec suffix that wraps a controller in a :class:`Guard`."""
@@ -64,6 +76,9 @@ EXPLODED_LOSS_RATIO = 3.0
 """An interval whose validation loss is this many times the chance-level loss ..."""
 EXPLODED_ACC_MARGIN = 0.05
 """... and whose accuracy is at most the majority-class share plus this has blown up (:func:`exploded`)."""
+LEARNED_ACC_MARGIN = 0.05
+"""An interval *learned* (:func:`learned`) when its validation accuracy is at least the majority-class
+share plus this."""
 COLLAPSE_TOP_SHARE = 0.95
 """Collapse needs at least this share of the validation predictions in the most predicted class."""
 COLLAPSE_MAX_MAJORITY_SHARE = 0.8
@@ -108,6 +123,17 @@ def exploded(metrics: EpochMetrics) -> bool:
             and metrics.val_acc <= metrics.val_majority_share + EXPLODED_ACC_MARGIN)  # type: ignore[operator]
 
 
+def learned(metrics: EpochMetrics) -> bool:
+    """The model does better than always predicting the majority class: validation accuracy at least
+    ``val_majority_share`` + :data:`LEARNED_ACC_MARGIN`. True without a majority share (metrics from a
+    driver that does not measure it; the guard then rewinds one interval at a time); False for an
+    interval without a finite accuracy in a run that measures it."""
+    if not _finite(metrics.val_majority_share):
+        return True
+    margin = metrics.val_majority_share + LEARNED_ACC_MARGIN  # type: ignore[operator]
+    return _finite(metrics.val_acc) and metrics.val_acc >= margin  # type: ignore[operator]
+
+
 def collapsed(metrics: EpochMetrics, reference_spread: float | None = None) -> bool:
     """The model has stopped discriminating (module docstring; every threshold is a named constant).
 
@@ -142,13 +168,15 @@ class Guard(Controller):
     ``may_undo`` is True and cannot be switched off (``undo_optional`` is False): a driver that
     cannot rewind the run must refuse it. ``reset`` resets ``inner`` with the same arguments;
     ``state_dict`` nests ``inner``'s state under ``"inner"``. ``max_undos`` (undos in a row before
-    the guard gives up until a healthy interval) is set in Python only; the spec string ``X+guard``
-    uses the default.
+    the guard gives up until a healthy interval) and ``max_rewind`` (the most intervals one undo
+    rewinds, when the driver allows it) are set in Python only; the spec string ``X+guard`` uses the
+    defaults.
 
     Attributes (state): ``scale`` (real LR / the LR ``inner`` believes: the product of the cuts),
     ``undos`` (undos this run), ``undos_in_row`` (since the last healthy interval), ``gave_up`` (bad
     intervals left to ``inner`` after ``max_undos`` undos in a row), ``expected_lr`` (the LR of the interval last undone, until
-    the retry's metrics arrive).
+    the retry's metrics arrive), ``unproven`` (intervals let through since the last one that learned),
+    and the inner controller's state before each of them (to roll it back with a deeper undo).
 
     Example:
         >>> g = from_spec("cosine+guard"); g.reset(1e-3, 10)
@@ -157,11 +185,12 @@ class Guard(Controller):
     """
 
     name: ClassVar[str] = "guard"
-    _state_keys: ClassVar[tuple[str, ...]] = ("scale", "undos", "undos_in_row", "gave_up", "expected_lr", "max_spread")
+    _state_keys: ClassVar[tuple[str, ...]] = ("scale", "undos", "undos_in_row", "gave_up", "expected_lr", "max_spread",
+                                             "unproven")
     may_undo = True
     undo_optional = False
 
-    def __init__(self, inner: Controller, max_undos: int = 3) -> None:
+    def __init__(self, inner: Controller, max_undos: int = 3, max_rewind: int = 4) -> None:
         super().__init__()
         if not isinstance(inner, Controller):
             raise TypeError(f"Guard wraps a Controller, got {type(inner).__name__}")
@@ -169,8 +198,12 @@ class Guard(Controller):
             raise ValueError(f"controller {inner.spec()!r} is already guarded")
         if isinstance(max_undos, bool) or not isinstance(max_undos, int) or max_undos < 1:
             raise ValueError(f"Guard: max_undos must be an integer >= 1, got {max_undos!r}")
+        if isinstance(max_rewind, bool) or not isinstance(max_rewind, int) or max_rewind < 1:
+            raise ValueError(f"Guard: max_rewind must be an integer >= 1, got {max_rewind!r}")
         self.inner = inner
         self.max_undos = max_undos
+        self.max_rewind = max_rewind
+        self.rewind_limit = 1  # until the driver allows more (allow_rewind)
         # judging divergence reads both losses: a caller that omits one must be told, not undone forever
         self.required_metrics = tuple(dict.fromkeys((*inner.required_metrics, "train_loss", "val_loss")))
         self._reset()
@@ -187,7 +220,19 @@ class Guard(Controller):
         super().reset(initial_lr, total_epochs, decisions_per_epoch)
         self.inner.reset(initial_lr, total_epochs, decisions_per_epoch)
 
+    def allow_rewind(self, intervals: int) -> None:
+        super().allow_rewind(intervals)
+        self.rewind_limit = min(intervals, self.max_rewind)
+
+    @property
+    def undo_reach(self) -> int:
+        """1 + the unlearned intervals let through that a deeper undo would also rewind (capped by
+        the driver's limit): the interval starts the driver must keep."""
+        return 1 + min(self.unproven, len(self._rollback), self.rewind_limit - 1)
+
     def _reset(self) -> None:
+        self.unproven = 0
+        self._rollback: list[list[Any]] = []  # [inner state, max_spread] before each unproven interval
         self.scale = 1.0
         self.undos = 0
         self.undos_in_row = 0
@@ -202,13 +247,27 @@ class Guard(Controller):
             return self._undo(metrics)
         if bad:
             self._give_up(metrics)
+        before = [self.inner.state_dict(), self.max_spread] if self.rewind_limit > 1 else None
         decision = self.inner.act(self._shown(metrics))
-        if decision is UNDO:  # an inner controller that may undo (a learned policy) undid
-            return self._undo(metrics)
+        if isinstance(decision, Undo):  # an inner controller that may undo (a learned policy) undid
+            return self._undo(metrics, deep=False)
         if not bad:
             self.undos_in_row = 0  # a healthy interval re-arms the guard
             self._remember_spread(metrics)
+        self._let_through(metrics, before)
         return decision
+
+    def _let_through(self, metrics: EpochMetrics, before: list[Any] | None) -> None:
+        """Count an interval that stays in the run: after one that learned, nothing before it is rewound
+        again; otherwise remember the inner state before it, for a deeper undo."""
+        if learned(metrics) or before is None:
+            self.unproven, self._rollback = 0, []
+            return
+        self.unproven += 1
+        self._rollback.append(before)
+        extra = len(self._rollback) - (self.rewind_limit - 1)
+        if extra > 0:
+            del self._rollback[:extra]
 
     def _reference_spread(self, metrics: EpochMetrics) -> float | None:
         """The largest spread of the untrained model and of the healthy intervals before this one."""
@@ -220,11 +279,19 @@ class Guard(Controller):
         seen = [v for v in (self.max_spread, metrics.val_spread_start, metrics.val_spread) if _finite(v)]
         self.max_spread = max(seen) if seen else None
 
-    def _undo(self, metrics: EpochMetrics) -> Undo:
+    def _undo(self, metrics: EpochMetrics, deep: bool = True) -> Undo:
+        """Undo this interval and, when ``deep``, the unlearned ones let through before it (rolling the
+        inner controller back to its state before the first of them)."""
+        intervals = self.undo_reach if deep else 1
+        if intervals > 1:
+            state, self.max_spread = self._rollback[-(intervals - 1)]
+            self.inner.load_state_dict(state)
+            del self._rollback[-(intervals - 1):]
+            self.unproven -= intervals - 1
         self.undos += 1
         self.undos_in_row += 1
         self.expected_lr = metrics.lr
-        return UNDO
+        return Undo(intervals)
 
     def _learn_cut(self, metrics: EpochMetrics) -> None:
         """After an undo: fold the driver's cut (retry LR / undone LR) into :attr:`scale`."""
@@ -244,13 +311,16 @@ class Guard(Controller):
                           "(counted in gave_up)", stacklevel=4)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "inner": self.inner.state_dict()}
+        return {**super().state_dict(), "inner": self.inner.state_dict(),
+                **({"rollback": [list(entry) for entry in self._rollback]} if self._rollback else {})}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "inner" not in state:
             raise ValueError(f"state for {self.spec()!r} has no 'inner' controller state")
-        super().load_state_dict(state)
+        super().load_state_dict({"unproven": 0, **state})  # saved before deeper undos: none unproven
         self.inner.load_state_dict(state["inner"])
         self.scale = float(self.scale)
         self.expected_lr = None if self.expected_lr is None else float(self.expected_lr)
         self.max_spread = state.get("max_spread")
+        self.unproven = int(self.unproven)
+        self._rollback = [list(entry) for entry in state.get("rollback", [])]

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping
 
 from lrpilot.atomic import torch_save_atomic, write_text_atomic
 from lrpilot.controller import from_spec
-from lrpilot.controller.base import UNDO
+from lrpilot.controller.base import Undo
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
 from lrpilot.training.task import Task
@@ -137,6 +137,8 @@ def run_training(
     else:
         controller.reset(task.lr, task.epochs, session.intervals_per_epoch)
     budget = session.total_intervals(task.epochs)
+    if controller.may_undo:
+        controller.allow_rewind(budget)  # the session keeps as many interval starts as the controller may need
     out = Path(out_dir) if out_dir is not None else None
     elapsed = 0.0
     if out is not None:
@@ -150,6 +152,7 @@ def run_training(
             on_epoch(metrics)
     while session.epoch < budget and not _ended_diverged(session.history):
         start = time.perf_counter()
+        session.undo_reach = controller.undo_reach
         metrics = session.run_interval(on_batch)
         _apply_decision(session, controller, metrics, budget_left=session.epoch < budget)
         elapsed += time.perf_counter() - start
@@ -180,8 +183,8 @@ def _apply_decision(session: TrainingSession, controller: Any, metrics: EpochMet
     if not budget_left or (metrics.diverged and not controller.may_undo):
         return
     decision = controller.act(metrics)
-    if decision is UNDO:
-        session.undo()
+    if isinstance(decision, Undo):
+        session.undo(intervals=decision.intervals)
     elif not metrics.diverged:
         session.scale_lr(decision)
 

@@ -145,7 +145,10 @@ class TrainingSession:
             raise ValueError(f"undo must be True or False, got {undo!r}")
         self.keeps_snapshots = undo
         """With ``undo=True``, every epoch starts by keeping a copy of the run's state (see :meth:`undo`)."""
-        self._snapshot: dict[str, Any] | None = None
+        self._snapshots: list[dict[str, Any]] = []  # the starts of the last intervals not undone, newest last
+        self.undo_reach = 1
+        """How many interval starts the next interval keeps (at least 1): an undo after it may rewind that
+        many intervals. A driver sets it from its controller's ``undo_reach`` before each interval."""
         self._start_spread: float | None = None  # val_spread before training (measured with undo=True)
 
     # -- properties ---------------------------------------------------------------
@@ -176,7 +179,10 @@ class TrainingSession:
         """
         if self.keeps_snapshots and self.epoch == 0 and self._start_spread is None:
             self._start_spread = self.evaluate("val")["spread"]  # the reference for judging a collapse
-        self._snapshot = self._take_snapshot() if self.keeps_snapshots else None
+        if self.keeps_snapshots:
+            keep = max(int(self.undo_reach), 1) - 1  # free the copies no undo can reach before taking one
+            del self._snapshots[:max(len(self._snapshots) - keep, 0)]
+            self._snapshots.append(self._take_snapshot())
         start = time.perf_counter()
         lr = self.lr
         losses, norms, finite = self._train_pass(on_batch)
@@ -325,10 +331,19 @@ class TrainingSession:
     @property
     def can_undo(self) -> bool:
         """True when the last interval can be undone (``undo=True`` and not undone already)."""
-        return self._snapshot is not None
+        return bool(self._snapshots)
 
-    def undo(self, lr_factor: float = 0.1) -> EpochMetrics:
+    @property
+    def undo_depth(self) -> int:
+        """How many intervals an undo could rewind now (0: none)."""
+        return len(self._snapshots)
+
+    def undo(self, lr_factor: float = 0.1, intervals: int = 1) -> EpochMetrics:
         """Rewind the run to the start of the last interval (epoch) and multiply the LR by ``lr_factor``.
+
+        With ``intervals=k`` (at most :attr:`undo_depth`, which :attr:`undo_reach` set), rewind to the
+        start of the k-th interval back instead: the last k intervals not undone are all marked
+        ``undone``, and the retry runs at the last interval's LR times ``lr_factor``.
 
         The model, the optimiser (its LR included), every random generator and the position in the
         epoch's data order are restored as they were when that interval began, so the retry sees the
@@ -341,14 +356,24 @@ class TrainingSession:
         the weights' memory), taken at the start of every interval, on the session's device, or in
         host memory when the GPU has less than twice its size free (docs/performance.md).
         """
-        if self._snapshot is None:
+        if not self._snapshots:
             reason = "this session keeps no snapshots (undo=False)" if not self.keeps_snapshots else \
                 "no epoch has run since the last undo"
             raise RuntimeError(f"nothing to undo: {reason}")
         check_lr_factor(lr_factor)
-        snap, self._snapshot = self._snapshot, None
+        if isinstance(intervals, bool) or not isinstance(intervals, int) or not 1 <= intervals <= len(self._snapshots):
+            raise ValueError(f"intervals must be an integer from 1 to {len(self._snapshots)} (the interval starts "
+                             f"kept, see undo_reach), got {intervals!r}")
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        snap = self._snapshots[-intervals]
+        del self._snapshots[-intervals:]
         self._restore_training_state(snap)
-        self.history[-1] = dataclasses.replace(self.history[-1], undone=True)
+        if intervals > 1:  # the retry starts at the LR the run had reached, not the rewound interval's
+            for group, lr in zip(self.optimizer.param_groups, lrs):
+                group["lr"] = lr
+        kept = [i for i, m in enumerate(self.history) if not m.undone][-intervals:]
+        for i in kept:
+            self.history[i] = dataclasses.replace(self.history[i], undone=True)
         self.scale_lr(lr_factor)
         return self.history[-1]
 
@@ -396,7 +421,8 @@ class TrainingSession:
             **({"interval": str(self.interval)} if not self.interval.is_epoch else {}),
             **self._training_state(),
             "history": [m.to_dict() for m in self.history],
-            **({"undo_snapshot": self._snapshot} if self._snapshot is not None else {}),
+            **({"undo_snapshot": self._snapshots[-1]} if self._snapshots else {}),
+            **({"undo_snapshots_before": self._snapshots[:-1]} if len(self._snapshots) > 1 else {}),
             **({"val_spread_start": self._start_spread} if self._start_spread is not None else {}),
         }
 
@@ -410,8 +436,9 @@ class TrainingSession:
         self.epoch = int(state["epoch"])
         self.seed = int(state["seed"])
         self.history = [EpochMetrics.from_dict(m) for m in state["history"]]
-        snapshot = state.get("undo_snapshot")  # the last epoch stays undoable across a restart
-        self._snapshot = snapshot if self.keeps_snapshots else None
+        snapshot = state.get("undo_snapshot")  # the last epoch (and a deeper reach) stays undoable across a restart
+        kept = [*state.get("undo_snapshots_before", []), snapshot] if snapshot is not None else []
+        self._snapshots = kept if self.keeps_snapshots else []
         self._start_spread = state.get("val_spread_start")
 
     # -- randomness ---------------------------------------------------------------
