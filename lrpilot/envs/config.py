@@ -13,7 +13,10 @@ from lrpilot.controller.features import ENCODER_VERSIONS, ObservationEncoder
 from lrpilot.training.divergence import DivergenceRule
 from lrpilot.training.intervals import Interval
 
-__all__ = ["EnvConfig", "REWARDS"]
+__all__ = ["EnvConfig", "REWARDS", "BUDGET_ENDS"]
+
+BUDGET_ENDS = ("truncated", "terminal")
+"""How an episode ends when its budget is used up (:attr:`EnvConfig.budget_end`)."""
 
 REWARDS = ("log_val_loss", "final_acc", "final_loss")
 """Reward choices: per-epoch log-improvement of val loss, final val accuracy, minus final val loss."""
@@ -74,6 +77,12 @@ class EnvConfig:
     """Examples per training epoch (None: the whole train split)."""
     evaluate_test: bool = False
     """At the end of an episode, put the test loss and accuracy in ``info["test"]`` (for evaluation only)."""
+    budget_end: str = "truncated"
+    """How an episode that used up its budget ends: ``"truncated"`` (the default, as before) or
+    ``"terminal"`` (``terminated=True``, ``info["diverged"]`` False). The budget is in the observation
+    (``progress``; with encoder v2 also the decisions left and the budget's size), so the end of the
+    budget is a true terminal state of the learner's problem: with ``"terminal"`` an RL algorithm does
+    not bootstrap a value past it (SB3 bootstraps a truncated step's final observation)."""
     encoder_version: int = 1
     """Version of the observation encoder (:data:`~lrpilot.controller.features.ENCODER_VERSIONS`):
     1 (the default, what the shipped policy reads) or 2 (adds the budget's size and undo)."""
@@ -125,6 +134,8 @@ class EnvConfig:
             raise _bad("data_dir", self.data_dir, "a directory path (a string) or None")
         if not isinstance(self.evaluate_test, bool):
             raise _bad("evaluate_test", self.evaluate_test, "True or False")
+        if self.budget_end not in BUDGET_ENDS:
+            raise _bad("budget_end", self.budget_end, f"one of {', '.join(BUDGET_ENDS)}")
         if isinstance(self.encoder_version, bool) or not isinstance(self.encoder_version, int) \
                 or self.encoder_version not in ENCODER_VERSIONS:
             raise _bad("encoder_version", self.encoder_version, f"one of {', '.join(map(str, ENCODER_VERSIONS))}")

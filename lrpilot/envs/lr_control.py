@@ -105,7 +105,9 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
        rewinds it and the episode goes on; any other action ends the episode there, without training,
        ``terminated=True`` with ``divergence_penalty`` (as a diverged first epoch does without undo).
     2. Truncation: the epoch budget ``epochs`` is used up (with an ``interval``, after
-       ``epochs * intervals_per_epoch`` intervals, undone ones included).
+       ``epochs * intervals_per_epoch`` intervals, undone ones included). With
+       ``budget_end="terminal"`` that step is ``terminated=True`` instead (``info["diverged"]`` stays
+       False): the budget is in the observation, so its end is a terminal state for the learner.
 
     ``info["metrics"]`` holds the epoch's :class:`~lrpilot.metrics.EpochMetrics` as a
     dict (non-finite values as None; without ``seconds``, the epoch's wall time, so that
@@ -289,7 +291,8 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
             info["test"] = {k: (v if v is None or math.isfinite(v) else None) for k, v in test.items()
                             if k in ("loss", "acc")}
         value = self.config.divergence_penalty if terminated else reward
-        return self._observation(), float(value), terminated, not terminated, info
+        ended = terminated or self.config.budget_end == "terminal"
+        return self._observation(), float(value), ended, not ended, info
 
     def _observation(self) -> np.ndarray:
         assert self.session is not None  # internal invariant, not user input

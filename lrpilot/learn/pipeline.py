@@ -31,16 +31,17 @@ __all__ = ["PopulationResult", "ppo_finetune", "train_population"]
 def ppo_finetune(net: Any, *, distribution: Any, actions: str, timesteps: int, num_envs: int = 64, groups: int = 4,
                  workers: int = 2, seed: int = 0, learning_rate: float = 1e-4, n_steps: int = 32,
                  batch_size: int = 512, n_epochs: int = 5, ent_coef: float = 0.0, gamma: float = 0.99,
-                 net_arch: Sequence[int] = (64, 64), encoder_version: int = 1) -> Any:
+                 net_arch: Sequence[int] = (64, 64), encoder_version: int = 1, **env_options: Any) -> Any:
     """SB3 PPO whose actor starts from ``net`` (the cloned MLP; None: from scratch with ``net_arch``);
-    returns the trained actor as a Sequential."""
+    returns the trained actor as a Sequential. ``env_options`` go to the population environment
+    (``twin="bold"``, ``budget_end="terminal"``, ``interval``, ``undo``)."""
     import torch
     from stable_baselines3.common.vec_env import VecMonitor
 
     linears = [m for m in net if isinstance(m, torch.nn.Linear)] if net is not None else []
     arch = [m.out_features for m in linears[:-1]] if net is not None else list(net_arch)
     venv = VecMonitor(population_venv(distribution, actions, num_envs, groups, workers, seed,
-                                      encoder_version=encoder_version))
+                                      encoder_version=encoder_version, **env_options))
     try:
         model = build_ppo(venv, net_arch=arch, seed=seed, learning_rate=learning_rate, n_steps=n_steps,
                           batch_size=batch_size, n_epochs=n_epochs, gamma=gamma, ent_coef=ent_coef, actor=net)

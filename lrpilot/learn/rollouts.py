@@ -27,12 +27,15 @@ def synthetic_distribution(families: Sequence[str] = ("teacher", "gmm", "seq"), 
 
 
 def population_venv(distribution: Any, actions: str, num_envs: int, groups: int, workers: int, seed: int,
-                    evaluate_test: bool = False, encoder_version: int = 1) -> Any:
-    """A seeded :class:`~lrpilot.envs.population.PopulationSB3VecEnv` over ``distribution``."""
+                    evaluate_test: bool = False, encoder_version: int = 1, **options: Any) -> Any:
+    """A seeded :class:`~lrpilot.envs.population.PopulationSB3VecEnv` over ``distribution``; ``options``
+    are further :class:`~lrpilot.envs.population.config.PopulationConfig` / ``EnvConfig`` fields
+    (``twin``, ``budget_end``, ``interval``, ``undo``), passed only when given."""
     from lrpilot.envs.population import PopulationSB3VecEnv
 
     venv = PopulationSB3VecEnv(num_envs=num_envs, groups=groups, workers=workers, distribution=distribution,
-                               actions=actions, evaluate_test=evaluate_test, encoder_version=encoder_version)
+                               actions=actions, evaluate_test=evaluate_test, encoder_version=encoder_version,
+                               **options)
     venv.seed(seed)
     return venv
 

@@ -44,6 +44,10 @@ class PopulationConfig:
     """Processes the groups are spread over (each runs one torch thread); 1: everything in this process."""
     env: EnvConfig = field(default_factory=EnvConfig)
     """Task names, LR range, budget, actions, reward, LR bounds, divergence, seeds, device."""
+    twin: str | None = None
+    """A reference controller's spec (``"bold"``, ``"bold-anneal-streakup"``): every episode gets a twin
+    driven by it, and each step's reward is the agent's ``log_val_loss`` improvement minus the twin's
+    (:mod:`lrpilot.envs.population.twins`); needs ``reward="log_val_loss"``. None: no twins."""
 
     def __post_init__(self) -> None:
         _positive_int("num_envs", self.num_envs)
@@ -62,6 +66,21 @@ class PopulationConfig:
                              f"got {type(self.distribution).__name__}")
         if not isinstance(self.env, EnvConfig):
             raise ValueError(f"PopulationConfig: env must be an EnvConfig, got {type(self.env).__name__}")
+        if self.twin is not None:
+            self._check_twin()
+
+    def _check_twin(self) -> None:
+        from lrpilot.envs.population.twins import twin_controller
+
+        if not isinstance(self.twin, str) or not self.twin.strip():
+            raise ValueError(f"PopulationConfig: twin must be a controller spec string or None, got {self.twin!r}")
+        if self.env.reward != "log_val_loss":
+            raise ValueError(f"PopulationConfig: twin needs reward='log_val_loss' (the twin's improvement is "
+                             f"subtracted from it), got reward={self.env.reward!r}")
+        try:
+            twin_controller(self.twin, self.env.undo)
+        except ValueError as exc:
+            raise ValueError(f"PopulationConfig: twin: {exc}") from None
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> "PopulationConfig":

@@ -26,6 +26,12 @@ that undoes has its own slice of the population restored (weights, optimiser sta
 and retries its interval at a tenth of the LR, while the others go on untouched; a diverged interval
 waits for the member's next action exactly as in ``LRControlEnv``, with the same rewards.
 
+**Twins.** With ``PopulationConfig.twin`` every episode has a twin in the same population (the
+second half of its slots), driven by the reference controller, and the reward is the agent's
+improvement minus the twin's (:mod:`lrpilot.envs.population.twins`). At an episode's end ``info["twin"]``
+holds the twin's final validation loss and accuracy (and ``info["twin_test"]`` its test metrics with
+``evaluate_test``).
+
 **Redraws.** A group's task (architecture, optimiser, data) is fixed for
 ``group_lifetime`` steps; then every running episode of the group is truncated
 (``truncated=True``, ``info["group_redrawn"]=True``) and a new task is drawn. A group
@@ -44,6 +50,7 @@ import numpy as np
 from lrpilot.controller.base import UNDO, Undo
 from lrpilot.envs.lr_control import UNDO_LR_FACTOR, epoch_reward, reward_reference
 from lrpilot.envs.population.config import PopulationConfig
+from lrpilot.envs.population.twins import Twins
 from lrpilot.metrics import METRIC_NAMES, OPTIONAL_METRICS, EpochMetrics
 from lrpilot.training.loading import load_splits
 from lrpilot.training.population_trainer import Population
@@ -95,14 +102,15 @@ class _Group:
     """One population and the bookkeeping of which slot plays which member's episode."""
 
     def __init__(self, index: int, task: Task, population: Population, episodes: list[_Episode],
-                 members: Sequence[int], spares: int, age: int = 0) -> None:
+                 members: Sequence[int], spares: int, age: int = 0, twins: Twins | None = None) -> None:
         self.index, self.task, self.population, self.episodes = index, task, population, episodes
+        self.twins = twins
         self.members = [int(m) for m in members]
         self.spares = spares
         self.slot_of = {env: j for j, env in enumerate(self.members)}
         started = len(self.members) + spares
         self.ready = deque(range(len(self.members), started))
-        self.idle = list(range(population.size - 1, started - 1, -1))  # popped from the end: lowest first
+        self.idle = list(range(len(episodes) - 1, started - 1, -1))  # popped from the end: lowest first (no twins)
         self.age = age
 
 
@@ -209,12 +217,17 @@ class PopulationCore:
         started = len(members) + spares
         episodes = [self._draw_episode(task) for _ in range(started)]
         reserve = [_Episode(1.0, 2, 0)] * len(members)  # placeholders, replaced when a slot starts an episode
-        cfg = self.config.env
-        population = Population(task, [e.seed for e in episodes + reserve], [e.initial_lr for e in episodes + reserve],
+        cfg, slots = self.config.env, episodes + reserve
+        copies = 2 if self.config.twin else 1  # the twins are the second half
+        population = Population(task, [e.seed for e in slots] * copies, [e.initial_lr for e in slots] * copies,
                                 device=cfg.device, data=data, epoch_examples=examples, lr_bounds=cfg.lr_bounds,
                                 divergence=cfg.divergence_rule, interval=cfg.interval, undo=cfg.undo)
-        _train(population, range(started))
-        return _Group(index, task, population, episodes + reserve, members, spares, age)
+        group = _Group(index, task, population, slots, members, spares, age)
+        if self.config.twin:
+            group.twins = Twins(self.config.twin, len(slots), population.intervals_per_epoch, cfg.undo)
+            group.twins.start(range(started), [e.initial_lr for e in episodes], [e.epochs for e in episodes])
+        _train(population, _with_twins(group, range(started)))
+        return group
 
     # -- stepping -------------------------------------------------------------------------
     def _step_group(self, group: _Group, multipliers: "Sequence[float | Undo]") -> dict[int, StepResult]:
@@ -226,21 +239,23 @@ class PopulationCore:
         slots = [group.slot_of[env] for env in running]
         fresh = self._prepare_ready(group, slots)
         references = {env: reward_reference(pop.history[group.slot_of[env]]) for env in running}
+        twins = group.twins.decide(pop, slots) if group.twins else []
         undoing = [env for env in running if decisions[env] is UNDO]
         if undoing:
             pop.undo([group.slot_of[env] for env in undoing], UNDO_LR_FACTOR)
         scaled = [env for env in running if decisions[env] is not UNDO]
         if scaled:
             pop.scale_lr([group.slot_of[env] for env in scaled], [decisions[env] for env in scaled])
-        trained = _train(pop, slots + fresh) if slots or fresh else []
+        trained = _train(pop, slots + _with_twins(group, fresh) + twins) if slots or fresh else []
         group.ready.extend(fresh)
         group.age += 1
         results: dict[int, StepResult] = {}
         ended: list[int] = []
         for env, metrics in [(env, pop.history[group.slot_of[env]][-1]) for env in already] + list(
                 zip(running, trained)):
+            twin_trained = group.twins is not None and group.twins.slot(group.slot_of[env]) in twins
             result = self._member_result(group, env, metrics, decisions[env], references.get(env),
-                                         trained=env in running)
+                                         trained=env in running, twin_trained=twin_trained)
             results[env] = result
             if result.terminated or result.truncated:
                 ended.append(env)
@@ -249,7 +264,7 @@ class PopulationCore:
         return results
 
     def _member_result(self, group: _Group, env: int, metrics: EpochMetrics, decision: "float | Undo",
-                       reference: EpochMetrics | None, trained: bool) -> StepResult:
+                       reference: EpochMetrics | None, trained: bool, twin_trained: bool = False) -> StepResult:
         """The LRControlEnv step outcome of ``env``'s interval ``metrics`` (or of its diverged last one, when
         it did not undo it); ``reference`` is what its reward is measured from."""
         slot, cfg = group.slot_of[env], self.config.env
@@ -260,21 +275,28 @@ class PopulationCore:
         last = len(history) >= budget
         # flagged by the population with the env's DivergenceRule; with undo, the next action may undo it
         pending = trained and metrics.diverged and cfg.undo and not last
-        terminated = not trained or (metrics.diverged and not pending)
+        diverged = not trained or (metrics.diverged and not pending)
+        terminated = diverged or (last and cfg.budget_end == "terminal")
         truncated = not terminated and (last or self._expired(group))
-        if terminated:
+        if diverged:
             reward = cfg.divergence_penalty
         elif pending:
             reward = 0.0
         else:
             reward = epoch_reward(cfg.reward, reference, metrics, last=last)
+        if group.twins is not None:
+            reward -= group.twins.progress(group.population, slot, twin_trained)
         if terminated or truncated:
-            info["diverged"] = terminated
+            info["diverged"] = diverged
             if self._expired(group) and not terminated and not last:
                 info["group_redrawn"] = True
+            if group.twins is not None:
+                info["twin"] = group.twins.final(group.population, slot)
             if cfg.evaluate_test:
-                test = {"loss": None, "acc": None} if terminated else group.population.evaluate("test", [slot])[0]
-                info["test"] = {k: (v if v is None or math.isfinite(v) else None) for k, v in test.items()}
+                test = {"loss": None, "acc": None} if diverged else group.population.evaluate("test", [slot])[0]
+                info["test"] = _finite_test(test)
+                if group.twins is not None:
+                    info["twin_test"] = _finite_test(group.twins.final_test(group.population, slot))
         obs = self.encoder.encode(history, episode.initial_lr, budget)
         return StepResult(obs, float(reward), terminated, truncated, info)
 
@@ -305,7 +327,7 @@ class PopulationCore:
                 self._reseed(group, old)
                 shortfall.append(env)
         if shortfall:  # more divergences than ready episodes: train those first epochs now
-            _train(pop, [group.slot_of[env] for env in shortfall])
+            _train(pop, _with_twins(group, [group.slot_of[env] for env in shortfall]))
         for env in ended:
             result = results[env]
             result.final_obs = result.obs
@@ -315,6 +337,9 @@ class PopulationCore:
         episode = self._draw_episode(group.task)
         group.episodes[slot] = episode
         group.population.reset_members([slot], [episode.seed], [episode.initial_lr])
+        if group.twins is not None:
+            group.population.reset_members([group.twins.slot(slot)], [episode.seed], [episode.initial_lr])
+            group.twins.start([slot], [episode.initial_lr], [episode.epochs])
 
     def _expired(self, group: _Group) -> bool:
         lifetime = self.config.group_lifetime
@@ -352,6 +377,16 @@ class PopulationCore:
             if self.config.env.undo:
                 info["undone"] = decision is UNDO
         return info
+
+
+def _with_twins(group: _Group, slots: Sequence[int]) -> list[int]:
+    """``slots`` followed by their twins' slots (without twins: ``slots``)."""
+    slots = list(slots)
+    return slots + [group.twins.slot(s) for s in slots] if group.twins is not None else slots
+
+
+def _finite_test(test: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if v is None or math.isfinite(v) else None) for k, v in test.items()}
 
 
 def _train(population: Population, members: Sequence[int]) -> list[EpochMetrics]:
