@@ -77,8 +77,8 @@ def test_end_to_end_writes_tables(tmp_path: Path) -> None:
     assert again.returncode == 0 and (out / "evaluation.md").read_text() == text
 
 
-@pytest.mark.parametrize("name", ["breast-cancer-mlp", "wine-mlp"])
-def test_heldout_tasks_load_and_learn(name: str) -> None:
+@pytest.mark.parametrize("name", ["breast-cancer-mlp", "wine-mlp", "iris-mlp"])
+def test_heldout_and_validation_tasks_load_and_learn(name: str) -> None:
     import torch
 
     from lrpilot.training import get_task
@@ -90,7 +90,18 @@ def test_heldout_tasks_load_and_learn(name: str) -> None:
     first = session.run_epoch()
     for _ in range(3):
         last = session.run_epoch()
-    classes = {"breast-cancer-mlp": 2, "wine-mlp": 3}[name]
+    classes = {"breast-cancer-mlp": 2, "wine-mlp": 3, "iris-mlp": 3}[name]
     assert last.train_loss < first.train_loss
     assert last.val_acc > 1.5 / classes
     assert session.evaluate("test")["acc"] > 1.5 / classes
+
+
+def test_validation_tasks_use_no_data_of_the_heldout_grid_nor_of_the_training_distribution() -> None:
+    from lrpilot.commands.evaluate_controller import HELDOUT_TASKS as GRID
+    from lrpilot.training.heldout import HELDOUT_TASKS, VALIDATION_TASKS
+    from lrpilot.training.synthetic import TaskDistribution
+
+    names = {task.name for task in VALIDATION_TASKS}
+    assert names == {"iris-mlp"} and not names & set(GRID)
+    assert {t.options["dataset"] for t in VALIDATION_TASKS}.isdisjoint(t.options["dataset"] for t in HELDOUT_TASKS)
+    assert set(TaskDistribution().families) == {"teacher", "gmm", "seq"}  # no digits (digits-mlp/-cnn's data)

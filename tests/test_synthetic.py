@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lrpilot.training import TrainingSession, get_task
-from lrpilot.training.synthetic import (FAMILIES, SYNTHETIC_TASKS, TaskDistribution, load_synthetic,
+from lrpilot.training.synthetic import (FAMILIES, SYNTHETIC_TASKS, TRAINING_FAMILIES, TaskDistribution, load_synthetic,
                                         synthetic_task)
 
 
@@ -71,7 +71,9 @@ def test_distribution_draws_vary_and_respect_bounds() -> None:
     assert lrs.min() >= 1e-5 and lrs.max() <= 1e-1 and lrs.min() < 1e-4 and lrs.max() > 1e-2
     assert {d.epochs for d in draws} <= set(range(4, 31)) and len({d.epochs for d in draws}) > 15
     options = [d.task.options for d in draws]
-    assert {o["family"] for o in options} == set(FAMILIES)
+    assert {o["family"] for o in options} == set(TRAINING_FAMILIES)  # no digits: held-out tasks use that data
+    digits = TaskDistribution(families=FAMILIES).draw_task(np.random.default_rng(0))  # by name it is still there
+    assert digits is not None
     assert {d.task.optimizer for d in draws} == {"adam", "adamw", "sgd"}
     assert all(16 <= o["width"] <= 128 and 1 <= o["depth"] <= 3 for o in options)
     assert all(o["arch"] == "mlp" for o in options if o["family"] in ("teacher", "gmm"))

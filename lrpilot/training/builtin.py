@@ -6,7 +6,7 @@ import this module, and the modules that define the tasks import only ``Task``.
 """
 
 from lrpilot.training.digits import DIGITS_CNN, DIGITS_MLP
-from lrpilot.training.heldout import HELDOUT_TASKS
+from lrpilot.training.heldout import HELDOUT_TASKS, VALIDATION_TASKS
 from lrpilot.training.synthetic import SYNTHETIC_TASKS
 from lrpilot.training.task import Task, register_task
 from lrpilot.training.text import IMDB_BERT
@@ -15,7 +15,7 @@ from lrpilot.training.vision import CIFAR10_RESNET18
 __all__ = ["BUILTIN_TASKS"]
 
 BUILTIN_TASKS: tuple[Task, ...] = (DIGITS_MLP, DIGITS_CNN, CIFAR10_RESNET18, IMDB_BERT, *SYNTHETIC_TASKS,
-                                   *HELDOUT_TASKS)
+                                   *HELDOUT_TASKS, *VALIDATION_TASKS)
 """Every built-in task, in registration order."""
 
 for _task in BUILTIN_TASKS:

@@ -1,8 +1,15 @@
-"""Held-out tasks: real tabular data that scikit-learn ships offline, never in the controller's
-training distribution (which is synthetic: teacher / gmm / seq, see ``synthetic.py``).
+"""Real tabular tasks on data that scikit-learn ships offline, never in the controller's training
+distribution (which is synthetic: teacher / gmm / seq, see ``synthetic.py``).
+
+Held out (:data:`HELDOUT_TASKS`, the held-out grid of ``evaluate-controller``):
 
 * ``breast-cancer-mlp``: Wisconsin breast cancer (569 examples, 30 features, 2 classes);
 * ``wine-mlp``: wine recognition (178 examples, 13 features, 3 classes).
+
+Validation (:data:`VALIDATION_TASKS`, for choosing recipes and checkpoints while training a
+controller; no held-out task uses their data):
+
+* ``iris-mlp``: Fisher's iris (150 examples, 4 features, 3 classes).
 
 Features are standardised with the *train* split's mean and standard deviation. Splits are
 fixed (seed 0, never the run's seed): 60% train, 20% validation, 20% test. The model is an
@@ -18,9 +25,9 @@ from lrpilot.training.data import DataSplits, TensorSplit
 from lrpilot.training.loading import require
 from lrpilot.training.task import Task
 
-__all__ = ["load_tabular", "tabular_mlp", "HELDOUT_TASKS"]
+__all__ = ["load_tabular", "tabular_mlp", "HELDOUT_TASKS", "VALIDATION_TASKS"]
 
-_LOADERS = {"breast_cancer": "load_breast_cancer", "wine": "load_wine"}
+_LOADERS = {"breast_cancer": "load_breast_cancer", "wine": "load_wine", "iris": "load_iris"}
 
 
 def load_tabular(task: Task, data_dir: str | None = None) -> DataSplits:
@@ -54,4 +61,11 @@ HELDOUT_TASKS = (
     Task(name="wine-mlp", load_data=load_tabular, build_model=tabular_mlp, epochs=15, batch_size=32,
          description="MLP on scikit-learn's wine data (real tabular; held out from controller training)",
          options={"dataset": "wine", "width": 64}),
+)
+
+VALIDATION_TASKS = (
+    Task(name="iris-mlp", load_data=load_tabular, build_model=tabular_mlp, epochs=15, batch_size=16,
+         description="MLP on scikit-learn's iris data (real tabular; a validation task for controller training, "
+                     "never held out)",
+         options={"dataset": "iris", "width": 32}),
 )

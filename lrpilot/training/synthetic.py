@@ -34,11 +34,14 @@ from torch import nn
 from lrpilot.training.data import DataSplits, TensorSplit
 from lrpilot.training.task import Task
 
-__all__ = ["FAMILIES", "ARCHS", "load_synthetic", "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS",
+__all__ = ["FAMILIES", "TRAINING_FAMILIES", "ARCHS", "load_synthetic", "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS",
            "TaskDistribution", "TaskDraw"]
 
 FAMILIES = ("digits", "teacher", "gmm", "seq")
 """Data families of :func:`load_synthetic`."""
+TRAINING_FAMILIES = ("teacher", "gmm", "seq")
+"""The families a :class:`TaskDistribution` draws by default: every family but ``digits``, whose data
+(scikit-learn's digits) the held-out tasks ``digits-mlp`` and ``digits-cnn`` use."""
 ARCHS = ("mlp", "cnn")
 """Model families of :func:`build_synthetic_model`."""
 
@@ -222,8 +225,8 @@ class TaskDistribution:
         >>> session = TrainingSession(draw.task, seed=0, epoch_examples=draw.epoch_examples)  # doctest: +SKIP
     """
 
-    families: tuple[str, ...] = FAMILIES
-    """Data families, drawn uniformly."""
+    families: tuple[str, ...] = TRAINING_FAMILIES
+    """Data families, drawn uniformly (default: not ``digits``, the held-out tasks' data; ask for it by name)."""
     archs: tuple[str, ...] = ARCHS
     """Architectures, drawn uniformly (``cnn`` only for ``seq`` and ``digits``; others get ``mlp``)."""
     optimizers: tuple[str, ...] = ("adam", "adamw", "sgd")
