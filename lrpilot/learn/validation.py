@@ -1,0 +1,123 @@
+"""The validation set of controller training: where recipes, teachers and checkpoints are chosen.
+
+Claims about a learned controller rest on the held-out grid (``digits-mlp``, ``digits-cnn``,
+``breast-cancer-mlp``, ``wine-mlp``, ``minilm-sentiment``: docs/controller.md), so nothing may be
+chosen on it. Choices are made here instead, on tasks that share no data with the held-out grid nor
+with the training distribution:
+
+* ``iris-mlp``: scikit-learn's iris (a real dataset; no held-out task uses it);
+* the synthetic families with data seeds reserved for validation (:data:`VALIDATION_DATA_SEEDS`; the
+  training distribution draws data seeds below ``TaskDistribution.data_seeds``, 8 by default):
+  ``teacher-mlp``, ``gmm-mlp`` (SGD) and ``seq-cnn`` (AdamW).
+
+A :class:`ValidationSet` plays every task at each initial LR and budget (and control interval) with
+a controller, and scores it by **regret**: the points of final test accuracy below the best
+``constant`` run of the same task, budget, interval and seed over :data:`ORACLE_LRS` (a per-task oracle
+LR, as the held-out grid's regret is a per-task oracle over its LRs). A diverged run scores 0. The
+oracle is played once per set and cached. Runs use the chance-level divergence rule of ``lrpilot
+compare`` (no growth rule), so a validation run ends as a ``compare`` run would.
+
+Example:
+    >>> vs = ValidationSet(budgets=(6,), lrs=(1e-3,))
+    >>> vs.evaluate(lambda: from_spec("bold"))["mean_regret"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from lrpilot.controller import Controller, from_spec
+from lrpilot.envs.episodes import EvalCase, run_controller
+
+__all__ = ["ValidationSet", "VALIDATION_TASKS", "VALIDATION_DATA_SEEDS", "ORACLE_LRS", "regret_summary"]
+
+VALIDATION_DATA_SEEDS = (100, 101, 102)
+"""Data seeds of the synthetic validation tasks: never drawn in training (which uses 0..7)."""
+
+VALIDATION_TASKS: tuple[tuple[str, Mapping[str, Any]], ...] = (
+    ("iris-mlp", {}),
+    ("teacher-mlp", {"data_seed": VALIDATION_DATA_SEEDS[0], "classes": 5, "n_train": 1024}),
+    ("gmm-mlp", {"data_seed": VALIDATION_DATA_SEEDS[1], "classes": 4, "n_train": 1024, "noise": 0.2}),
+    ("seq-cnn", {"data_seed": VALIDATION_DATA_SEEDS[2], "classes": 3, "n_train": 1024}),
+)
+"""(task, options) of the validation set; the options override the registered task's."""
+
+_OPTIMIZERS = {"gmm-mlp": "sgd", "seq-cnn": "adamw"}
+"""Optimisers other than the task's default (Adam), so that the set spans SGD and AdamW too."""
+
+ORACLE_LRS = tuple(float(f"{10 ** (-5 + i / 2):.3g}") for i in range(9))
+"""The constant LRs the oracle tries: 1e-5 to 1e-1, half a decade apart."""
+
+
+@dataclass
+class ValidationSet:
+    """Validation tasks × initial LRs × budgets × intervals × session seeds (see the module docstring)."""
+
+    lrs: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
+    """Initial LRs (each a misspecification of the oracle's for some task)."""
+    budgets: tuple[int, ...] = (6, 20)
+    """Epoch budgets."""
+    intervals: tuple[str | None, ...] = (None,)
+    """Control intervals (None: per epoch; ``"0.25"``: four decisions per epoch)."""
+    seeds: tuple[int, ...] = (0,)
+    """Session seeds (initial weights, data order)."""
+    epoch_examples: int | None = 512
+    """Examples per epoch of the synthetic tasks (iris has 90 training examples: all of them)."""
+    tasks: tuple[tuple[str, Mapping[str, Any]], ...] = VALIDATION_TASKS
+    """(task, options) pairs."""
+    _oracle: dict[tuple[str, int, str | None, int], float] = field(default_factory=dict, repr=False)
+
+    def _env(self, task: str, options: Mapping[str, Any], budget: int, interval: str | None, undo: bool) -> Any:
+        from lrpilot.envs.lr_control import LRControlEnv
+
+        overrides = dict(options)
+        if task in _OPTIMIZERS:
+            overrides["optimizer"] = _OPTIMIZERS[task]
+        examples = None if task == "iris-mlp" else self.epoch_examples
+        return LRControlEnv(task=task, epochs=budget, task_options=overrides, epoch_examples=examples,
+                            evaluate_test=True, divergence_growth_factor=None, interval=interval, undo=undo)
+
+    def _play(self, make: Callable[[], Controller], lrs: Sequence[float]) -> list[dict[str, Any]]:
+        rows = []
+        undo = make().may_undo
+        for task, options in self.tasks:
+            for budget in self.budgets:
+                for interval in self.intervals:
+                    env = self._env(task, options, budget, interval, undo)
+                    for lr in lrs:
+                        for seed in self.seeds:
+                            record = run_controller(env, EvalCase(task, lr, seed), make())
+                            rows.append({**record, "budget": budget, "interval": interval,
+                                         "acc": record["test_acc"] if record["test_acc"] is not None
+                                         and not record["diverged"] else 0.0})
+        return rows
+
+    def oracle(self) -> dict[tuple[str, int, str | None, int], float]:
+        """The best final test accuracy of ``constant`` over :data:`ORACLE_LRS`, per (task, budget, interval,
+        seed); played on the first call only."""
+        if not self._oracle:
+            for row in self._play(lambda: from_spec("constant"), ORACLE_LRS):
+                key = (row["task"], row["budget"], row["interval"], row["session_seed"])
+                self._oracle[key] = max(self._oracle.get(key, 0.0), row["acc"])
+        return self._oracle
+
+    def evaluate(self, make: Callable[[], Controller]) -> dict[str, Any]:
+        """Play every case with a fresh controller from ``make()``; mean regret (points), mean test accuracy
+        (percent), divergences, and every run's row (with its ``regret``)."""
+        oracle = self.oracle()
+        rows = self._play(make, self.lrs)
+        for row in rows:
+            best = oracle[(row["task"], row["budget"], row["interval"], row["session_seed"])]
+            row["regret"] = 100.0 * max(best - row["acc"], 0.0)
+        per_task = {task: statistics.fmean(r["regret"] for r in rows if r["task"] == task) for task, _ in self.tasks}
+        return {"n": len(rows), "mean_regret": statistics.fmean(r["regret"] for r in rows),
+                "mean_test_acc": 100.0 * statistics.fmean(r["acc"] for r in rows),
+                "diverged": sum(r["diverged"] for r in rows), "per_task_regret": per_task, "rows": rows}
+
+
+def regret_summary(result: Mapping[str, Any]) -> str:
+    """One line: mean regret, accuracy and divergences of an :meth:`ValidationSet.evaluate` result."""
+    return (f"validation regret {result['mean_regret']:.2f} points (n={result['n']}), test acc "
+            f"{result['mean_test_acc']:.2f}%, diverged {result['diverged']}")

@@ -1,0 +1,33 @@
+"""The validation set of controller training (issue #16): disjoint from the held-out grid and from the
+training distribution, scored by regret against a per-task oracle LR."""
+
+from __future__ import annotations
+
+import pytest
+
+from lrpilot.controller import from_spec
+from lrpilot.learn.validation import ORACLE_LRS, VALIDATION_DATA_SEEDS, VALIDATION_TASKS, ValidationSet
+
+
+def test_the_validation_set_shares_no_data_with_the_heldout_grid_or_the_training_distribution() -> None:
+    from lrpilot.commands.evaluate_controller import HELDOUT_TASKS
+    from lrpilot.training.synthetic import TaskDistribution
+
+    names = {task for task, _ in VALIDATION_TASKS}
+    assert not names & set(HELDOUT_TASKS) and "iris-mlp" in names
+    assert min(VALIDATION_DATA_SEEDS) >= TaskDistribution().data_seeds  # training draws data seeds below
+    synthetic = [options for task, options in VALIDATION_TASKS if task != "iris-mlp"]
+    assert sorted(o["data_seed"] for o in synthetic) == sorted(VALIDATION_DATA_SEEDS)
+
+
+def test_regret_is_measured_against_the_best_constant_lr() -> None:
+    small = ValidationSet(tasks=VALIDATION_TASKS[1:2], budgets=(4,), lrs=ORACLE_LRS)
+    oracle = small.oracle()
+    assert list(oracle) == [("teacher-mlp", 4, None, 0)] and 0.3 < oracle[("teacher-mlp", 4, None, 0)] <= 1.0
+    constant = small.evaluate(lambda: from_spec("constant"))
+    regrets = [row["regret"] for row in constant["rows"]]
+    assert constant["n"] == len(ORACLE_LRS) and min(regrets) == 0.0 and all(r >= 0.0 for r in regrets)
+    assert regrets[0] > 10.0  # 1e-5 for 4 epochs learns little
+    assert constant["mean_regret"] == pytest.approx(sum(regrets) / len(regrets))
+    for row in constant["rows"]:
+        assert row["regret"] == pytest.approx(100 * (oracle[("teacher-mlp", 4, None, 0)] - row["acc"]))
