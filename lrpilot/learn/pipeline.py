@@ -22,8 +22,7 @@ from lrpilot.controller.actions import ActionSpec
 from lrpilot.learn.export import actor_from_layers, actor_layers
 from lrpilot.learn.imitation import clone_stage
 from lrpilot.learn.pipeline_state import PopulationCheckpoint
-from lrpilot.learn.rollouts import population_venv, synthetic_distribution
-from lrpilot.learn.sb3_ppo import build_ppo
+from lrpilot.learn.rollouts import synthetic_distribution
 
 __all__ = ["PopulationResult", "ppo_finetune", "train_population"]
 
@@ -34,21 +33,15 @@ def ppo_finetune(net: Any, *, distribution: Any, actions: str, timesteps: int, n
                  net_arch: Sequence[int] = (64, 64), encoder_version: int = 1, **env_options: Any) -> Any:
     """SB3 PPO whose actor starts from ``net`` (the cloned MLP; None: from scratch with ``net_arch``);
     returns the trained actor as a Sequential. ``env_options`` go to the population environment
-    (``twin="bold"``, ``budget_end="terminal"``, ``interval``, ``undo``)."""
-    import torch
-    from stable_baselines3.common.vec_env import VecMonitor
+    (``twin="bold"``, ``budget_end="terminal"``, ``interval``, ``undo``). Validation, the best checkpoint
+    and TensorBoard: :func:`~lrpilot.learn.population_ppo.train_population_ppo`."""
+    from lrpilot.learn.population_ppo import train_population_ppo
 
-    linears = [m for m in net if isinstance(m, torch.nn.Linear)] if net is not None else []
-    arch = [m.out_features for m in linears[:-1]] if net is not None else list(net_arch)
-    venv = VecMonitor(population_venv(distribution, actions, num_envs, groups, workers, seed,
-                                      encoder_version=encoder_version, **env_options))
-    try:
-        model = build_ppo(venv, net_arch=arch, seed=seed, learning_rate=learning_rate, n_steps=n_steps,
-                          batch_size=batch_size, n_epochs=n_epochs, gamma=gamma, ent_coef=ent_coef, actor=net)
-        model.learn(timesteps)
-    finally:
-        venv.close()
-    return actor_from_layers(actor_layers(model)[0])
+    return train_population_ppo(net, distribution=distribution, actions=actions, timesteps=timesteps,
+                                num_envs=num_envs, groups=groups, workers=workers, seed=seed,
+                                learning_rate=learning_rate, n_steps=n_steps, batch_size=batch_size,
+                                n_epochs=n_epochs, ent_coef=ent_coef, gamma=gamma, net_arch=net_arch,
+                                encoder_version=encoder_version, env_options=env_options).actor
 
 
 @dataclass

@@ -1,0 +1,142 @@
+"""SB3 PPO on the population environment, with validation and the best checkpoint (issue #16).
+
+:func:`train_population_ppo` runs PPO (from scratch, or from an actor such as a behaviour clone)
+on :class:`~lrpilot.envs.population.PopulationSB3VecEnv` over the synthetic training distribution,
+with any population options (``twin="bold-anneal-streakup"``: the twin reward; ``budget_end="terminal"``;
+``interval``; ``undo``). With a :class:`~lrpilot.learn.validation.ValidationSet`, the policy is
+exported and scored on it before the first update and every ``validate_every`` steps; the actor with
+the lowest validation regret is returned beside the last one, with the whole curve. TensorBoard
+logs go to ``tensorboard_log`` (``validation/regret``, ``validation/test_acc``, SB3's ``rollout/`` and
+``train/`` scalars, ``train/env_steps_per_second``); a rich progress bar shows the mean return of the
+last episodes (with a twin: the final log-loss gained over the reference, per episode).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from lrpilot.learn.export import actor_from_layers, actor_layers, export_policy
+from lrpilot.learn.rollouts import population_venv
+from lrpilot.learn.sb3_ppo import build_ppo
+
+__all__ = ["PopulationPPOResult", "train_population_ppo", "validate_actor"]
+
+
+@dataclass
+class PopulationPPOResult:
+    """What :func:`train_population_ppo` produced."""
+
+    actor: Any
+    """The actor after the last update (``torch.nn.Sequential``)."""
+    best_actor: Any
+    """The actor with the lowest validation regret (the last one without validation)."""
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per validation: ``timesteps``, ``mean_regret``, ``mean_test_acc``, ``diverged``."""
+    seconds: float = 0.0
+    """Wall time of the PPO training, validations excluded."""
+    steps_per_second: float = 0.0
+    """Environment steps per second of the training (rollouts and updates)."""
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The curve's entry of :attr:`best_actor` (None without validation)."""
+        return min(self.curve, key=lambda e: (e["mean_regret"], e["timesteps"])) if self.curve else None
+
+
+def validate_actor(actor: Any, actions: str, validation: Any) -> dict[str, Any]:
+    """Export ``actor`` as a policy file (as deployment loads it) and score it on ``validation``."""
+    from lrpilot.controller.policy import load_policy
+
+    with tempfile.TemporaryDirectory(prefix="lrpilot-validation-") as tmp:
+        export_policy(actor, Path(tmp) / "candidate", actions, {"stage": "validation"})
+        policy = load_policy(Path(tmp) / "candidate")
+    return validation.evaluate(lambda: copy.deepcopy(policy))
+
+
+def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], console: Any | None) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class ValidationCallback(BaseCallback):
+        """Score the current actor at the start and every ``every`` steps; keep the best one's layers."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.curve: list[dict[str, Any]] = []
+            self.best_layers: Any = None
+            self.seconds = 0.0
+            self.next_at = 0
+
+        def _on_training_start(self) -> None:
+            self.run()
+            self.next_at = self.num_timesteps + every
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_at:
+                self.next_at += every
+                self.run()
+            return True
+
+        def run(self) -> None:
+            began = time.perf_counter()
+            result = evaluate(self.model)
+            entry = {"timesteps": int(self.num_timesteps), **{k: result[k] for k in
+                                                                ("mean_regret", "mean_test_acc", "diverged", "n")}}
+            if not self.curve or entry["mean_regret"] < min(e["mean_regret"] for e in self.curve):
+                self.best_layers = actor_layers(self.model)[0]
+            self.curve.append(entry)
+            self.logger.record("validation/regret", entry["mean_regret"])
+            self.logger.record("validation/test_acc", entry["mean_test_acc"])
+            self.logger.dump(self.num_timesteps)
+            self.seconds += time.perf_counter() - began
+            if console is not None:
+                console.print(f"validation @ {entry['timesteps']} steps: regret {entry['mean_regret']:.2f} points, "
+                              f"test acc {entry['mean_test_acc']:.2f}%, diverged {entry['diverged']} (n={entry['n']})")
+
+    return ValidationCallback()
+
+
+def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps: int, num_envs: int = 64,
+                         groups: int = 4, workers: int = 2, seed: int = 0, learning_rate: float = 1e-4,
+                         n_steps: int = 32, batch_size: int = 512, n_epochs: int = 5, ent_coef: float = 0.0,
+                         gamma: float = 0.99, gae_lambda: float = 0.95, net_arch: Sequence[int] = (64, 64),
+                         encoder_version: int = 1, env_options: Mapping[str, Any] | None = None,
+                         validation: Any = None, validate_every: int = 0, tensorboard_log: str | None = None,
+                         console: Any | None = None) -> PopulationPPOResult:
+    """SB3 PPO whose actor starts from ``net`` (None: from scratch with ``net_arch``); see the module docstring."""
+    import torch
+    from stable_baselines3.common.callbacks import CallbackList
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from lrpilot.learn.sb3_callbacks import ProgressCallback
+
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)] if net is not None else []
+    arch = [m.out_features for m in linears[:-1]] if net is not None else list(net_arch)
+    venv = VecMonitor(population_venv(distribution, actions, num_envs, groups, workers, seed,
+                                      encoder_version=encoder_version, **dict(env_options or {})))
+    try:
+        model = build_ppo(venv, net_arch=arch, seed=seed, learning_rate=learning_rate, n_steps=n_steps,
+                          batch_size=batch_size, n_epochs=n_epochs, gamma=gamma, gae_lambda=gae_lambda,
+                          ent_coef=ent_coef, actor=net, tensorboard_log=tensorboard_log)
+        callbacks: list[Any] = []
+        validator = None
+        if validation is not None:
+            validator = _validation_callback(validate_every or timesteps,
+                                             lambda m: validate_actor(m, actions, validation), console)
+            callbacks.append(validator)
+        bar = ProgressCallback(timesteps, console, paused=lambda: validator.seconds if validator else 0.0)
+        began = time.perf_counter()
+        model.learn(timesteps, callback=CallbackList([bar, *callbacks]), tb_log_name="ppo")
+        if validator is not None and validator.curve[-1]["timesteps"] < model.num_timesteps:
+            validator.run()  # the last actor is a candidate too
+        seconds = time.perf_counter() - began - (validator.seconds if validator else 0.0)
+    finally:
+        venv.close()
+    last = actor_from_layers(actor_layers(model)[0])
+    best = actor_from_layers(validator.best_layers) if validator is not None else last
+    return PopulationPPOResult(last, best, list(validator.curve) if validator else [], seconds,
+                               model.num_timesteps / seconds if seconds > 0 else 0.0)
