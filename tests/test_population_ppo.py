@@ -32,3 +32,24 @@ def test_ppo_from_the_clone_is_validated_from_its_start_and_keeps_the_best_actor
 
     tags = EventAccumulator(str(events[0].parent)).Reload().Tags()["scalars"]
     assert "validation/regret" in tags and "rollout/ep_rew_mean" in tags
+
+
+def test_train_controller_fine_tunes_a_policy_against_its_twin_and_records_the_validation_curve(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lrpilot", "train-controller", "--method", "population", "--init-policy", "default",
+           "--finetune-timesteps", "256", "--twin", "bold-anneal-streakup", "--budget-end", "terminal",
+           "--validate-every", "128", "--population-envs", "8", "--population-groups", "1", "--population-workers", "1",
+           "--n-steps", "16", "--batch-size", "64", "--n-epochs", "1", "--epochs-range", "4,6", "--gamma", "1",
+           "--actions", "0.1,0.5,1,1.5,2", "--out", str(out), "--name", "tuned"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((out / "tuned.json").read_text())
+    prov = card["provenance"]
+    assert [e["timesteps"] for e in prov["validation_curve"]] == [0, 128, 256]
+    assert prov["validation_best"] in prov["validation_curve"] and prov["twin"] == "bold-anneal-streakup"
+    assert prov["recipe"]["init_policy"] == "default" and prov["recipe"]["budget_end"] == "terminal"
+    assert "validation @ 0 steps" in done.stdout and list((out / "tb").rglob("events.out.tfevents.*"))

@@ -97,6 +97,12 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     ("net_arch = 64", "net_arch must be a list"),
     ("seed = true", "seed must be an integer"),
     ("encoder_version = 3", "encoder_version must be one of 1, 2"),
+    ("method = 'population'\nteacher = 'bold'\ntwin = 'no-such-rule'", "twin: unknown controller"),
+    ("method = 'population'\nteacher = 'bold'\ntwin = 'rule+guard'", "twin: twin controller 'rule\\+guard' undoes"),
+    ("method = 'population'\nteacher = 'bold'\nbudget_end = 'end'", "budget_end must be one of truncated, terminal"),
+    ("method = 'population'\nteacher = 'bold'\ninit_policy = 'default'", "init_policy: PPO starts from it"),
+    ("method = 'population'\nteacher = 'bold'\nepochs_range = [6, 4]", "epochs_range must be"),
+    ("method = 'population'\nteacher = 'bold'\nvalidate_every = -1", "validate_every must be an integer >= 0"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          text: str, message: str) -> None:

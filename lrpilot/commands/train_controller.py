@@ -104,6 +104,16 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
     add("--population-workers", "population_workers", type=positive_int, help="worker processes (default 2)")
     add("--families", "families", type=_names,
         help="synthetic data families to train on (default teacher,gmm,seq: no real data)")
+    add("--epochs-range", "epochs_range", type=_int_list, metavar="LO,HI",
+        help="episode budgets in epochs, drawn uniformly (default 4,30)")
+    add("--twin", "twin", metavar="SPEC",
+        help="PPO reward against a twin of each episode driven by this controller (e.g. bold-anneal-streakup)")
+    add("--budget-end", "budget_end", choices=("truncated", "terminal"),
+        help="how PPO episodes end at their budget (default truncated; terminal: no bootstrap past it)")
+    add("--init-policy", "init_policy", metavar="POLICY",
+        help="start PPO from this policy's actor (default, or a path) instead of a clone")
+    add("--validate-every", "validate_every", type=non_negative_int,
+        help="PPO steps between validation-set scores; the best actor is exported (default 0: none)")
 
 
 def recipe_from_args(args: argparse.Namespace):  # noqa: ANN201 - Recipe
@@ -148,7 +158,9 @@ def _run_population(recipe: Any, console: Any) -> int:
             groups=recipe.population_groups, workers=recipe.population_workers, families=recipe.families,
             net_arch=recipe.net_arch, bc_epochs=recipe.bc_epochs, ppo=ppo, console=console, state_dir=recipe.out_dir,
             resume=recipe.resume, bc_augment=recipe.bc_augment, dagger_rounds=recipe.dagger_rounds,
-            dagger_steps=recipe.dagger_steps, encoder_version=recipe.encoder_version)
+            dagger_steps=recipe.dagger_steps, encoder_version=recipe.encoder_version,
+            epochs_range=recipe.epochs_range, twin=recipe.twin, budget_end=recipe.budget_end,
+            init_policy=recipe.init_policy, validate_every=recipe.validate_every)
     finally:
         torch.set_num_threads(threads)
     info = result.provenance

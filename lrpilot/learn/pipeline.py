@@ -57,16 +57,33 @@ class PopulationResult:
 
 
 def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[str, Any], timesteps: int,
-                    net_arch: Sequence[int], ppo: Mapping[str, Any]) -> tuple[Any, float]:
-    """The fine-tuned actor (saved in ``state``, or trained and saved) and the seconds PPO took."""
+                    net_arch: Sequence[int], ppo: Mapping[str, Any], options: Mapping[str, Any],
+                    validate_every: int, console: Any) -> tuple[Any, dict[str, Any]]:
+    """The fine-tuned actor (saved in ``state``, or trained and saved; with ``validate_every``, the one with the
+    lowest validation regret) and what to record of the stage (seconds, steps/s, the validation curve)."""
+    from lrpilot.learn.population_ppo import train_population_ppo
+
     saved = state.load("finetune") if state is not None else None
     if saved is None:
+        validation = None
+        if validate_every > 0:
+            from lrpilot.learn.validation import ValidationSet
+
+            validation = ValidationSet()
         t = time.perf_counter()
-        tuned = ppo_finetune(net, timesteps=timesteps, net_arch=net_arch, **env, **ppo)
-        saved = {"layers": actor_layers(tuned)[0], "ppo_seconds": round(time.perf_counter() - t, 1)}
+        tb = str(state.dir.parent / "tb") if state is not None else None
+        result = train_population_ppo(net, timesteps=timesteps, net_arch=net_arch, env_options=options,
+                                      validation=validation, validate_every=validate_every, tensorboard_log=tb,
+                                      console=console, **env, **ppo)
+        record: dict[str, Any] = {"ppo_seconds": round(time.perf_counter() - t, 1),
+                                  "ppo_steps_per_second": round(result.steps_per_second, 1)}
+        if result.curve:
+            record.update(validation_curve=result.curve, validation_best=result.best)
+        saved = {"layers": actor_layers(result.best_actor)[0], "record": record}
         if state is not None:
             state.save("finetune", saved)
-    return actor_from_layers(saved["layers"]), saved["ppo_seconds"]
+    record = saved.get("record") or {"ppo_seconds": saved["ppo_seconds"]}  # states saved before the record
+    return actor_from_layers(saved["layers"]), record
 
 
 def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: int, finetune_timesteps: int,
@@ -74,7 +91,9 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      bc_epochs: int = 30, ppo: Mapping[str, Any] | None = None, console: Any = None,
                      state_dir: str | None = None, resume: bool = False, bc_augment: int = 0,
                      dagger_rounds: int = 0, dagger_steps: int | None = None,
-                     encoder_version: int = 1) -> PopulationResult:
+                     encoder_version: int = 1, epochs_range: Sequence[int] = (4, 30), twin: str | None = None,
+                     budget_end: str = "truncated", init_policy: str | None = None,
+                     validate_every: int = 0) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
@@ -103,11 +122,24 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                 "ppo": dict(ppo or {})}
     if encoder_version != 1:  # only then: state directories of version-1 runs stay resumable as they were
         settings["encoder_version"] = info["encoder_version"] = encoder_version
+    extra = {"epochs_range": list(epochs_range), "twin": twin, "budget_end": budget_end, "init_policy": init_policy,
+             "validate_every": validate_every}
+    defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
+                "validate_every": 0}
+    for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
+        if value != defaults[key]:
+            settings[key] = info[key] = value
+    options = {k: v for k, v in (("twin", twin), ("budget_end", budget_end)) if v != defaults[k]}
     state = PopulationCheckpoint(state_dir, settings, resume) if state_dir is not None else None
     start = time.perf_counter()
-    env = {"distribution": synthetic_distribution(families), "actions": actions, "num_envs": num_envs,
+    distribution = synthetic_distribution(families, epochs_range=tuple(epochs_range))
+    env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
     net = bc_net = None
+    if init_policy is not None:
+        from lrpilot.controller.policy import load_policy
+
+        net = load_policy(init_policy).actor
     if teacher:
         clone = clone_stage(teacher, env, spec, bc_steps=bc_steps, bc_epochs=bc_epochs, net_arch=net_arch,
                             augment=bc_augment, dagger_rounds=dagger_rounds, dagger_steps=dagger_steps,
@@ -115,6 +147,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         net = bc_net = clone.actor
         info.update(clone.provenance())
     if finetune_timesteps > 0:
-        net, info["ppo_seconds"] = _finetune_stage(net, state, env, finetune_timesteps, net_arch, dict(ppo or {}))
+        net, record = _finetune_stage(net, state, env, finetune_timesteps, net_arch, dict(ppo or {}), options,
+                                      validate_every, console)
+        info.update(record)
     info["training_seconds"] = round(time.perf_counter() - start, 1)
     return PopulationResult(actor=net, bc_actor=bc_net if bc_net is not net else None, provenance=info)

@@ -43,12 +43,13 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "method": (str,), "name": (str,), "out_dir": (str,), "export_dir": (str, type(None)), "device": (str,),
     "actions": (str,), "reward": (str,), "teacher": (str, type(None)), "tasks": (tuple,), "families": (tuple,),
     "net_arch": (tuple,), "lr_range": (tuple,), "task_options": (Mapping,), "epoch_examples": (int, type(None)),
+    "twin": (str, type(None)), "budget_end": (str,), "init_policy": (str, type(None)), "epochs_range": (tuple,),
 }
 """Fields checked for their type before any value check (numbers are checked with their ranges)."""
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
 
 _POPULATION_INTS = {"bc_steps": 1, "bc_epochs": 1, "bc_augment": 0, "dagger_rounds": 0, "finetune_timesteps": 0,
-                    "population_envs": 1, "population_groups": 1, "population_workers": 1}
+                    "population_envs": 1, "population_groups": 1, "population_workers": 1, "validate_every": 0}
 
 
 @dataclass
@@ -79,6 +80,18 @@ class Recipe(PPOConfig):
     """``population``: worker processes."""
     families: tuple[str, ...] = ("teacher", "gmm", "seq")
     """``population``: synthetic data families to train on (default: no real data)."""
+    epochs_range: tuple[int, int] = (4, 30)
+    """``population``: episode budgets (epochs) are drawn uniformly from this range (inclusive)."""
+    twin: str | None = None
+    """``population``: PPO's reward is measured against a twin of each episode driven by this controller spec
+    (:mod:`lrpilot.envs.population.twins`; e.g. the clone's teacher); None: the plain ``log_val_loss`` reward."""
+    budget_end: str = "truncated"
+    """``population``: how PPO episodes end at their budget, ``truncated`` or ``terminal`` (no bootstrap past it)."""
+    init_policy: str | None = None
+    """``population``: start PPO from this policy's actor (``default``, a path) instead of a clone or scratch."""
+    validate_every: int = 0
+    """``population``: PPO steps between validation-set scores (:mod:`lrpilot.learn.validation`); the actor with
+    the lowest validation regret is exported and the curve recorded in its card. 0: no validation."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "recipe") -> "Recipe":
@@ -107,7 +120,7 @@ class Recipe(PPOConfig):
         """Raise ``ValueError`` naming the first bad field and its value."""
         if isinstance(self.families, str):
             self.families = tuple(f.strip() for f in self.families.split(",") if f.strip())
-        for key in ("tasks", "families", "net_arch", "lr_range"):
+        for key in ("tasks", "families", "net_arch", "lr_range", "epochs_range"):
             if isinstance(getattr(self, key), list):
                 setattr(self, key, tuple(getattr(self, key)))
         _check_types(self)
@@ -140,6 +153,26 @@ class Recipe(PPOConfig):
             raise ValueError(f"actions: method 'population' needs a discrete action set, got {self.actions!r}")
         if not self.teacher and self.finetune_timesteps <= 0:
             raise ValueError("method 'population' needs a teacher and/or finetune_timesteps > 0 (nothing to train)")
+        self._validate_ppo_stage()
+
+    def _validate_ppo_stage(self) -> None:
+        from lrpilot.envs.config import BUDGET_ENDS
+
+        if self.budget_end not in BUDGET_ENDS:
+            raise ValueError(f"budget_end must be one of {', '.join(BUDGET_ENDS)}, got {self.budget_end!r}")
+        if self.init_policy is not None and (self.teacher or self.finetune_timesteps <= 0):
+            raise ValueError("init_policy: PPO starts from it instead of a clone, so it needs finetune_timesteps > 0 "
+                             "and no teacher")
+        if len(self.epochs_range) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 2
+                                                  for v in self.epochs_range) or self.epochs_range[0] > self.epochs_range[1]:
+            raise ValueError(f"epochs_range must be [low, high] with 2 <= low <= high, got {list(self.epochs_range)!r}")
+        if self.twin is not None:
+            from lrpilot.envs.population.twins import twin_controller
+
+            try:
+                twin_controller(self.twin, undo=False)
+            except ValueError as exc:
+                raise ValueError(f"twin: {exc}") from None
 
     def to_toml(self) -> str:
         """The recorded recipe as a TOML file (None fields are left out: TOML has no null)."""

@@ -61,7 +61,7 @@ class ValidationSet:
     """Epoch budgets."""
     intervals: tuple[str | None, ...] = (None,)
     """Control intervals (None: per epoch; ``"0.25"``: four decisions per epoch)."""
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = (0, 1)
     """Session seeds (initial weights, data order)."""
     epoch_examples: int | None = 512
     """Examples per epoch of the synthetic tasks (iris has 90 training examples: all of them)."""
