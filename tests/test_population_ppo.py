@@ -53,3 +53,29 @@ def test_train_controller_fine_tunes_a_policy_against_its_twin_and_records_the_v
     assert prov["validation_best"] in prov["validation_curve"] and prov["twin"] == "bold-anneal-streakup"
     assert prov["recipe"]["init_policy"] == "default" and prov["recipe"]["budget_end"] == "terminal"
     assert "validation @ 0 steps" in done.stdout and list((out / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_a_critic_warm_up_leaves_the_actor_alone_and_retention_keeps_it_near_the_clone() -> None:
+    import numpy as np
+
+    from lrpilot.learn.rollouts import population_venv
+
+    start = load_policy("default").actor
+    run = dict(distribution=synthetic_distribution(epochs_range=(4, 6)), actions="0.1,0.5,1,1.5,2", timesteps=512,
+               num_envs=8, groups=1, workers=1, n_steps=32, batch_size=64, n_epochs=4, learning_rate=1e-2,
+               env_options={"twin": "bold-anneal-streakup"})
+    venv = population_venv(run["distribution"], run["actions"], 8, 1, 1, seed=5)
+    observations = [venv.reset()] + [venv.step(np.full(8, 2))[0] for _ in range(6)]
+    venv.close()
+    obs = torch.as_tensor(np.concatenate(observations))
+
+    def kl_from_start(actor) -> float:  # noqa: ANN001 - how far the actor's decisions moved from the clone's
+        with torch.no_grad():
+            target, policy = torch.log_softmax(start(obs), -1), torch.log_softmax(actor(obs), -1)
+        return float((target.exp() * (target - policy)).sum(-1).mean())
+
+    warm = train_population_ppo(start, critic_warmup=512, **run)
+    assert all(torch.equal(a, b) for a, b in zip(warm.actor.parameters(), start.parameters()))  # only the critic learned
+    free = train_population_ppo(start, **run)
+    held = train_population_ppo(start, retention=1.0, retention_until=10**6, **run)
+    assert kl_from_start(free.actor) > 0.05 and kl_from_start(held.actor) < 0.75 * kl_from_start(free.actor)

@@ -103,6 +103,8 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     ("method = 'population'\nteacher = 'bold'\ninit_policy = 'default'", "init_policy: PPO starts from it"),
     ("method = 'population'\nteacher = 'bold'\nepochs_range = [6, 4]", "epochs_range must be"),
     ("method = 'population'\nteacher = 'bold'\nvalidate_every = -1", "validate_every must be an integer >= 0"),
+    ("method = 'population'\nfinetune_timesteps = 8\nretention = 1.0", "retention: it keeps PPO near"),
+    ("method = 'population'\nteacher = 'bold'\nretention = -1", "retention must be a number >= 0"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          text: str, message: str) -> None:

@@ -112,6 +112,12 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
         help="how PPO episodes end at their budget (default truncated; terminal: no bootstrap past it)")
     add("--init-policy", "init_policy", metavar="POLICY",
         help="start PPO from this policy's actor (default, or a path) instead of a clone")
+    add("--critic-warmup", "critic_warmup", type=non_negative_int,
+        help="PPO steps during which only the critic learns (default 0)")
+    add("--retention", "retention", type=float,
+        help="weight of the KL-to-the-starting-actor loss, decaying to 0 (default 0: none)")
+    add("--retention-until", "retention_until", type=non_negative_int,
+        help="PPO step where the retention weight reaches 0 (default: half of --finetune-timesteps)")
     add("--validate-every", "validate_every", type=non_negative_int,
         help="PPO steps between validation-set scores; the best actor is exported (default 0: none)")
 
@@ -160,7 +166,9 @@ def _run_population(recipe: Any, console: Any) -> int:
             resume=recipe.resume, bc_augment=recipe.bc_augment, dagger_rounds=recipe.dagger_rounds,
             dagger_steps=recipe.dagger_steps, encoder_version=recipe.encoder_version,
             epochs_range=recipe.epochs_range, twin=recipe.twin, budget_end=recipe.budget_end,
-            init_policy=recipe.init_policy, validate_every=recipe.validate_every)
+            init_policy=recipe.init_policy, validate_every=recipe.validate_every,
+            stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
+                       "retention_until": recipe.retention_until})
     finally:
         torch.set_num_threads(threads)
     info = result.provenance

@@ -93,7 +93,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      dagger_rounds: int = 0, dagger_steps: int | None = None,
                      encoder_version: int = 1, epochs_range: Sequence[int] = (4, 30), twin: str | None = None,
                      budget_end: str = "truncated", init_policy: str | None = None,
-                     validate_every: int = 0) -> PopulationResult:
+                     validate_every: int = 0, stabilise: Mapping[str, Any] | None = None) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
@@ -122,10 +122,11 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                 "ppo": dict(ppo or {})}
     if encoder_version != 1:  # only then: state directories of version-1 runs stay resumable as they were
         settings["encoder_version"] = info["encoder_version"] = encoder_version
+    stabilise = {k: v for k, v in (stabilise or {}).items() if v}  # critic_warmup, retention, retention_until
     extra = {"epochs_range": list(epochs_range), "twin": twin, "budget_end": budget_end, "init_policy": init_policy,
-             "validate_every": validate_every}
+             "validate_every": validate_every, "stabilise": stabilise}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
-                "validate_every": 0}
+                "validate_every": 0, "stabilise": {}}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -147,8 +148,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         net = bc_net = clone.actor
         info.update(clone.provenance())
     if finetune_timesteps > 0:
-        net, record = _finetune_stage(net, state, env, finetune_timesteps, net_arch, dict(ppo or {}), options,
-                                      validate_every, console)
+        net, record = _finetune_stage(net, state, env, finetune_timesteps, net_arch, {**(ppo or {}), **stabilise},
+                                      options, validate_every, console)
         info.update(record)
     info["training_seconds"] = round(time.perf_counter() - start, 1)
     return PopulationResult(actor=net, bc_actor=bc_net if bc_net is not net else None, provenance=info)

@@ -49,7 +49,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
 
 _POPULATION_INTS = {"bc_steps": 1, "bc_epochs": 1, "bc_augment": 0, "dagger_rounds": 0, "finetune_timesteps": 0,
-                    "population_envs": 1, "population_groups": 1, "population_workers": 1, "validate_every": 0}
+                    "population_envs": 1, "population_groups": 1, "population_workers": 1, "validate_every": 0,
+                    "critic_warmup": 0, "retention_until": 0}
 
 
 @dataclass
@@ -89,6 +90,12 @@ class Recipe(PPOConfig):
     """``population``: how PPO episodes end at their budget, ``truncated`` or ``terminal`` (no bootstrap past it)."""
     init_policy: str | None = None
     """``population``: start PPO from this policy's actor (``default``, a path) instead of a clone or scratch."""
+    critic_warmup: int = 0
+    """``population``: PPO steps during which only the critic learns (the actor starts from a clone or policy)."""
+    retention: float = 0.0
+    """``population``: weight of the KL(start actor || policy) retention loss, decaying linearly to 0."""
+    retention_until: int = 0
+    """``population``: PPO step at which the retention weight reaches 0 (0: half of ``finetune_timesteps``)."""
     validate_every: int = 0
     """``population``: PPO steps between validation-set scores (:mod:`lrpilot.learn.validation`); the actor with
     the lowest validation regret is exported and the curve recorded in its card. 0: no validation."""
@@ -160,6 +167,11 @@ class Recipe(PPOConfig):
 
         if self.budget_end not in BUDGET_ENDS:
             raise ValueError(f"budget_end must be one of {', '.join(BUDGET_ENDS)}, got {self.budget_end!r}")
+        if not (isinstance(self.retention, (int, float)) and not isinstance(self.retention, bool)
+                and 0 <= self.retention < float("inf")):
+            raise ValueError(f"retention must be a number >= 0, got {self.retention!r}")
+        if self.retention > 0 and not (self.teacher or self.init_policy):
+            raise ValueError("retention: it keeps PPO near its starting actor, so it needs a teacher or init_policy")
         if self.init_policy is not None and (self.teacher or self.finetune_timesteps <= 0):
             raise ValueError("init_policy: PPO starts from it instead of a clone, so it needs finetune_timesteps > 0 "
                              "and no teacher")
