@@ -1,0 +1,49 @@
+"""Plot the validation-regret curves that ``lrpilot train-controller`` records in policy cards (issue #16).
+
+    .venv/bin/python benchmarks/validation_curves.py runs/h16/clone-twin/ppo-twin.json \
+        runs/h16/scratch-twin/scratch-twin.json --out docs/img/ppo-validation-curves.png
+
+Each card's ``provenance.validation_curve`` (validation regret in points against PPO steps; lower is
+better) becomes one line, labelled with the card's name; the best checkpoint is marked. Also prints
+the curves as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cards", nargs="+", help="policy cards (NAME.json) with a validation curve")
+    parser.add_argument("--out", required=True, help="the PNG to write")
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for path in args.cards:
+        card = json.loads(Path(path).read_text())
+        curve = card["provenance"]["validation_curve"]
+        best = card["provenance"]["validation_best"]
+        steps = [e["timesteps"] for e in curve]
+        regret = [e["mean_regret"] for e in curve]
+        line, = ax.plot(steps, regret, marker="o", label=Path(path).stem)
+        ax.plot([best["timesteps"]], [best["mean_regret"]], marker="*", markersize=14, color=line.get_color())
+        print(f"| {Path(path).stem} | " + " | ".join(f"{s}: {r:.2f}" for s, r in zip(steps, regret)) + " |")
+    ax.set_xlabel("PPO steps (decisions of one member)")
+    ax.set_ylabel("validation regret (points; lower is better)")
+    ax.set_title("PPO with the twin reward: validation regret (star: exported checkpoint)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
