@@ -62,7 +62,7 @@ import math
 import warnings
 from typing import Any, ClassVar
 
-from lrpilot.controller.base import UNDO, Controller, Undo
+from lrpilot.controller.base import Controller, Undo
 from lrpilot.metrics import EpochMetrics
 
 __all__ = ["Guard", "GUARD_SUFFIX", "collapsed", "diverged", "COLLAPSE_TOP_SHARE", "COLLAPSE_MAX_MAJORITY_SHARE",
@@ -247,7 +247,8 @@ class Guard(Controller):
             return self._undo(metrics)
         if bad:
             self._give_up(metrics)
-        before = [self.inner.state_dict(), self.max_spread] if self.rewind_limit > 1 else None
+        deeper = self.rewind_limit > 1 and not learned(metrics)  # only then can a later undo reach before it
+        before = [self.inner.state_dict(), self.max_spread] if deeper else None
         decision = self.inner.act(self._shown(metrics))
         if isinstance(decision, Undo):  # an inner controller that may undo (a learned policy) undid
             return self._undo(metrics, deep=False)
@@ -260,7 +261,7 @@ class Guard(Controller):
     def _let_through(self, metrics: EpochMetrics, before: list[Any] | None) -> None:
         """Count an interval that stays in the run: after one that learned, nothing before it is rewound
         again; otherwise remember the inner state before it, for a deeper undo."""
-        if learned(metrics) or before is None:
+        if before is None:  # it learned (or the driver keeps one snapshot): nothing before it is rewound again
             self.unproven, self._rollback = 0, []
             return
         self.unproven += 1

@@ -24,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -82,16 +83,13 @@ class ValidationSet:
     def _play(self, make: Callable[[], Controller], lrs: Sequence[float]) -> list[dict[str, Any]]:
         rows = []
         undo = make().may_undo
-        for task, options in self.tasks:
-            for budget in self.budgets:
-                for interval in self.intervals:
-                    env = self._env(task, options, budget, interval, undo)
-                    for lr in lrs:
-                        for seed in self.seeds:
-                            record = run_controller(env, EvalCase(task, lr, seed), make())
-                            rows.append({**record, "budget": budget, "interval": interval,
-                                         "acc": record["test_acc"] if record["test_acc"] is not None
-                                         and not record["diverged"] else 0.0})
+        for (task, options), budget, interval in itertools.product(self.tasks, self.budgets, self.intervals):
+            env = self._env(task, options, budget, interval, undo)
+            for lr, seed in itertools.product(lrs, self.seeds):
+                record = run_controller(env, EvalCase(task, lr, seed), make())
+                failed = record["test_acc"] is None or record["diverged"]
+                rows.append({**record, "budget": budget, "interval": interval,
+                             "acc": 0.0 if failed else record["test_acc"]})
         return rows
 
     def oracle(self) -> dict[tuple[str, int, str | None, int], float]:

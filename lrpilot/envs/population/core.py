@@ -240,6 +240,7 @@ class PopulationCore:
         fresh = self._prepare_ready(group, slots)
         references = {env: reward_reference(pop.history[group.slot_of[env]]) for env in running}
         twins = group.twins.decide(pop, slots) if group.twins else []
+        twins_trained = set(twins)
         undoing = [env for env in running if decisions[env] is UNDO]
         if undoing:
             pop.undo([group.slot_of[env] for env in undoing], UNDO_LR_FACTOR)
@@ -253,7 +254,7 @@ class PopulationCore:
         ended: list[int] = []
         for env, metrics in [(env, pop.history[group.slot_of[env]][-1]) for env in already] + list(
                 zip(running, trained)):
-            twin_trained = group.twins is not None and group.twins.slot(group.slot_of[env]) in twins
+            twin_trained = group.twins is not None and group.twins.slot(group.slot_of[env]) in twins_trained
             result = self._member_result(group, env, metrics, decisions[env], references.get(env),
                                          trained=env in running, twin_trained=twin_trained)
             results[env] = result

@@ -62,7 +62,6 @@ class Twins:
 
     def __init__(self, spec: str, offset: int, intervals_per_epoch: int, undo: bool) -> None:
         self.spec, self.offset, self.intervals_per_epoch, self.undo = spec, offset, intervals_per_epoch, undo
-        twin_controller(spec, undo)  # refuse a bad spec at construction, not at the first episode
         self.controllers: dict[int, Controller] = {}
         self._before: dict[int, EpochMetrics | None] = {}
         self.frozen: set[int] = set()
