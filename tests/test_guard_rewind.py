@@ -242,3 +242,54 @@ def test_a_run_that_undoes_two_epochs_ends_as_the_run_that_cut_the_lr_after_the_
     assert [m.val_loss for m in deep.history[3:]] == [m.val_loss for m in same.history[1:]]
     assert (deep.final["test_acc"], deep.final["test_loss"], deep.final["final_lr"]) == \
         (same.final["test_acc"], same.final["test_loss"], same.final["final_lr"])
+
+
+# -- the raise ceiling after an undo ----------------------------------------------------------------
+class _Raiser(Controller):
+    """Triples the LR at every decision (what a controller that climbs back looks like)."""
+
+    name = "test-raiser"
+
+    def _act(self, metrics):  # noqa: ANN001, ANN202
+        return 3.0
+
+
+def test_after_an_undo_the_guard_stops_raises_below_the_lr_that_collapsed() -> None:
+    g = Guard(_Raiser())
+    g.reset(1e-3, 10, 4)
+    assert g.act(learning(1, lr=1e-3)) == 3.0 and g.ceiling is None  # no undo yet: raises pass
+    assert g.act(collapsed(2, lr=3e-3)) is UNDO and g.ceiling == 3e-3
+    lr = 3e-4  # the driver's retry at 0.1x
+    lrs = []
+    for epoch in range(3, 9):
+        lr *= g.act(learning(epoch, lr=lr))
+        lrs.append(lr)
+    assert lrs[0] == pytest.approx(9e-4)  # 3x still fits under the ceiling, 0.32 x 3e-3
+    assert max(lrs) == pytest.approx(3e-3 * 10 ** -0.5) and lrs[-1] == lrs[-2]  # then held there, never cut
+    assert g.act(collapsed(9, lr=lr)) is UNDO and g.ceiling == pytest.approx(lr)  # a lower bad LR lowers it
+    g.act(learning(10, lr=lr / 10))
+    assert g.act(collapsed(11, lr=5e-3)) is UNDO and g.ceiling == pytest.approx(lr)  # a higher one keeps it
+
+
+def test_the_ceiling_never_cuts_and_lets_cuts_through() -> None:
+    g = Guard(from_spec("step:step_size=1,gamma=0.5"))
+    g.reset(1e-3, 10, 1)
+    g.act(collapsed(1, lr=1e-3))
+    assert g.act(learning(2, lr=5e-3)) == 0.5  # above the ceiling (a mild retry cut), a cut still passes
+    g2 = Guard(_Raiser())
+    g2.reset(1e-3, 10, 1)
+    g2.act(collapsed(1, lr=1e-3))
+    assert g2.act(learning(2, lr=5e-4)) == 1.0  # above the ceiling: held, not cut
+
+
+def test_the_ceiling_survives_state_dict_and_old_states_load_without_it() -> None:
+    g = Guard(_Raiser())
+    g.reset(1e-3, 10, 4)
+    g.act(collapsed(1, lr=1e-3))
+    state = json.loads(json.dumps(g.state_dict()))
+    h = Guard(_Raiser())
+    h.load_state_dict(state)
+    assert h.ceiling == 1e-3 and h.act(learning(2, lr=2e-4)) == pytest.approx(10 ** -0.5 / 0.2)
+    old = {k: v for k, v in state.items() if k != "ceiling"}
+    h.load_state_dict(old)
+    assert h.ceiling is None and h.act(learning(2, lr=2e-4)) == 3.0

@@ -45,6 +45,13 @@ Otherwise the inner controller decides. What an undo does to the inner controlle
   before the first rewound interval). After an interval that learned, the reach is one interval again,
   and a driver keeps one snapshot (:attr:`Guard.undo_reach`). Drivers that keep one snapshot (the
   deployed forms) get one-interval undos.
+* **No raise back into the trouble.** After an undo of a bad interval at LR ``L``, the guard lets
+  the inner controller raise the LR no higher than :data:`RAISE_CEILING` × ``L`` (the lowest such
+  ``L`` of the run; about 0.32 ``L``, the midpoint on a log scale between the LR that went bad and the
+  default retry LR ``0.1 L``) for the rest of the run (:attr:`Guard.ceiling`). Cuts and holds pass
+  unchanged, and an LR already above the ceiling (a retry cut milder than ×0.32) is never forced down.
+  Without it a controller that raises the LR (``bold``, a learned policy acting every quarter epoch)
+  climbs straight back to the LR that collapsed the run and spends the guard's undos on it.
 * **No endless loop.** After ``max_undos`` undos in a row the guard stops undoing: it lets the inner
   controller decide every bad interval (a diverged one then ends the run), counts them in
   :attr:`Guard.gave_up` and warns once per run, until an interval is healthy (neither diverged nor
@@ -67,7 +74,7 @@ from lrpilot.metrics import EpochMetrics
 
 __all__ = ["Guard", "GUARD_SUFFIX", "collapsed", "diverged", "COLLAPSE_TOP_SHARE", "COLLAPSE_MAX_MAJORITY_SHARE",
            "COLLAPSE_CHANCE_RATIO", "COLLAPSE_SPREAD_RATIO", "COLLAPSE_MAX_SPREAD", "exploded", "EXPLODED_LOSS_RATIO",
-           "EXPLODED_ACC_MARGIN", "learned", "LEARNED_ACC_MARGIN"]
+           "EXPLODED_ACC_MARGIN", "learned", "LEARNED_ACC_MARGIN", "RAISE_CEILING"]
 
 GUARD_SUFFIX = "+guard"
 """The spec suffix that wraps a controller in a :class:`Guard`."""
@@ -79,6 +86,9 @@ EXPLODED_ACC_MARGIN = 0.05
 LEARNED_ACC_MARGIN = 0.05
 """An interval *learned* (:func:`learned`) when its validation accuracy is at least the majority-class
 share plus this."""
+RAISE_CEILING = 10 ** -0.5
+"""After an undo of a bad interval at LR ``L``, the inner controller may raise the LR to at most this
+times ``L`` (:attr:`Guard.ceiling`)."""
 COLLAPSE_TOP_SHARE = 0.95
 """Collapse needs at least this share of the validation predictions in the most predicted class."""
 COLLAPSE_MAX_MAJORITY_SHARE = 0.8
@@ -186,7 +196,7 @@ class Guard(Controller):
 
     name: ClassVar[str] = "guard"
     _state_keys: ClassVar[tuple[str, ...]] = ("scale", "undos", "undos_in_row", "gave_up", "expected_lr", "max_spread",
-                                             "unproven")
+                                             "unproven", "ceiling")
     may_undo = True
     undo_optional = False
 
@@ -238,12 +248,15 @@ class Guard(Controller):
         self.undos_in_row = 0
         self.gave_up = 0
         self.expected_lr: float | None = None
+        self.ceiling: float | None = None
         self.max_spread: float | None = None  # the largest val_spread seen (val_spread_start included)
 
     def _act(self, metrics: EpochMetrics) -> float | Undo:
         self._learn_cut(metrics)
         bad = diverged(metrics) or collapsed(metrics, self._reference_spread(metrics))
         if bad and self.undos_in_row < self.max_undos:
+            if _finite(metrics.lr) and metrics.lr > 0:
+                self.ceiling = metrics.lr if self.ceiling is None else min(self.ceiling, metrics.lr)
             return self._undo(metrics)
         if bad:
             self._give_up(metrics)
@@ -256,7 +269,14 @@ class Guard(Controller):
             self.undos_in_row = 0  # a healthy interval re-arms the guard
             self._remember_spread(metrics)
         self._let_through(metrics, before)
-        return decision
+        return self._capped(decision, metrics)
+
+    def _capped(self, multiplier: float, metrics: EpochMetrics) -> float:
+        """``multiplier``, lowered so that a raise stops at :data:`RAISE_CEILING` × :attr:`ceiling`
+        (never below 1: an LR already above it is held, not cut)."""
+        if self.ceiling is None or not multiplier > 1.0 or not (_finite(metrics.lr) and metrics.lr > 0):
+            return multiplier
+        return max(1.0, min(multiplier, RAISE_CEILING * self.ceiling / metrics.lr))
 
     def _let_through(self, metrics: EpochMetrics, before: list[Any] | None) -> None:
         """Count an interval that stays in the run: after one that learned, nothing before it is rewound
@@ -318,10 +338,12 @@ class Guard(Controller):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "inner" not in state:
             raise ValueError(f"state for {self.spec()!r} has no 'inner' controller state")
-        super().load_state_dict({"unproven": 0, **state})  # saved before deeper undos: none unproven
+        # saved before deeper undos: none unproven; before the ceiling: none
+        super().load_state_dict({"unproven": 0, "ceiling": None, **state})
         self.inner.load_state_dict(state["inner"])
         self.scale = float(self.scale)
         self.expected_lr = None if self.expected_lr is None else float(self.expected_lr)
+        self.ceiling = None if self.ceiling is None else float(self.ceiling)
         self.max_spread = state.get("max_spread")
         self.unproven = int(self.unproven)
         self._rollback = [list(entry) for entry in state.get("rollback", [])]
