@@ -79,3 +79,60 @@ def test_a_critic_warm_up_leaves_the_actor_alone_and_retention_keeps_it_near_the
     free = train_population_ppo(start, **run)
     held = train_population_ppo(start, retention=1.0, retention_until=10**6, **run)
     assert kl_from_start(free.actor) > 0.05 and kl_from_start(held.actor) < 0.75 * kl_from_start(free.actor)
+
+
+def test_ppo_progress_saved_every_n_steps_resumes_with_its_curve_and_best_actor(tmp_path: Path) -> None:
+    saved: list[dict] = []
+
+    def save(state: dict) -> None:  # through a file, as the pipeline saves it: no pickle on the way back
+        path = tmp_path / f"progress-{len(saved)}.pt"
+        torch.save(state, path)
+        saved.append(torch.load(path, weights_only=True))
+
+    run = dict(distribution=synthetic_distribution(epochs_range=(4, 6)), actions="0.1,0.5,1,1.5,2", timesteps=384,
+               num_envs=8, groups=1, workers=1, n_steps=16, batch_size=64, n_epochs=1, learning_rate=3e-3,
+               env_options={"twin": "bold-anneal-streakup", "budget_end": "terminal"}, gamma=1.0,
+               validation=ValidationSet(tasks=VALIDATION_TASKS[:1], budgets=(4,), lrs=(1e-3,), seeds=(0,)),
+               validate_every=128)
+    whole = train_population_ppo(None, checkpoint_every=128, save_progress=save, **run)
+    assert [s["timesteps"] for s in saved] == [128, 256]  # at rollout starts, after an update
+    mid = saved[0]
+    assert [e["timesteps"] for e in mid["curve"]] == [0, 128]
+    resumed = train_population_ppo(None, resume_from=mid, **run)
+    assert resumed.curve[:2] == whole.curve[:2]  # the validations before the kill are kept, not redone
+    assert [e["timesteps"] for e in resumed.curve] == [0, 128, 256, 384]
+    assert resumed.best == min(resumed.curve, key=lambda e: (e["mean_regret"], e["timesteps"]))
+    done = train_population_ppo(None, resume_from=saved[-1], **{**run, "timesteps": 256})  # already there
+    assert [e["timesteps"] for e in done.curve] == [0, 128, 256]
+
+
+def test_train_controller_killed_inside_ppo_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "lrpilot", "train-controller", "--method", "population", "--init-policy", "default",
+           "--finetune-timesteps", "512", "--twin", "bold-anneal-streakup", "--budget-end", "terminal",
+           "--checkpoint-every", "128", "--population-envs", "8", "--population-groups", "1",
+           "--population-workers", "1", "--n-steps", "16", "--batch-size", "64", "--n-epochs", "1",
+           "--epochs-range", "4,6", "--gamma", "1", "--actions", "0.1,0.5,1,1.5,2", "--out", str(out), "--name", "tuned"]
+    progress = out / "population-state" / "finetune-progress.pt"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not progress.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]  # still training when the first checkpoint lands
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    at = torch.load(progress, weights_only=True)["timesteps"]
+    assert 128 <= at < 512 and not (out / "tuned.json").exists()
+    done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming PPO at {at} of 512 steps" in done.stdout
+    card = json.loads((out / "tuned.json").read_text())
+    assert card["provenance"]["finetune_timesteps"] == 512 and not progress.exists()

@@ -168,7 +168,8 @@ def _run_population(recipe: Any, console: Any) -> int:
             epochs_range=recipe.epochs_range, twin=recipe.twin, budget_end=recipe.budget_end,
             init_policy=recipe.init_policy, validate_every=recipe.validate_every,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
-                       "retention_until": recipe.retention_until})
+                       "retention_until": recipe.retention_until},
+            checkpoint_every=recipe.checkpoint_every)
     finally:
         torch.set_num_threads(threads)
     info = result.provenance

@@ -58,9 +58,11 @@ class PopulationResult:
 
 def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[str, Any], timesteps: int,
                     net_arch: Sequence[int], ppo: Mapping[str, Any], options: Mapping[str, Any],
-                    validate_every: int, console: Any) -> tuple[Any, dict[str, Any]]:
+                    validate_every: int, console: Any, checkpoint_every: int = 0) -> tuple[Any, dict[str, Any]]:
     """The fine-tuned actor (saved in ``state``, or trained and saved; with ``validate_every``, the one with the
-    lowest validation regret) and what to record of the stage (seconds, steps/s, the validation curve)."""
+    lowest validation regret) and what to record of the stage (seconds, steps/s, the validation curve).
+    With ``state``, PPO's progress is saved every ``checkpoint_every`` steps (``finetune-progress``) and a
+    resumed run continues from it."""
     from lrpilot.learn.population_ppo import train_population_ppo
 
     saved = state.load("finetune") if state is not None else None
@@ -72,16 +74,23 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
             validation = ValidationSet()
         t = time.perf_counter()
         tb = str(state.dir.parent / "tb") if state is not None else None
+        progress = state.load("finetune-progress") if state is not None else None
+        if progress is not None and console is not None:
+            console.print(f"resuming PPO at {progress['timesteps']} of {timesteps} steps")
         result = train_population_ppo(net, timesteps=timesteps, net_arch=net_arch, env_options=options,
                                       validation=validation, validate_every=validate_every, tensorboard_log=tb,
-                                      console=console, **env, **ppo)
-        record: dict[str, Any] = {"ppo_seconds": round(time.perf_counter() - t, 1),
+                                      console=console, checkpoint_every=checkpoint_every if state is not None else 0,
+                                      save_progress=state.saver("finetune-progress") if state is not None else None,
+                                      resume_from=progress, **env, **ppo)
+        spent = (progress or {}).get("seconds", 0.0) + time.perf_counter() - t
+        record: dict[str, Any] = {"ppo_seconds": round(spent, 1),
                                   "ppo_steps_per_second": round(result.steps_per_second, 1)}
         if result.curve:
             record.update(validation_curve=result.curve, validation_best=result.best)
         saved = {"layers": actor_layers(result.best_actor)[0], "record": record}
         if state is not None:
             state.save("finetune", saved)
+            state.path("finetune-progress").unlink(missing_ok=True)
     record = saved.get("record") or {"ppo_seconds": saved["ppo_seconds"]}  # states saved before the record
     return actor_from_layers(saved["layers"]), record
 
@@ -93,7 +102,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      dagger_rounds: int = 0, dagger_steps: int | None = None,
                      encoder_version: int = 1, epochs_range: Sequence[int] = (4, 30), twin: str | None = None,
                      budget_end: str = "truncated", init_policy: str | None = None,
-                     validate_every: int = 0, stabilise: Mapping[str, Any] | None = None) -> PopulationResult:
+                     validate_every: int = 0, stabilise: Mapping[str, Any] | None = None,
+                     checkpoint_every: int = 0) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
@@ -104,7 +114,9 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     by the teacher, extend the cloning data (see :mod:`lrpilot.learn.imitation`).
 
     With ``state_dir``, every stage is checkpointed there (see :mod:`lrpilot.learn.pipeline_state`)
-    and ``resume`` continues a killed run to the same result.
+    and ``resume`` continues a killed run: to the same result, except inside PPO, which continues from
+    its last progress checkpoint (every ``checkpoint_every`` steps; see
+    :mod:`lrpilot.learn.population_ppo`, "Resuming").
     """
     import torch
 
@@ -149,7 +161,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         info.update(clone.provenance())
     if finetune_timesteps > 0:
         net, record = _finetune_stage(net, state, env, finetune_timesteps, net_arch, {**(ppo or {}), **stabilise},
-                                      options, validate_every, console)
+                                      options, validate_every, console, checkpoint_every)
         info.update(record)
     info["training_seconds"] = round(time.perf_counter() - start, 1)
     return PopulationResult(actor=net, bc_actor=bc_net if bc_net is not net else None, provenance=info)

@@ -11,12 +11,17 @@ Everything lives in ``OUT/population-state/``, is written atomically (:mod:`lrpi
 * ``bc.pt``: behaviour cloning after every epoch: network, Adam state, the shuffling generator,
   torch's global RNG and the epoch (see :func:`~lrpilot.learn.imitation.behaviour_clone`).
 * ``daggerN-data.pt``, ``daggerN-bc.pt``: DAgger round N's student rollouts and cloning, as above.
+* ``finetune-progress.pt``: PPO's progress every ``checkpoint_every`` steps (policy, optimizer,
+  counters, validation curve and best actor, RNGs; :mod:`lrpilot.learn.population_ppo`), removed
+  when fine-tuning ends.
 * ``finetune.pt``: the PPO fine-tuned actor, written when fine-tuning ends.
 
-A run killed at any moment and continued with ``--resume`` exports the same weights, bit for bit
-on the CPU, as an uninterrupted run: an interrupted collection or fine-tuning is redone from its
-start (both are deterministic for a seed and a number of workers), behaviour cloning continues
-after its last finished epoch.
+A run killed at any moment and continued with ``--resume`` continues where it stopped. Before PPO it
+exports the same weights, bit for bit on the CPU, as an uninterrupted run: an interrupted collection
+is redone from its start (deterministic for a seed and a number of workers), behaviour cloning
+continues after its last finished epoch. PPO continues from its last progress checkpoint with new
+episodes (the population's member runs are not saved), so from there on the run is not bit-identical
+to an uninterrupted one; at most ``checkpoint_every`` steps are redone.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from lrpilot.atomic import torch_save_atomic, write_json_atomic
 __all__ = ["STATE_DIR", "STAGES", "PopulationCheckpoint"]
 
 STATE_DIR = "population-state"
-STAGES = ("teacher-data", "bc", "finetune")
+STAGES = ("teacher-data", "bc", "finetune-progress", "finetune")
 """Saved stages, in order; each is ``STAGE.pt`` in the state directory."""
 FORMAT = 1
 

@@ -20,6 +20,16 @@ still random (the "clone with retention" start of issue #16):
   so the weight acts relative to PPO's own gradients: measured on 512 steps from the shipped clone
   (``tests/test_population_ppo.py``'s setting), weights 1 and 50 both halved the KL from the clone
   that PPO alone reached (1.07 to 0.49).
+
+**Resuming** (``checkpoint_every`` with ``save_progress``, then ``resume_from``): at the start of a
+rollout (after an update, so no transition is half-collected), every ``checkpoint_every`` steps,
+``save_progress`` receives the training state: the policy's and its optimizer's state dicts, the step
+and update counts, the validation curve with the best actor so far and the next validation step, the
+global RNG states and the seconds trained. Tensors and plain values only: it loads with
+``torch.load(..., weights_only=True)``. ``resume_from`` (such a state) continues PPO from there to
+``timesteps``. The population environment's own state (hundreds of member runs in worker processes) is
+not saved: the resumed run starts new episodes from a reset seeded with ``seed + steps done``, so it
+is not bit-identical to an uninterrupted run, and at most ``checkpoint_every`` steps are redone.
 """
 
 from __future__ import annotations
@@ -83,8 +93,9 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
             self.next_at = 0
 
         def _on_training_start(self) -> None:
-            self.run()
-            self.next_at = self.num_timesteps + every
+            if not self.curve:  # not resumed: the starting actor is the first candidate
+                self.run()
+                self.next_at = self.num_timesteps + every
 
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_at:
@@ -150,6 +161,59 @@ def _retention_callback(clone: Any, coef: float, until: int) -> Any:
     return RetentionCallback()
 
 
+def _checkpoint_callback(every: int, save: Callable[[dict[str, Any]], None], validator: Any,
+                         clock: Callable[[], float]) -> Any:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class CheckpointCallback(BaseCallback):
+        """At a rollout's start, every ``every`` steps: hand the training state to ``save``."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_at = 0
+
+        def _on_training_start(self) -> None:
+            self.next_at = self.num_timesteps + every
+
+        def _on_rollout_start(self) -> None:
+            if self.num_timesteps >= self.next_at:
+                self.next_at = self.num_timesteps + every
+                save(progress_state(self.model, validator, clock()))
+
+        def _on_step(self) -> bool:
+            return True
+
+    return CheckpointCallback()
+
+
+def progress_state(model: Any, validator: Any, seconds: float) -> dict[str, Any]:
+    """What :func:`train_population_ppo` needs to continue ``model`` (module docstring, "Resuming")."""
+    from lrpilot.learn.sb3_resume import _rng_state
+
+    state: dict[str, Any] = {"timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
+                             "policy": model.policy.state_dict(), "optimizer": model.policy.optimizer.state_dict(),
+                             "rng": _rng_state(), "seconds": float(seconds)}
+    if validator is not None:
+        state.update(curve=[dict(e) for e in validator.curve], next_validation=int(validator.next_at),
+                     best_layers=[list(pair) for pair in validator.best_layers])
+    return state
+
+
+def _resume(model: Any, venv: Any, state: dict[str, Any], validator: Any, seed: int) -> None:
+    """Put ``state`` (:func:`progress_state`) back into ``model`` and the validator; reseed the environment."""
+    from lrpilot.learn.sb3_resume import _set_rng_state
+
+    model.policy.load_state_dict(state["policy"])
+    model.policy.optimizer.load_state_dict(state["optimizer"])
+    model.num_timesteps, model._n_updates = int(state["timesteps"]), int(state["n_updates"])
+    if validator is not None and state.get("curve"):
+        validator.curve = [dict(e) for e in state["curve"]]
+        validator.next_at = int(state["next_validation"])
+        validator.best_layers = [tuple(pair) for pair in state["best_layers"]]
+    venv.seed(seed + int(state["timesteps"]))  # new episodes: the ones in flight at the kill are not saved
+    _set_rng_state(state["rng"])
+
+
 def _critic_warmup_callback(until: int) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -183,7 +247,9 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
                          encoder_version: int = 1, env_options: Mapping[str, Any] | None = None,
                          validation: Any = None, validate_every: int = 0, tensorboard_log: str | None = None,
                          console: Any | None = None, critic_warmup: int = 0, retention: float = 0.0,
-                         retention_until: int = 0) -> PopulationPPOResult:
+                         retention_until: int = 0, checkpoint_every: int = 0,
+                         save_progress: Callable[[dict[str, Any]], None] | None = None,
+                         resume_from: Mapping[str, Any] | None = None) -> PopulationPPOResult:
     """SB3 PPO whose actor starts from ``net`` (None: from scratch with ``net_arch``); see the module docstring."""
     import torch
     from stable_baselines3.common.callbacks import CallbackList
@@ -212,12 +278,24 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
             validator = _validation_callback(validate_every or timesteps,
                                              lambda m: validate_actor(m, actions, validation), console)
             callbacks.append(validator)
-        bar = ProgressCallback(timesteps, console, paused=lambda: validator.seconds if validator else 0.0)
+        done, before = 0, 0.0
+        if resume_from is not None:
+            _resume(model, venv, dict(resume_from), validator, seed)
+            done, before = model.num_timesteps, float(resume_from.get("seconds", 0.0))
+        bar = ProgressCallback(timesteps, console, start_timesteps=done,
+                               paused=lambda: validator.seconds if validator else 0.0)
         began = time.perf_counter()
-        model.learn(timesteps, callback=CallbackList([bar, *callbacks]), tb_log_name="ppo")
+
+        def trained() -> float:  # seconds of PPO so far, validations excluded, across resumes
+            return before + time.perf_counter() - began - (validator.seconds if validator else 0.0)
+
+        if checkpoint_every > 0 and save_progress is not None:
+            callbacks.append(_checkpoint_callback(checkpoint_every, save_progress, validator, trained))
+        model.learn(max(timesteps - done, 0), callback=CallbackList([bar, *callbacks]), tb_log_name="ppo",
+                    reset_num_timesteps=resume_from is None)
         if validator is not None and validator.curve[-1]["timesteps"] < model.num_timesteps:
             validator.run()  # the last actor is a candidate too
-        seconds = time.perf_counter() - began - (validator.seconds if validator else 0.0)
+        seconds = trained()
     finally:
         venv.close()
     last = actor_from_layers(actor_layers(model)[0])
