@@ -112,6 +112,8 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
         help="how PPO episodes end at their budget (default truncated; terminal: no bootstrap past it)")
     add("--init-policy", "init_policy", metavar="POLICY",
         help="start PPO from this policy's actor (default, or a path) instead of a clone")
+    add("--residual", "residual", metavar="TEACHER",
+        help="train a residual policy on this rule (e.g. bold-anneal-streakup): rule's multiplier x the action's")
     add("--critic-warmup", "critic_warmup", type=non_negative_int,
         help="PPO steps during which only the critic learns (default 0)")
     add("--retention", "retention", type=float,
@@ -166,7 +168,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             resume=recipe.resume, bc_augment=recipe.bc_augment, dagger_rounds=recipe.dagger_rounds,
             dagger_steps=recipe.dagger_steps, encoder_version=recipe.encoder_version,
             epochs_range=recipe.epochs_range, twin=recipe.twin, budget_end=recipe.budget_end,
-            init_policy=recipe.init_policy, validate_every=recipe.validate_every,
+            init_policy=recipe.init_policy, validate_every=recipe.validate_every, residual=recipe.residual,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)
@@ -180,7 +182,8 @@ def _run_population(recipe: Any, console: Any) -> int:
         export_policy(result.bc_actor, out / f"{recipe.name}-bc", recipe.actions,
                       {**base, "stage": "behaviour cloning only",
                        **{k: v for k, v in info.items() if k not in ("ppo_seconds", "training_seconds")}})
-    card, weights = export_policy(result.actor, out / recipe.name, recipe.actions, {**base, **info})
+    card, weights = export_policy(result.actor, out / recipe.name, recipe.actions, {**base, **info},
+                                  base=recipe.residual)
     console.print(f"trained in {info['training_seconds']:.0f} s; policy written to {card} and {weights}")
     return 0
 

@@ -10,7 +10,11 @@ A policy is two files side by side:
   (name, version, features of the :class:`ObservationEncoder` it was trained with),
   ``normalization`` (None, or observation ``mean``/``var``/``epsilon``/``clip``),
   ``provenance`` (tasks, LR range, epochs, timesteps, seed, command, lrpilot
-  version...) and ``evaluation``.
+  version...) and ``evaluation``; optionally ``base`` (a *residual* policy, issue #16):
+  ``{"teacher": NAME}``, a teacher rule of :mod:`lrpilot.controller.teacher_rules`. Such a policy's
+  LR multiplier is the base rule's multiplier on the same observation times the action's (a learned
+  residual, ×1 where it agrees with the rule). The base rule reads the same features the policy
+  does, so its state is the policy's own metrics history (in :meth:`LearnedController.state_dict`).
 
 Loading never unpickles: weights come from safetensors, the card from JSON, and
 everything is checked against the card and the running encoder. Any problem raises
@@ -32,6 +36,7 @@ from torch import nn
 from lrpilot.controller.actions import LR_BOUNDS, ActionSpec
 from lrpilot.controller.base import UNDO, Undo
 from lrpilot.controller.features import ObservationEncoder, ObservingController
+from lrpilot.controller.teacher_rules import TEACHERS, teacher_multipliers
 from lrpilot.metrics import EpochMetrics
 
 __all__ = ["PolicyFormatError", "LearnedController", "load_policy", "save_policy", "read_policy",
@@ -162,6 +167,15 @@ def _check_normalization(path: Path, norm: Any, size: int) -> dict[str, Any] | N
     return norm
 
 
+def _check_base(path: Path, base: Any) -> None:
+    """A residual policy's ``base``: absent, or ``{"teacher": NAME}`` with a known teacher."""
+    if base is None:
+        return
+    if not isinstance(base, dict) or set(base) != {"teacher"} or base["teacher"] not in TEACHERS:
+        raise _error(path, f"base must be {{\"teacher\": NAME}} with NAME one of {', '.join(TEACHERS)}, "
+                           f"got {_short(base)}")
+
+
 def _finite(value: Any) -> bool:
     """A JSON number that is finite as a float32 (the weights' dtype); bools are not numbers."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -217,6 +231,7 @@ def read_policy(path_or_name: str | Path) -> tuple[dict[str, Any], dict[str, tor
         raise _error(card_path, f"action: {exc}") from None
     sizes = _check_architecture(card_path, card, encoder, action)
     _check_normalization(card_path, card["normalization"], encoder.size)
+    _check_base(card_path, card.get("base"))
     weights = _load_weights(weights_path, weight_bytes, sizes)
     digest = hashlib.sha256(card_bytes + weight_bytes).hexdigest()
     return card, weights, digest, (card_path, weights_path)
@@ -244,22 +259,24 @@ def load_policy(path_or_name: str | Path) -> "LearnedController":
 # -- writing --------------------------------------------------------------------------
 def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tensor]], activation: str,
                 action: ActionSpec, provenance: Mapping[str, Any], evaluation: Mapping[str, Any] | None = None,
-                normalization: Mapping[str, Any] | None = None, encoder_version: int = 1) -> tuple[Path, Path]:
+                normalization: Mapping[str, Any] | None = None, encoder_version: int = 1,
+                base: str | None = None) -> tuple[Path, Path]:
     """Write ``PATH.safetensors`` and ``PATH.json`` (atomically) and check they load; returns both paths.
 
     ``layers`` are the actor's linear layers, ``(weight [out, in], bias [out])``, input
     first; ``activation`` follows every layer but the last. ``encoder_version`` is the version of
-    the observation encoder the actor was trained with (its input size must match).
+    the observation encoder the actor was trained with (its input size must match). ``base`` (a teacher
+    name) makes a residual policy (module docstring).
     """
     from safetensors.torch import save as save_safetensors
 
     from lrpilot.atomic import write_atomic, write_json_atomic
 
+    rule, base = base, str(path)  # ``base`` is the residual's rule; below, the path without its suffix
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
     if not layers:
         raise ValueError("a policy needs at least one layer")
-    base = str(path)
     for suffix in (".json", ".safetensors"):
         base = base[: -len(suffix)] if base.endswith(suffix) else base
     tensors: dict[str, torch.Tensor] = {}
@@ -274,6 +291,8 @@ def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tens
         "normalization": dict(normalization) if normalization is not None else None,
         "provenance": dict(provenance), "evaluation": dict(evaluation) if evaluation is not None else None,
     }
+    if rule is not None:
+        card["base"] = {"teacher": rule}
     card_path, weights_path = Path(base + ".json"), Path(base + ".safetensors")
     write_atomic(weights_path, lambda fh: fh.write(save_safetensors(tensors)))
     write_json_atomic(card_path, card)
@@ -295,7 +314,8 @@ class LearnedController(ObservingController):
     never saw. A policy whose action set has the undo action (``ActionSpec(undo=True)``) has
     ``may_undo`` and ``undo_optional``: it answers :data:`~lrpilot.controller.base.UNDO` when that
     action is the most likely, and after :meth:`disable_undo` (a driver that cannot rewind the run)
-    the undo action is masked: it acts on the most likely of the others. The encoder is told the budget
+    the undo action is masked: it acts on the most likely of the others. A residual policy (card
+    ``base``) multiplies its action's multiplier by its base rule's (:attr:`base`). The encoder is told the budget
     in decisions (``total_epochs * decisions_per_epoch``). The history is
     part of :meth:`state_dict` (JSON-safe); ``policy_hash`` (sha256 over both files)
     identifies the policy, and a state from another policy is refused.
@@ -331,6 +351,8 @@ class LearnedController(ObservingController):
         """val_acc is read when given (tasks without accuracy leave it None)."""
         self.may_undo = self.undo_optional = self.action_spec.undo
         """A policy whose action set has undo may answer :data:`UNDO`; :meth:`disable_undo` masks that action."""
+        self.base: str | None = (card.get("base") or {}).get("teacher")
+        """The base rule of a residual policy (a teacher name), None for a plain one."""
 
     def spec(self) -> str:
         return f"policy:{self.source}"
@@ -359,6 +381,8 @@ class LearnedController(ObservingController):
             self._mark_undone()
             return UNDO
         multiplier = self.action_spec.to_multiplier(action)
+        if self.base is not None:  # a residual policy: the base rule's multiplier times the learned one
+            multiplier *= float(teacher_multipliers(self.base, obs[None, :])[0])
         lr = metrics.lr
         if isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0:  # stay where training kept the LR
             lo, hi = LR_BOUNDS

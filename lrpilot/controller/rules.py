@@ -19,12 +19,11 @@ the interval. ``bold``'s ``up`` and ``down`` are rates per epoch: each decision 
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import ClassVar
 
 from lrpilot.controller.base import Controller, is_better, monitored_value
 from lrpilot.controller.spec import format_spec, register_controller
+from lrpilot.controller.teacher_rules import bold_multiplier
 from lrpilot.metrics import EpochMetrics
 
 __all__ = ["Plateau", "Rule", "Bold", "bold_multiplier"]
@@ -171,19 +170,6 @@ class Rule(Plateau):
         del self.params["cooldown"], self.params["eps"]
 
 
-def bold_multiplier(improved: Any, first: Any, up: float = 1.5, down: float = 0.5) -> np.ndarray:
-    """The bold driver's decision, elementwise: ×1 at the ``first`` epoch, else ×``up`` where the monitored
-    loss ``improved`` on the previous epoch and ×``down`` where it did not.
-
-    Booleans or boolean arrays in, float64 multipliers out (a 0-d array for scalars). The callers fold
-    non-finite metrics into the flags: :class:`Bold` compares with ``<`` (a NaN never improved), the
-    feature teachers clear both flags when the observation's ``nonfinite`` is set.
-
-    Example:
-        >>> bold_multiplier(np.array([False, True, False]), np.array([True, False, False])).tolist()
-        [1.0, 1.5, 0.5]
-    """
-    return np.where(first, 1.0, np.where(improved, up, down))
 
 
 class Bold(Controller):

@@ -69,12 +69,13 @@ class PopulationPPOResult:
         return min(self.curve, key=lambda e: (e["mean_regret"], e["timesteps"])) if self.curve else None
 
 
-def validate_actor(actor: Any, actions: str, validation: Any) -> dict[str, Any]:
-    """Export ``actor`` as a policy file (as deployment loads it) and score it on ``validation``."""
+def validate_actor(actor: Any, actions: str, validation: Any, base: str | None = None) -> dict[str, Any]:
+    """Export ``actor`` as a policy file (as deployment loads it; ``base``: a residual policy's rule) and
+    score it on ``validation``."""
     from lrpilot.controller.policy import load_policy
 
     with tempfile.TemporaryDirectory(prefix="lrpilot-validation-") as tmp:
-        export_policy(actor, Path(tmp) / "candidate", actions, {"stage": "validation"})
+        export_policy(actor, Path(tmp) / "candidate", actions, {"stage": "validation"}, base=base)
         policy = load_policy(Path(tmp) / "candidate")
     return validation.evaluate(lambda: copy.deepcopy(policy))
 
@@ -249,8 +250,10 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
                          console: Any | None = None, critic_warmup: int = 0, retention: float = 0.0,
                          retention_until: int = 0, checkpoint_every: int = 0,
                          save_progress: Callable[[dict[str, Any]], None] | None = None,
-                         resume_from: Mapping[str, Any] | None = None) -> PopulationPPOResult:
-    """SB3 PPO whose actor starts from ``net`` (None: from scratch with ``net_arch``); see the module docstring."""
+                         resume_from: Mapping[str, Any] | None = None, base: str | None = None) -> PopulationPPOResult:
+    """SB3 PPO whose actor starts from ``net`` (None: from scratch with ``net_arch``); see the module docstring.
+    ``base``: train a residual policy on this teacher rule (:mod:`lrpilot.learn.residual`; from scratch,
+    it starts with ×1 as the most likely action)."""
     import torch
     from stable_baselines3.common.callbacks import CallbackList
     from stable_baselines3.common.vec_env import VecMonitor
@@ -259,12 +262,22 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
 
     linears = [m for m in net if isinstance(m, torch.nn.Linear)] if net is not None else []
     arch = [m.out_features for m in linears[:-1]] if net is not None else list(net_arch)
-    venv = VecMonitor(population_venv(distribution, actions, num_envs, groups, workers, seed,
-                                      encoder_version=encoder_version, **dict(env_options or {})))
+    spec = None
+    if base is not None:
+        from lrpilot.learn.residual import ResidualVecEnv, check_base
+
+        spec = check_base(base, actions)  # before any worker process starts
+    inner = population_venv(distribution, actions, num_envs, groups, workers, seed, encoder_version=encoder_version,
+                            **dict(env_options or {}))
+    venv = VecMonitor(inner if spec is None else ResidualVecEnv(inner, base, spec))
     try:
         model = build_ppo(venv, net_arch=arch, seed=seed, learning_rate=learning_rate, n_steps=n_steps,
                           batch_size=batch_size, n_epochs=n_epochs, gamma=gamma, gae_lambda=gae_lambda,
                           ent_coef=ent_coef, actor=net, tensorboard_log=tensorboard_log)
+        if spec is not None and net is None:
+            from lrpilot.learn.residual import start_at_identity
+
+            start_at_identity(model, spec)
         callbacks: list[Any] = []
         if critic_warmup > 0:
             callbacks.append(_critic_warmup_callback(critic_warmup))
@@ -276,7 +289,7 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
         validator = None
         if validation is not None:
             validator = _validation_callback(validate_every or timesteps,
-                                             lambda m: validate_actor(m, actions, validation), console)
+                                             lambda m: validate_actor(m, actions, validation, base), console)
             callbacks.append(validator)
         done, before = 0, 0.0
         if resume_from is not None:

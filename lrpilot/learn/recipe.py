@@ -44,6 +44,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "actions": (str,), "reward": (str,), "teacher": (str, type(None)), "tasks": (tuple,), "families": (tuple,),
     "net_arch": (tuple,), "lr_range": (tuple,), "task_options": (Mapping,), "epoch_examples": (int, type(None)),
     "twin": (str, type(None)), "budget_end": (str,), "init_policy": (str, type(None)), "epochs_range": (tuple,),
+    "residual": (str, type(None)),
 }
 """Fields checked for their type before any value check (numbers are checked with their ranges)."""
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
@@ -90,6 +91,10 @@ class Recipe(PPOConfig):
     """``population``: how PPO episodes end at their budget, ``truncated`` or ``terminal`` (no bootstrap past it)."""
     init_policy: str | None = None
     """``population``: start PPO from this policy's actor (``default``, a path) instead of a clone or scratch."""
+    residual: str | None = None
+    """``population``: train a *residual* policy on this teacher rule (e.g. ``bold-anneal-streakup``): its
+    multiplier is the rule's times the action's, and PPO starts from scratch with ×1 the most likely action
+    (:mod:`lrpilot.learn.residual`). None: a plain policy."""
     critic_warmup: int = 0
     """``population``: PPO steps during which only the critic learns (the actor starts from a clone or policy)."""
     retention: float = 0.0
@@ -175,6 +180,16 @@ class Recipe(PPOConfig):
         if self.init_policy is not None and (self.teacher or self.finetune_timesteps <= 0):
             raise ValueError("init_policy: PPO starts from it instead of a clone, so it needs finetune_timesteps > 0 "
                              "and no teacher")
+        if self.residual is not None:
+            from lrpilot.learn.residual import check_base
+
+            if self.teacher or self.init_policy or self.finetune_timesteps <= 0 or self.retention > 0:
+                raise ValueError("residual: PPO trains the residual from its start at the rule, so it needs "
+                                 "finetune_timesteps > 0 and no teacher, init_policy or retention")
+            try:
+                check_base(self.residual, self.actions)
+            except ValueError as exc:
+                raise ValueError(f"residual: {exc}") from None
         if len(self.epochs_range) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 2
                                                   for v in self.epochs_range) or self.epochs_range[0] > self.epochs_range[1]:
             raise ValueError(f"epochs_range must be [low, high] with 2 <= low <= high, got {list(self.epochs_range)!r}")
