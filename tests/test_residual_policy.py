@@ -92,7 +92,7 @@ def test_residual_ppo_starts_exactly_at_its_rule() -> None:
 
 def test_a_residual_recipe_is_checked_and_train_controller_exports_a_residual_policy(tmp_path: Path) -> None:
     for bad, match in (({"teacher": "bold"}, "no teacher"), ({"actions": "0.5,2"}, "with x1"),
-                       ({"residual": "nope"}, "unknown base rule")):
+                       ({"residual": "nope"}, "unknown base rule"), ({"redraw": "wait"}, "redraw must be")):
         with pytest.raises(ValueError, match=match):
             Recipe(**{"method": "population", "finetune_timesteps": 64, "actions": A5,
                       "residual": "bold-anneal-streakup", **bad}).validate()
@@ -100,7 +100,8 @@ def test_a_residual_recipe_is_checked_and_train_controller_exports_a_residual_po
     assert main(["train-controller", "--method", "population", "--residual", "bold-anneal-streakup",
                  "--finetune-timesteps", "64", "--population-envs", "8", "--population-groups", "1",
                  "--population-workers", "1", "--n-steps", "8", "--batch-size", "32", "--n-epochs", "1",
-                 "--epochs-range", "4,5", "--actions", A5, "--out", str(out), "--name", "res"]) == 0
+                 "--epochs-range", "4,5", "--actions", A5, "--redraw", "drain", "--out", str(out), "--name", "res"]) == 0
     card = json.loads((out / "res.json").read_text())
     assert card["base"] == {"teacher": "bold-anneal-streakup"} and card["provenance"]["residual"] == "bold-anneal-streakup"
     assert load_policy(out / "res").base == "bold-anneal-streakup"
+    assert card["provenance"]["redraw"] == "drain" and card["provenance"]["recipe"]["redraw"] == "drain"

@@ -112,6 +112,8 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
         help="how PPO episodes end at their budget (default truncated; terminal: no bootstrap past it)")
     add("--init-policy", "init_policy", metavar="POLICY",
         help="start PPO from this policy's actor (default, or a path) instead of a clone")
+    add("--redraw", "redraw", choices=("cut", "drain"),
+        help="what a task redraw does to running episodes (default cut; drain: each finishes on the old task)")
     add("--residual", "residual", metavar="TEACHER",
         help="train a residual policy on this rule (e.g. bold-anneal-streakup): rule's multiplier x the action's")
     add("--critic-warmup", "critic_warmup", type=non_negative_int,
@@ -169,6 +171,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             dagger_steps=recipe.dagger_steps, encoder_version=recipe.encoder_version,
             epochs_range=recipe.epochs_range, twin=recipe.twin, budget_end=recipe.budget_end,
             init_policy=recipe.init_policy, validate_every=recipe.validate_every, residual=recipe.residual,
+            redraw=recipe.redraw,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)

@@ -103,7 +103,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      encoder_version: int = 1, epochs_range: Sequence[int] = (4, 30), twin: str | None = None,
                      budget_end: str = "truncated", init_policy: str | None = None,
                      validate_every: int = 0, stabilise: Mapping[str, Any] | None = None,
-                     checkpoint_every: int = 0, residual: str | None = None) -> PopulationResult:
+                     checkpoint_every: int = 0, residual: str | None = None,
+                     redraw: str = "cut") -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
@@ -136,13 +137,15 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         settings["encoder_version"] = info["encoder_version"] = encoder_version
     stabilise = {k: v for k, v in (stabilise or {}).items() if v}  # critic_warmup, retention, retention_until
     extra = {"epochs_range": list(epochs_range), "twin": twin, "budget_end": budget_end, "init_policy": init_policy,
-             "validate_every": validate_every, "stabilise": stabilise, "residual": residual}
+             "validate_every": validate_every, "stabilise": stabilise, "residual": residual,
+             "redraw": redraw}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
-                "validate_every": 0, "stabilise": {}, "residual": None}
+                "validate_every": 0, "stabilise": {}, "residual": None,
+                "redraw": "cut"}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
-    options = {k: v for k, v in (("twin", twin), ("budget_end", budget_end)) if v != defaults[k]}
+    options = {k: v for k, v in (("twin", twin), ("budget_end", budget_end), ("redraw", redraw)) if v != defaults[k]}
     if residual is not None and (teacher or init_policy):
         raise ValueError("residual: PPO trains the residual from its start at the rule (no teacher or init_policy)")
     state = PopulationCheckpoint(state_dir, settings, resume) if state_dir is not None else None

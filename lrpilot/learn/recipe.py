@@ -44,7 +44,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "actions": (str,), "reward": (str,), "teacher": (str, type(None)), "tasks": (tuple,), "families": (tuple,),
     "net_arch": (tuple,), "lr_range": (tuple,), "task_options": (Mapping,), "epoch_examples": (int, type(None)),
     "twin": (str, type(None)), "budget_end": (str,), "init_policy": (str, type(None)), "epochs_range": (tuple,),
-    "residual": (str, type(None)),
+    "residual": (str, type(None)), "redraw": (str,),
 }
 """Fields checked for their type before any value check (numbers are checked with their ranges)."""
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
@@ -91,6 +91,9 @@ class Recipe(PPOConfig):
     """``population``: how PPO episodes end at their budget, ``truncated`` or ``terminal`` (no bootstrap past it)."""
     init_policy: str | None = None
     """``population``: start PPO from this policy's actor (``default``, a path) instead of a clone or scratch."""
+    redraw: str = "cut"
+    """``population``: what a group's task redraw does to running episodes: ``cut`` truncates them, ``drain``
+    lets each finish on the old task (:attr:`~lrpilot.envs.population.PopulationConfig.redraw`)."""
     residual: str | None = None
     """``population``: train a *residual* policy on this teacher rule (e.g. ``bold-anneal-streakup``): its
     multiplier is the rule's times the action's, and PPO starts from scratch with ×1 the most likely action
@@ -180,6 +183,10 @@ class Recipe(PPOConfig):
         if self.init_policy is not None and (self.teacher or self.finetune_timesteps <= 0):
             raise ValueError("init_policy: PPO starts from it instead of a clone, so it needs finetune_timesteps > 0 "
                              "and no teacher")
+        from lrpilot.envs.population.config import REDRAWS
+
+        if self.redraw not in REDRAWS:
+            raise ValueError(f"redraw must be one of {', '.join(REDRAWS)}, got {self.redraw!r}")
         if self.residual is not None:
             from lrpilot.learn.residual import check_base
 

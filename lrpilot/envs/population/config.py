@@ -16,7 +16,10 @@ import numpy as np
 from lrpilot.envs.config import EnvConfig
 from lrpilot.training.synthetic import TaskDistribution
 
-__all__ = ["PopulationConfig"]
+__all__ = ["PopulationConfig", "REDRAWS"]
+
+REDRAWS = ("cut", "drain")
+"""What a group's redraw does to its running episodes (:attr:`PopulationConfig.redraw`)."""
 
 _DRAWN_FIELDS = ("task", "initial_lr", "epochs", "epoch_examples")
 
@@ -39,7 +42,11 @@ class PopulationConfig:
     spares: int | None = None
     """Ready episodes kept per group (None: a quarter of the group's members, at least 2)."""
     group_lifetime: int | None = 256
-    """Steps after which a group's task is redrawn (running episodes truncated); None: never."""
+    """Steps after which a group's task is redrawn (how: :attr:`redraw`); None: never."""
+    redraw: str = "cut"
+    """What a redraw does to the episodes still running: ``cut`` truncates them (``info["group_redrawn"]``);
+    ``drain`` lets them finish on the old task while every member whose episode ends starts its next one
+    on the new task (two populations per group until the old one drains; no episode is ever cut short)."""
     workers: int = 1
     """Processes the groups are spread over (each runs one torch thread); 1: everything in this process."""
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -61,6 +68,8 @@ class PopulationConfig:
             _positive_int("spares", self.spares, low=0)
         if self.group_lifetime is not None:
             _positive_int("group_lifetime", self.group_lifetime)
+        if self.redraw not in REDRAWS:
+            raise ValueError(f"PopulationConfig: redraw must be one of {', '.join(REDRAWS)}, got {self.redraw!r}")
         if self.distribution is not None and not isinstance(self.distribution, TaskDistribution):
             raise ValueError(f"PopulationConfig: distribution must be a TaskDistribution or None, "
                              f"got {type(self.distribution).__name__}")

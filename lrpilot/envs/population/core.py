@@ -33,9 +33,14 @@ holds the twin's final validation loss and accuracy (and ``info["twin_test"]`` i
 ``evaluate_test``).
 
 **Redraws.** A group's task (architecture, optimiser, data) is fixed for
-``group_lifetime`` steps; then every running episode of the group is truncated
-(``truncated=True``, ``info["group_redrawn"]=True``) and a new task is drawn. A group
-with nothing to redraw (one fixed task, no distribution) is never redrawn.
+``group_lifetime`` steps; then a new task is drawn. With ``redraw="cut"`` (the default) every
+running episode of the group is truncated (``truncated=True``, ``info["group_redrawn"]=True``).
+With ``redraw="drain"`` no episode is cut: the old population keeps training the members whose
+episodes are still running until each ends (by its budget or a divergence), and each member whose
+episode ends starts its next one on the new task, in a new population drawn at the redraw (its
+first episodes' first intervals are trained then, as at a reset). The new population's own lifetime
+counts from the redraw, but it is not redrawn before the old one has drained. A group with nothing
+to redraw (one fixed task, no distribution) is never redrawn.
 """
 
 from __future__ import annotations
@@ -108,6 +113,10 @@ class _Group:
         self.members = [int(m) for m in members]
         self.spares = spares
         self.slot_of = {env: j for j, env in enumerate(self.members)}
+        self.active = set(self.members)
+        """The members whose episodes run in this population (with ``redraw="drain"``, a draining old
+        population and its successor split them)."""
+        self.draining = False
         started = len(self.members) + spares
         self.ready = deque(range(len(self.members), started))
         self.idle = list(range(len(episodes) - 1, started - 1, -1))  # popped from the end: lowest first (no twins)
@@ -128,6 +137,7 @@ class PopulationCore:
         sizes = [len(part) for part in np.array_split(np.arange(config.num_envs), config.groups)]
         self._members = np.split(np.arange(config.num_envs), np.cumsum(sizes)[:-1])
         self._groups: list[_Group] = []
+        self._draining: list[_Group | None] = []  # redraw="drain": the old population of each group, if any
 
     # -- public ---------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -137,6 +147,7 @@ class PopulationCore:
         # staggered first lifetimes, so that groups are not all redrawn in the same step
         self._groups = [self._new_group(g, members, age=(self.first_group + g) * lifetime // self.total_groups)
                         for g, members in enumerate(self._members)]
+        self._draining = [None] * len(self._groups)
         obs = np.zeros((self.config.num_envs, self.encoder.size), dtype=np.float32)
         infos: list[dict[str, Any]] = [{} for _ in range(self.config.num_envs)]
         for group in self._groups:
@@ -159,17 +170,37 @@ class PopulationCore:
             raise ValueError("population environment: undo is not offered; build it with undo=True")
         results: list[StepResult | None] = [None] * self.config.num_envs
         for g, group in enumerate(self._groups):
-            for env, result in self._step_group(group, multipliers).items():
+            old = self._draining[g]
+            drained = self._step_group(old, multipliers) if old is not None else {}
+            stepped = self._step_group(group, multipliers)
+            for env, result in (*drained.items(), *stepped.items()):
                 results[env] = result
-            if self._expired(group):
-                self._groups[g] = self._redraw(group, results)
+            if old is not None:  # members whose episode on the old task ended start one on the new task
+                self._join(old, group, drained)
+                self._draining[g] = old if old.active else None
+            if self._closing(group):
+                if self.config.redraw == "cut":
+                    self._groups[g] = self._redraw(group, results)
+                else:
+                    self._groups[g] = self._new_group(group.index, group.members)
+                    self._groups[g].active = set()
+                    group.draining = True
+                    self._join(group, self._groups[g], stepped)
+                    self._draining[g] = group if group.active else None
         return results  # type: ignore[return-value]
 
     def history(self, env: int) -> list[EpochMetrics]:
         """The metrics of every epoch of member ``env``'s current episode."""
-        for group in self._groups:
-            if env in group.slot_of:
+        for group in (*(g for g in self._draining if g is not None), *self._groups):
+            if env in group.slot_of and env in group.active:
                 return list(group.population.history[group.slot_of[env]])
+        raise ValueError(f"env must be in 0..{self.config.num_envs - 1} (after reset), got {env!r}")
+
+    def task_of(self, env: int) -> Task:
+        """The task of member ``env``'s current episode (with ``redraw="drain"``, maybe a draining group's)."""
+        for group in (*(g for g in self._draining if g is not None), *self._groups):
+            if env in group.slot_of and env in group.active:
+                return group.task
         raise ValueError(f"env must be in 0..{self.config.num_envs - 1} (after reset), got {env!r}")
 
     def group_tasks(self) -> list[Task]:
@@ -232,12 +263,12 @@ class PopulationCore:
     # -- stepping -------------------------------------------------------------------------
     def _step_group(self, group: _Group, multipliers: "Sequence[float | Undo]") -> dict[int, StepResult]:
         pop = group.population
-        decisions = {env: _decision(multipliers[env]) for env in group.members}
-        already = [env for env in group.members
-                   if pop.history[group.slot_of[env]][-1].diverged and decisions[env] is not UNDO]
-        running = [env for env in group.members if env not in already]
+        members = [env for env in group.members if env in group.active]
+        decisions = {env: _decision(multipliers[env]) for env in members}
+        already = [env for env in members if pop.history[group.slot_of[env]][-1].diverged and decisions[env] is not UNDO]
+        running = [env for env in members if env not in already]
         slots = [group.slot_of[env] for env in running]
-        fresh = self._prepare_ready(group, slots)
+        fresh = [] if group.draining else self._prepare_ready(group, slots)  # a draining group starts no episode
         references = {env: reward_reference(pop.history[group.slot_of[env]]) for env in running}
         twins = group.twins.decide(pop, slots) if group.twins else []
         twins_trained = set(twins)
@@ -260,7 +291,7 @@ class PopulationCore:
             results[env] = result
             if result.terminated or result.truncated:
                 ended.append(env)
-        if not self._expired(group):
+        if not self._closing(group):
             self._restart(group, ended, results)
         return results
 
@@ -278,7 +309,8 @@ class PopulationCore:
         pending = trained and metrics.diverged and cfg.undo and not last
         diverged = not trained or (metrics.diverged and not pending)
         terminated = diverged or (last and cfg.budget_end == "terminal")
-        truncated = not terminated and (last or self._expired(group))
+        cut = self.config.redraw == "cut" and self._expired(group)
+        truncated = not terminated and (last or cut)
         if diverged:
             reward = cfg.divergence_penalty
         elif pending:
@@ -289,7 +321,7 @@ class PopulationCore:
             reward -= group.twins.progress(group.population, slot, twin_trained)
         if terminated or truncated:
             info["diverged"] = diverged
-            if self._expired(group) and not terminated and not last:
+            if cut and not terminated and not last:
                 info["group_redrawn"] = True
             if group.twins is not None:
                 info["twin"] = group.twins.final(group.population, slot)
@@ -346,6 +378,24 @@ class PopulationCore:
         lifetime = self.config.group_lifetime
         redrawable = self.config.distribution is not None or len(self.config.env.tasks) > 1
         return redrawable and lifetime is not None and group.age >= lifetime
+
+    def _closing(self, group: _Group) -> bool:
+        """No episode starts in ``group`` any more: it drains, or it is redrawn after this step (with
+        ``redraw="drain"``, only once the group's previous population has drained)."""
+        if group.draining:
+            return True
+        return self._expired(group) and (self.config.redraw == "cut" or self._draining[group.index] is None)
+
+    def _join(self, old: _Group, new: _Group, results: dict[int, StepResult]) -> None:
+        """The members whose episodes in ``old`` ended in ``results`` continue in ``new`` (the episode
+        waiting in each one's slot there)."""
+        for env, result in results.items():
+            if not (result.terminated or result.truncated):
+                continue
+            old.active.discard(env)
+            new.active.add(env)
+            result.final_obs = result.obs
+            result.obs, result.reset_info = self._start_info(new, new.slot_of[env])
 
     def _redraw(self, group: _Group, results: list[StepResult | None]) -> _Group:
         """Replace an expired group with a newly drawn one; its members' episodes were truncated."""
