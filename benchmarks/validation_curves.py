@@ -4,7 +4,7 @@
         runs/h16/scratch-twin/scratch-twin.json --out docs/img/ppo-validation-curves.png
 
 Each card's ``provenance.validation_curve`` (validation regret in points against PPO steps; lower is
-better) becomes one line, labelled with the card's name; the best checkpoint is marked. Also prints
+better) becomes one line, labelled with the run folder's name (the card's name when it has none); the best checkpoint is marked. Also prints
 the curves as a Markdown table.
 """
 
@@ -32,11 +32,13 @@ def main() -> None:
         best = card["provenance"]["validation_best"]
         steps = [e["timesteps"] for e in curve]
         regret = [e["mean_regret"] for e in curve]
-        line, = ax.plot(steps, regret, marker="o", label=Path(path).stem)
+        label = Path(path).parent.name or Path(path).stem
+        line, = ax.plot(steps, regret, marker="o", label=label)
         ax.plot([best["timesteps"]], [best["mean_regret"]], marker="*", markersize=14, color=line.get_color())
-        print(f"| {Path(path).stem} | " + " | ".join(f"{s}: {r:.2f}" for s, r in zip(steps, regret)) + " |")
+        print(f"| {label} | " + " | ".join(f"{s}: {r:.2f}" for s, r in zip(steps, regret)) + " |")
     ax.set_xlabel("PPO steps (decisions of one member)")
     ax.set_ylabel("validation regret (points; lower is better)")
+    ax.set_yscale("log")
     ax.set_title("PPO with the twin reward: validation regret (star: exported checkpoint)")
     ax.grid(alpha=0.3)
     ax.legend()
