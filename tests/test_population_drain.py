@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lrpilot.controller.features import FEATURE_INDEX
 from lrpilot.envs.population import PopulationSB3VecEnv
 from lrpilot.training.synthetic import TaskDistribution
 
@@ -31,6 +32,9 @@ def play(redraw: str, steps: int = 30, seed: int = 0, **options) -> dict:
             out["truncated"] += bool(info.get("TimeLimit.truncated"))
             out["redrawn"] += bool(info.get("group_redrawn"))
             if dones[env]:
+                if not info["diverged"] and not info.get("group_redrawn"):  # its own last obs, then the next first
+                    assert info["terminal_observation"][FEATURE_INDEX["progress"]] == pytest.approx(1.0)
+                    assert obs[env][FEATURE_INDEX["progress"]] < 1.0
                 out["episodes"].append({"length": length[env], "diverged": info["diverged"], "task": task[env]})
                 length[env], task[env] = 1, core.task_of(env).options
             else:
@@ -42,14 +46,18 @@ def play(redraw: str, steps: int = 30, seed: int = 0, **options) -> dict:
     return out
 
 
-def test_a_draining_redraw_lets_every_episode_play_its_whole_budget_on_one_task() -> None:
-    drain = play("drain")
+@pytest.mark.parametrize("seed", range(6))
+def test_a_draining_redraw_lets_every_episode_play_its_whole_budget_on_one_task(seed: int) -> None:
+    drain = play("drain", steps=40, seed=seed)
     finished = [e for e in drain["episodes"] if not e["diverged"]]
     assert drain["truncated"] == 0 and drain["redrawn"] == 0
     assert finished and all(3 <= e["length"] <= 6 for e in finished)  # every budget played to its end
-    assert len(drain["tasks"]) >= 3  # the group was redrawn (lifetime 4 steps, 30 steps played)
+    assert len(drain["tasks"]) >= 3  # the group was redrawn (lifetime 4 steps, 40 steps played)
     assert drain["mixed"] > 0  # while the old population drained, others already played the new task
-    cut = play("cut")  # the default: the same lifetime cuts episodes short
+
+
+def test_a_cutting_redraw_truncates_running_episodes() -> None:
+    cut = play("cut")  # the default: the same lifetime cuts episodes short, as before
     assert cut["redrawn"] > 0 and cut["truncated"] >= cut["redrawn"]
     assert any(e["length"] < 3 for e in cut["episodes"] if not e["diverged"])
 

@@ -173,12 +173,13 @@ class PopulationCore:
             old = self._draining[g]
             drained = self._step_group(old, multipliers) if old is not None else {}
             stepped = self._step_group(group, multipliers)
+            closing = self._closing(group)  # as _step_group saw it: before the old population's members move on
             for env, result in (*drained.items(), *stepped.items()):
                 results[env] = result
             if old is not None:  # members whose episode on the old task ended start one on the new task
                 self._join(old, group, drained)
                 self._draining[g] = old if old.active else None
-            if self._closing(group):
+            if closing:
                 if self.config.redraw == "cut":
                     self._groups[g] = self._redraw(group, results)
                 else:
