@@ -82,7 +82,7 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
                                       console=console, checkpoint_every=checkpoint_every if state is not None else 0,
                                       save_progress=state.saver("finetune-progress") if state is not None else None,
                                       resume_from=progress, **env, **ppo)
-        spent = (progress or {}).get("seconds", 0.0) + time.perf_counter() - t
+        spent = (progress or {}).get("wall_seconds", 0.0) + time.perf_counter() - t  # validations included
         record: dict[str, Any] = {"ppo_seconds": round(spent, 1),
                                   "ppo_steps_per_second": round(result.steps_per_second, 1)}
         if result.curve:

@@ -25,8 +25,8 @@ still random (the "clone with retention" start of issue #16):
 rollout (after an update, so no transition is half-collected), every ``checkpoint_every`` steps,
 ``save_progress`` receives the training state: the policy's and its optimizer's state dicts, the step
 and update counts, the validation curve with the best actor so far and the next validation step, the
-global RNG states and the seconds trained. Tensors and plain values only: it loads with
-``torch.load(..., weights_only=True)``. ``resume_from`` (such a state) continues PPO from there to
+global RNG states, the seconds trained (validations excluded) and the wall seconds. Tensors and plain
+values only: it loads with ``torch.load(..., weights_only=True)``. ``resume_from`` (such a state) continues PPO from there to
 ``timesteps``. The population environment's own state (hundreds of member runs in worker processes) is
 not saved: the resumed run starts new episodes from a reset seeded with ``seed + steps done``, so it
 is not bit-identical to an uninterrupted run, and at most ``checkpoint_every`` steps are redone.
@@ -163,7 +163,7 @@ def _retention_callback(clone: Any, coef: float, until: int) -> Any:
 
 
 def _checkpoint_callback(every: int, save: Callable[[dict[str, Any]], None], validator: Any,
-                         clock: Callable[[], float]) -> Any:
+                         clock: Callable[[], float], wall: Callable[[], float]) -> Any:
     from stable_baselines3.common.callbacks import BaseCallback
 
     class CheckpointCallback(BaseCallback):
@@ -179,7 +179,7 @@ def _checkpoint_callback(every: int, save: Callable[[dict[str, Any]], None], val
         def _on_rollout_start(self) -> None:
             if self.num_timesteps >= self.next_at:
                 self.next_at = self.num_timesteps + every
-                save(progress_state(self.model, validator, clock()))
+                save(progress_state(self.model, validator, clock(), wall()))
 
         def _on_step(self) -> bool:
             return True
@@ -187,13 +187,13 @@ def _checkpoint_callback(every: int, save: Callable[[dict[str, Any]], None], val
     return CheckpointCallback()
 
 
-def progress_state(model: Any, validator: Any, seconds: float) -> dict[str, Any]:
+def progress_state(model: Any, validator: Any, seconds: float, wall_seconds: float) -> dict[str, Any]:
     """What :func:`train_population_ppo` needs to continue ``model`` (module docstring, "Resuming")."""
     from lrpilot.learn.sb3_resume import _rng_state
 
     state: dict[str, Any] = {"timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
                              "policy": model.policy.state_dict(), "optimizer": model.policy.optimizer.state_dict(),
-                             "rng": _rng_state(), "seconds": float(seconds)}
+                             "rng": _rng_state(), "seconds": float(seconds), "wall_seconds": float(wall_seconds)}
     if validator is not None:
         state.update(curve=[dict(e) for e in validator.curve], next_validation=int(validator.next_at),
                      best_layers=[list(pair) for pair in validator.best_layers])
@@ -291,10 +291,11 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
             validator = _validation_callback(validate_every or timesteps,
                                              lambda m: validate_actor(m, actions, validation, base), console)
             callbacks.append(validator)
-        done, before = 0, 0.0
+        done, before, before_wall = 0, 0.0, 0.0
         if resume_from is not None:
             _resume(model, venv, dict(resume_from), validator, seed)
             done, before = model.num_timesteps, float(resume_from.get("seconds", 0.0))
+            before_wall = float(resume_from.get("wall_seconds", before))
         bar = ProgressCallback(timesteps, console, start_timesteps=done,
                                paused=lambda: validator.seconds if validator else 0.0)
         began = time.perf_counter()
@@ -303,7 +304,8 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
             return before + time.perf_counter() - began - (validator.seconds if validator else 0.0)
 
         if checkpoint_every > 0 and save_progress is not None:
-            callbacks.append(_checkpoint_callback(checkpoint_every, save_progress, validator, trained))
+            callbacks.append(_checkpoint_callback(checkpoint_every, save_progress, validator, trained,
+                                                  lambda: before_wall + time.perf_counter() - began))
         model.learn(max(timesteps - done, 0), callback=CallbackList([bar, *callbacks]), tb_log_name="ppo",
                     reset_num_timesteps=resume_from is None)
         if validator is not None and validator.curve[-1]["timesteps"] < model.num_timesteps:
