@@ -189,11 +189,11 @@ def _checkpoint_callback(every: int, save: Callable[[dict[str, Any]], None], val
 
 def progress_state(model: Any, validator: Any, seconds: float, wall_seconds: float) -> dict[str, Any]:
     """What :func:`train_population_ppo` needs to continue ``model`` (module docstring, "Resuming")."""
-    from lrpilot.learn.sb3_resume import _rng_state
+    from lrpilot.learn.sb3_resume import rng_state
 
     state: dict[str, Any] = {"timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
                              "policy": model.policy.state_dict(), "optimizer": model.policy.optimizer.state_dict(),
-                             "rng": _rng_state(), "seconds": float(seconds), "wall_seconds": float(wall_seconds)}
+                             "rng": rng_state(), "seconds": float(seconds), "wall_seconds": float(wall_seconds)}
     if validator is not None:
         state.update(curve=[dict(e) for e in validator.curve], next_validation=int(validator.next_at),
                      best_layers=[list(pair) for pair in validator.best_layers])
@@ -202,7 +202,7 @@ def progress_state(model: Any, validator: Any, seconds: float, wall_seconds: flo
 
 def _resume(model: Any, venv: Any, state: dict[str, Any], validator: Any, seed: int) -> None:
     """Put ``state`` (:func:`progress_state`) back into ``model`` and the validator; reseed the environment."""
-    from lrpilot.learn.sb3_resume import _set_rng_state
+    from lrpilot.learn.sb3_resume import set_rng_state
 
     model.policy.load_state_dict(state["policy"])
     model.policy.optimizer.load_state_dict(state["optimizer"])
@@ -212,7 +212,7 @@ def _resume(model: Any, venv: Any, state: dict[str, Any], validator: Any, seed: 
         validator.next_at = int(state["next_validation"])
         validator.best_layers = [tuple(pair) for pair in state["best_layers"]]
     venv.seed(seed + int(state["timesteps"]))  # new episodes: the ones in flight at the kill are not saved
-    _set_rng_state(state["rng"])
+    set_rng_state(state["rng"])
 
 
 def _critic_warmup_callback(until: int) -> Any:

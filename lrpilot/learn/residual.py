@@ -20,6 +20,7 @@ from stable_baselines3.common.vec_env import VecEnvWrapper
 from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.base import UNDO
 from lrpilot.controller.teacher_rules import TEACHERS, teacher_multipliers
+from lrpilot.envs.population.core import action_multipliers
 
 __all__ = ["ResidualVecEnv", "start_at_identity", "IDENTITY_LOGIT", "check_base"]
 
@@ -66,8 +67,8 @@ class ResidualVecEnv(VecEnvWrapper):
         if self.obs is None:
             raise RuntimeError("ResidualVecEnv stepped before reset()")
         rule = teacher_multipliers(self.base, self.obs)
-        self.decisions = [UNDO if self.residual.is_undo(a) else float(rule[i]) * self.residual.to_multiplier(a)
-                          for i, a in enumerate(np.asarray(actions).reshape(len(rule), -1)[:, 0])]
+        self.decisions = [d if d is UNDO else float(rule[i]) * d
+                          for i, d in enumerate(action_multipliers(self.residual, actions, len(rule)))]
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         if self.decisions is None:

@@ -33,7 +33,8 @@ import numpy as np
 
 from lrpilot.atomic import torch_save_atomic, write_atomic
 
-__all__ = ["ResumableEnv", "EnvFactory", "make_vec_env", "save_checkpoint", "state_path", "load_state", "apply_resume"]
+__all__ = ["ResumableEnv", "EnvFactory", "make_vec_env", "save_checkpoint", "state_path", "load_state", "apply_resume",
+           "rng_state", "set_rng_state"]
 
 FORMAT = 1
 
@@ -93,7 +94,8 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _rng_state() -> dict[str, Any]:
+def rng_state() -> dict[str, Any]:
+    """The global RNG states (torch, numpy, random) as tensors and plain values (``weights_only``-safe)."""
     import torch
 
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -102,7 +104,8 @@ def _rng_state() -> dict[str, Any]:
             "python": random.getstate()}
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Put back what :func:`rng_state` returned."""
     import torch
 
     torch.set_rng_state(state["torch"])
@@ -125,7 +128,7 @@ def save_checkpoint(model: Any, directory: Path, prefix: str, eval_history: list
     import torch
 
     checkpoint = Path(directory) / f"{prefix}_{model.num_timesteps}_steps.zip"
-    state = {"format": FORMAT, "timesteps": int(model.num_timesteps), "rng": _rng_state(),
+    state = {"format": FORMAT, "timesteps": int(model.num_timesteps), "rng": rng_state(),
              "last_obs": torch.as_tensor(np.asarray(model._last_obs)),
              "last_episode_starts": torch.as_tensor(np.asarray(model._last_episode_starts)),
              "envs": model.get_env().env_method("resume_state"), "eval_history": _plain(eval_history)}
@@ -156,4 +159,4 @@ def apply_resume(model: Any, venv: Any, state: dict[str, Any]) -> None:
         venv.env_method("load_resume_state", env_state, indices=i)
     model._last_obs = state["last_obs"].numpy()
     model._last_episode_starts = state["last_episode_starts"].numpy()
-    _set_rng_state(state["rng"])
+    set_rng_state(state["rng"])

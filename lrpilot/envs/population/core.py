@@ -46,8 +46,6 @@ to redraw (one fixed task, no distribution) is never redrawn.
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -55,6 +53,7 @@ import numpy as np
 from lrpilot.controller.base import UNDO, Undo
 from lrpilot.envs.lr_control import UNDO_LR_FACTOR, epoch_reward, reward_reference
 from lrpilot.envs.population.config import PopulationConfig
+from lrpilot.envs.population.groups import Episode, Group, StepResult, train_interval
 from lrpilot.envs.population.twins import Twins
 from lrpilot.metrics import METRIC_NAMES, OPTIONAL_METRICS, EpochMetrics
 from lrpilot.training.loading import load_splits
@@ -83,46 +82,6 @@ def _decision(value: Any) -> "float | Undo":
     return UNDO if value is UNDO else float(value)
 
 
-@dataclass
-class _Episode:
-    initial_lr: float
-    epochs: int
-    seed: int
-
-
-@dataclass
-class StepResult:
-    """One member's step: the Gymnasium 5-tuple plus, when its episode ended, the final obs/info and reset info."""
-
-    obs: np.ndarray
-    reward: float
-    terminated: bool
-    truncated: bool
-    info: dict[str, Any]
-    final_obs: np.ndarray | None = None
-    reset_info: dict[str, Any] | None = None
-
-
-class _Group:
-    """One population and the bookkeeping of which slot plays which member's episode."""
-
-    def __init__(self, index: int, task: Task, population: Population, episodes: list[_Episode],
-                 members: Sequence[int], spares: int, age: int = 0, twins: Twins | None = None) -> None:
-        self.index, self.task, self.population, self.episodes = index, task, population, episodes
-        self.twins = twins
-        self.members = [int(m) for m in members]
-        self.spares = spares
-        self.slot_of = {env: j for j, env in enumerate(self.members)}
-        self.active = set(self.members)
-        """The members whose episodes run in this population (with ``redraw="drain"``, a draining old
-        population and its successor split them)."""
-        self.draining = False
-        started = len(self.members) + spares
-        self.ready = deque(range(len(self.members), started))
-        self.idle = list(range(len(episodes) - 1, started - 1, -1))  # popped from the end: lowest first (no twins)
-        self.age = age
-
-
 class PopulationCore:
     """Steps every member of every group one epoch per call; see the module docstring."""
 
@@ -136,8 +95,8 @@ class PopulationCore:
         self.np_random: np.random.Generator | None = None
         sizes = [len(part) for part in np.array_split(np.arange(config.num_envs), config.groups)]
         self._members = np.split(np.arange(config.num_envs), np.cumsum(sizes)[:-1])
-        self._groups: list[_Group] = []
-        self._draining: list[_Group | None] = []  # redraw="drain": the old population of each group, if any
+        self._groups: list[Group] = []
+        self._draining: list[Group | None] = []  # redraw="drain": the old population of each group, if any
 
     # -- public ---------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -185,23 +144,24 @@ class PopulationCore:
                 else:
                     self._groups[g] = self._new_group(group.index, group.members)
                     self._groups[g].active = set()
-                    group.draining = True
                     self._join(group, self._groups[g], stepped)
                     self._draining[g] = group if group.active else None
         return results  # type: ignore[return-value]
 
     def history(self, env: int) -> list[EpochMetrics]:
         """The metrics of every epoch of member ``env``'s current episode."""
-        for group in (*(g for g in self._draining if g is not None), *self._groups):
-            if env in group.slot_of and env in group.active:
-                return list(group.population.history[group.slot_of[env]])
-        raise ValueError(f"env must be in 0..{self.config.num_envs - 1} (after reset), got {env!r}")
+        group = self._group_of(env)
+        return list(group.population.history[group.slot_of[env]])
 
     def task_of(self, env: int) -> Task:
         """The task of member ``env``'s current episode (with ``redraw="drain"``, maybe a draining group's)."""
+        return self._group_of(env).task
+
+    def _group_of(self, env: int) -> Group:
+        """The group whose population plays member ``env``'s current episode."""
         for group in (*(g for g in self._draining if g is not None), *self._groups):
-            if env in group.slot_of and env in group.active:
-                return group.task
+            if env in group.active:
+                return group
         raise ValueError(f"env must be in 0..{self.config.num_envs - 1} (after reset), got {env!r}")
 
     def group_tasks(self) -> list[Task]:
@@ -225,7 +185,7 @@ class PopulationCore:
             raise ValueError(f"population: epochs must be >= 2, task {task.name!r} has {task.epochs}")
         return task, cfg.epoch_examples, load_splits(task, cfg.data_dir)
 
-    def _draw_episode(self, task: Task) -> _Episode:
+    def _draw_episode(self, task: Task) -> Episode:
         cfg, rng, dist = self.config.env, self._rng(), self.config.distribution
         if dist is not None:
             lr, epochs = dist.draw_lr(rng), dist.draw_epochs(rng)
@@ -235,12 +195,12 @@ class PopulationCore:
             if isinstance(lr, tuple):
                 lr = math.exp(math.log(lr[0]) + draw * (math.log(lr[1]) - math.log(lr[0])))
             lr = task.lr if lr is None else float(lr)
-        return _Episode(float(lr), int(epochs), int(rng.integers(*cfg.session_seeds)))
+        return Episode(float(lr), int(epochs), int(rng.integers(*cfg.session_seeds)))
 
     def _spares(self, members: int) -> int:
         return self.config.spares if self.config.spares is not None else max(2, members // 4)
 
-    def _new_group(self, index: int, members: Sequence[int], age: int = 0) -> _Group:
+    def _new_group(self, index: int, members: Sequence[int], age: int = 0) -> Group:
         """A group with capacity for every member, ``spares`` ready episodes and as many again in reserve
         (so that even all members ending at once find ready episodes); the first ``members + spares``
         slots start episodes and train their first epoch."""
@@ -248,28 +208,28 @@ class PopulationCore:
         spares = self._spares(len(members))
         started = len(members) + spares
         episodes = [self._draw_episode(task) for _ in range(started)]
-        reserve = [_Episode(1.0, 2, 0)] * len(members)  # placeholders, replaced when a slot starts an episode
+        reserve = [Episode(1.0, 2, 0)] * len(members)  # placeholders, replaced when a slot starts an episode
         cfg, slots = self.config.env, episodes + reserve
         copies = 2 if self.config.twin else 1  # the twins are the second half
         population = Population(task, [e.seed for e in slots] * copies, [e.initial_lr for e in slots] * copies,
                                 device=cfg.device, data=data, epoch_examples=examples, lr_bounds=cfg.lr_bounds,
                                 divergence=cfg.divergence_rule, interval=cfg.interval, undo=cfg.undo)
-        group = _Group(index, task, population, slots, members, spares, age)
+        group = Group(index, task, population, slots, members, spares, age)
         if self.config.twin:
             group.twins = Twins(self.config.twin, len(slots), population.intervals_per_epoch, cfg.undo)
             group.twins.start(range(started), [e.initial_lr for e in episodes], [e.epochs for e in episodes])
-        _train(population, _with_twins(group, range(started)))
+        train_interval(population, group.with_twins(range(started)))
         return group
 
     # -- stepping -------------------------------------------------------------------------
-    def _step_group(self, group: _Group, multipliers: "Sequence[float | Undo]") -> dict[int, StepResult]:
+    def _step_group(self, group: Group, multipliers: "Sequence[float | Undo]") -> dict[int, StepResult]:
         pop = group.population
         members = [env for env in group.members if env in group.active]
         decisions = {env: _decision(multipliers[env]) for env in members}
         already = [env for env in members if pop.history[group.slot_of[env]][-1].diverged and decisions[env] is not UNDO]
         running = [env for env in members if env not in already]
         slots = [group.slot_of[env] for env in running]
-        fresh = [] if group.draining else self._prepare_ready(group, slots)  # a draining group starts no episode
+        fresh = [] if self._is_draining(group) else self._prepare_ready(group, slots)  # it starts no episode
         references = {env: reward_reference(pop.history[group.slot_of[env]]) for env in running}
         twins = group.twins.decide(pop, slots) if group.twins else []
         twins_trained = set(twins)
@@ -279,7 +239,7 @@ class PopulationCore:
         scaled = [env for env in running if decisions[env] is not UNDO]
         if scaled:
             pop.scale_lr([group.slot_of[env] for env in scaled], [decisions[env] for env in scaled])
-        trained = _train(pop, slots + _with_twins(group, fresh) + twins) if slots or fresh else []
+        trained = train_interval(pop, slots + group.with_twins(fresh) + twins) if slots or fresh else []
         group.ready.extend(fresh)
         group.age += 1
         results: dict[int, StepResult] = {}
@@ -296,7 +256,7 @@ class PopulationCore:
             self._restart(group, ended, results)
         return results
 
-    def _member_result(self, group: _Group, env: int, metrics: EpochMetrics, decision: "float | Undo",
+    def _member_result(self, group: Group, env: int, metrics: EpochMetrics, decision: "float | Undo",
                        reference: EpochMetrics | None, trained: bool, twin_trained: bool = False) -> StepResult:
         """The LRControlEnv step outcome of ``env``'s interval ``metrics`` (or of its diverged last one, when
         it did not undo it); ``reference`` is what its reward is measured from."""
@@ -335,11 +295,11 @@ class PopulationCore:
         return StepResult(obs, float(reward), terminated, truncated, info)
 
     @staticmethod
-    def _budget(group: _Group, slot: int) -> int:
+    def _budget(group: Group, slot: int) -> int:
         """Decisions in the budget of ``slot``'s episode: its epochs times the intervals per epoch."""
         return group.episodes[slot].epochs * group.population.intervals_per_epoch
 
-    def _prepare_ready(self, group: _Group, slots: list[int]) -> list[int]:
+    def _prepare_ready(self, group: Group, slots: list[int]) -> list[int]:
         """Start enough idle slots (trained in this step's pass) that, after the episodes that reach
         their budget in this step took theirs, ``spares`` ready episodes remain for divergences."""
         pop = group.population
@@ -349,7 +309,7 @@ class PopulationCore:
             self._reseed(group, slot)
         return fresh
 
-    def _restart(self, group: _Group, ended: list[int], results: dict[int, StepResult]) -> None:
+    def _restart(self, group: Group, ended: list[int], results: dict[int, StepResult]) -> None:
         """Give every ended member a ready episode; its old slot goes idle."""
         pop, shortfall = group.population, []
         for env in ended:
@@ -361,13 +321,11 @@ class PopulationCore:
                 self._reseed(group, old)
                 shortfall.append(env)
         if shortfall:  # more divergences than ready episodes: train those first epochs now
-            _train(pop, _with_twins(group, [group.slot_of[env] for env in shortfall]))
+            train_interval(pop, group.with_twins([group.slot_of[env] for env in shortfall]))
         for env in ended:
-            result = results[env]
-            result.final_obs = result.obs
-            result.obs, result.reset_info = self._start_info(group, group.slot_of[env])
+            self._begin(results[env], group, env)
 
-    def _reseed(self, group: _Group, slot: int) -> None:
+    def _reseed(self, group: Group, slot: int) -> None:
         episode = self._draw_episode(group.task)
         group.episodes[slot] = episode
         group.population.reset_members([slot], [episode.seed], [episode.initial_lr])
@@ -375,19 +333,22 @@ class PopulationCore:
             group.population.reset_members([group.twins.slot(slot)], [episode.seed], [episode.initial_lr])
             group.twins.start([slot], [episode.initial_lr], [episode.epochs])
 
-    def _expired(self, group: _Group) -> bool:
+    def _expired(self, group: Group) -> bool:
         lifetime = self.config.group_lifetime
         redrawable = self.config.distribution is not None or len(self.config.env.tasks) > 1
         return redrawable and lifetime is not None and group.age >= lifetime
 
-    def _closing(self, group: _Group) -> bool:
+    def _is_draining(self, group: Group) -> bool:
+        return self._draining[group.index] is group
+
+    def _closing(self, group: Group) -> bool:
         """No episode starts in ``group`` any more: it drains, or it is redrawn after this step (with
         ``redraw="drain"``, only once the group's previous population has drained)."""
-        if group.draining:
+        if self._is_draining(group):
             return True
         return self._expired(group) and (self.config.redraw == "cut" or self._draining[group.index] is None)
 
-    def _join(self, old: _Group, new: _Group, results: dict[int, StepResult]) -> None:
+    def _join(self, old: Group, new: Group, results: dict[int, StepResult]) -> None:
         """The members whose episodes in ``old`` ended in ``results`` continue in ``new`` (the episode
         waiting in each one's slot there)."""
         for env, result in results.items():
@@ -395,26 +356,30 @@ class PopulationCore:
                 continue
             old.active.discard(env)
             new.active.add(env)
-            result.final_obs = result.obs
-            result.obs, result.reset_info = self._start_info(new, new.slot_of[env])
+            self._begin(result, new, env)
 
-    def _redraw(self, group: _Group, results: list[StepResult | None]) -> _Group:
+    def _redraw(self, group: Group, results: list[StepResult | None]) -> Group:
         """Replace an expired group with a newly drawn one; its members' episodes were truncated."""
         new = self._new_group(group.index, group.members)
         for env in group.members:
             result = results[env]
             assert result is not None  # internal invariant: every member was stepped
-            result.final_obs = result.obs
-            result.obs, result.reset_info = self._start_info(new, new.slot_of[env])
+            self._begin(result, new, env)
         return new
 
+    def _begin(self, result: StepResult, group: Group, env: int) -> None:
+        """``env``'s episode ended in ``result``: keep its last observation, and start the one waiting in its
+        slot of ``group`` (the auto-reset)."""
+        result.final_obs = result.obs
+        result.obs, result.reset_info = self._start_info(group, group.slot_of[env])
+
     # -- observations and infos --------------------------------------------------------------
-    def _start_info(self, group: _Group, slot: int) -> tuple[np.ndarray, dict[str, Any]]:
+    def _start_info(self, group: Group, slot: int) -> tuple[np.ndarray, dict[str, Any]]:
         history, episode = group.population.history[slot], group.episodes[slot]
         return (self.encoder.encode(history, episode.initial_lr, self._budget(group, slot)),
                 self._info(group, slot, history[-1]))
 
-    def _info(self, group: _Group, slot: int, metrics: EpochMetrics,
+    def _info(self, group: Group, slot: int, metrics: EpochMetrics,
               decision: "float | Undo | None" = None) -> dict[str, Any]:
         episode = group.episodes[slot]
         record = {name: getattr(metrics, name) for name in _RECORD_FIELDS}  # as to_dict(), faster
@@ -431,18 +396,5 @@ class PopulationCore:
         return info
 
 
-def _with_twins(group: _Group, slots: Sequence[int]) -> list[int]:
-    """``slots`` followed by their twins' slots (without twins: ``slots``)."""
-    slots = list(slots)
-    return slots + [group.twins.slot(s) for s in slots] if group.twins is not None else slots
-
-
 def _finite_test(test: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if v is None or math.isfinite(v) else None) for k, v in test.items()}
-
-
-def _train(population: Population, members: Sequence[int]) -> list[EpochMetrics]:
-    """One interval of ``members``: ``run_epoch`` with the default interval (as always), else ``run_interval``."""
-    if population.intervals_per_epoch == 1:
-        return population.run_epoch(members)
-    return population.run_interval(members)
