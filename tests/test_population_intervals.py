@@ -127,3 +127,45 @@ def test_a_member_that_undoes_plays_lrcontrolenv_and_leaves_the_others_alone() -
         np.testing.assert_array_equal(obs[1:], calm_obs[1:])
         np.testing.assert_array_equal(rewards[1:], calm_r[1:])
     assert [m.undone for m in undoing.core.history(0)] == [False, True, False, False]
+
+
+def test_a_distribution_with_two_intervals_gives_groups_their_own_decision_rate() -> None:
+    """With intervals (1, 0.25) drawn per group, some groups decide once per epoch and others four times:
+    every episode lasts its ``budget`` (its epochs times 1 or 4 decisions; the first is trained at the
+    start, so budget - 1 steps), and both rates occur."""
+    from lrpilot.training.synthetic import TaskDistribution
+
+    dist = TaskDistribution(families=("teacher", "gmm"), intervals=(1.0, 0.25), epochs_range=(2, 3),
+                            epoch_examples=(256,), batch_sizes=(64,), width_range=(8, 16))
+    venv = PopulationGymVectorEnv(num_envs=8, groups=4, distribution=dist, group_lifetime=None,
+                                  budget_end="terminal")
+    try:
+        _, info = venv.reset(seed=3)
+        budget, epochs = info["budget"].copy(), info["epochs"].copy()  # of each member's running episode
+        lengths = np.zeros(8, dtype=int)
+        ended: list[tuple[int, int, int]] = []  # (steps, budget, epochs)
+        for _ in range(14):
+            _, _, terminated, truncated, info = venv.step(np.full(8, 2))
+            lengths += 1
+            for i in np.flatnonzero(terminated | truncated):  # info is the next episode's (same-step reset)
+                ended.append((int(lengths[i]), int(budget[i]), int(epochs[i])))
+                lengths[i], budget[i], epochs[i] = 0, info["budget"][i], info["epochs"][i]
+    finally:
+        venv.close()
+    assert ended and all(steps == b - 1 for steps, b, _ in ended)
+    assert {b // e for _, b, e in ended} == {1, 4}
+
+
+def test_intervals_are_drawn_only_when_there_is_a_choice() -> None:
+    from lrpilot.envs.population import PopulationConfig
+    from lrpilot.training.synthetic import TaskDistribution
+
+    rng, same = np.random.default_rng(0), np.random.default_rng(0)
+    assert TaskDistribution().draw_interval(rng) is None
+    assert rng.random() == same.random()  # the generator did not move: old recipes draw the same tasks
+    assert {TaskDistribution(intervals=(1.0, 0.25)).draw_interval(rng) for _ in range(40)} == {None, 0.25}
+    for bad in ((), (0.0,), (1.5,), (True,)):
+        with pytest.raises(ValueError, match="intervals must be"):
+            TaskDistribution(intervals=bad)
+    with pytest.raises(ValueError, match="distribution draws the intervals"):
+        PopulationConfig.from_kwargs(distribution=TaskDistribution(intervals=(0.25,)), interval=0.5)

@@ -69,6 +69,8 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     plain = recipe_from_args(parser.parse_args(["--bc-from", "bold"]))
     assert plain.method == "population" and plain.teacher == "bold"  # --bc-from implies the population method
     assert recipe_from_args(parser.parse_args([])) == Recipe()
+    wide = recipe_from_args(parser.parse_args(["--intervals", "1,0.25", "--width-range", "8,64"]))
+    assert (wide.intervals, wide.width_range) == ((1.0, 0.25), (8, 64))
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -105,6 +107,9 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     ("method = 'population'\nteacher = 'bold'\nvalidate_every = -1", "validate_every must be an integer >= 0"),
     ("method = 'population'\nfinetune_timesteps = 8\nretention = 1.0", "retention: it keeps PPO near"),
     ("method = 'population'\nteacher = 'bold'\nretention = -1", "retention must be a number >= 0"),
+    ("intervals = [0]", "intervals must be a non-empty tuple of fractions"),
+    ("intervals = 0.25", "intervals must be a list"),
+    ("width_range = [64, 8]", "width_range"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          text: str, message: str) -> None:

@@ -28,6 +28,10 @@ def _int_list(text: str) -> tuple[int, ...]:
     return tuple(positive_int(p) for p in text.split(","))
 
 
+def _float_list(text: str) -> tuple[float, ...]:
+    return tuple(positive_float(p) for p in text.split(","))
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
@@ -106,6 +110,10 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
         help="synthetic data families to train on (default teacher,gmm,seq: no real data)")
     add("--epochs-range", "epochs_range", type=_int_list, metavar="LO,HI",
         help="episode budgets in epochs, drawn uniformly (default 4,30)")
+    add("--intervals", "intervals", type=_float_list, metavar="F,F",
+        help="control intervals in epochs, drawn per task group (default 1; e.g. 1,0.25)")
+    add("--width-range", "width_range", type=_int_list, metavar="LO,HI",
+        help="hidden widths of the drawn models, log-uniform (default 16,128)")
     add("--twin", "twin", metavar="SPEC",
         help="PPO reward against a twin of each episode driven by this controller (e.g. bold-anneal-streakup)")
     add("--budget-end", "budget_end", choices=("truncated", "terminal"),
@@ -171,7 +179,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             dagger_steps=recipe.dagger_steps, encoder_version=recipe.encoder_version,
             epochs_range=recipe.epochs_range, twin=recipe.twin, budget_end=recipe.budget_end,
             init_policy=recipe.init_policy, validate_every=recipe.validate_every, residual=recipe.residual,
-            redraw=recipe.redraw,
+            redraw=recipe.redraw, intervals=recipe.intervals, width_range=recipe.width_range,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)

@@ -71,7 +71,8 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
         if validate_every > 0:
             from lrpilot.learn.validation import ValidationSet
 
-            validation = ValidationSet()
+            intervals = env["distribution"].intervals
+            validation = ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in intervals))
         t = time.perf_counter()
         tb = str(state.dir.parent / "tb") if state is not None else None
         progress = state.load("finetune-progress") if state is not None else None
@@ -104,11 +105,13 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      budget_end: str = "truncated", init_policy: str | None = None,
                      validate_every: int = 0, stabilise: Mapping[str, Any] | None = None,
                      checkpoint_every: int = 0, residual: str | None = None,
-                     redraw: str = "cut") -> PopulationResult:
+                     redraw: str = "cut", intervals: Sequence[float] = (1.0,),
+                     width_range: Sequence[int] = (16, 128)) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
-    which keep their positions in version 2.
+    which keep their positions in version 2. ``intervals`` (fractions of an epoch) are drawn per task
+    group, and the validation set plays each of them; ``width_range`` bounds the drawn models' widths.
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
@@ -138,10 +141,10 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     stabilise = {k: v for k, v in (stabilise or {}).items() if v}  # critic_warmup, retention, retention_until
     extra = {"epochs_range": list(epochs_range), "twin": twin, "budget_end": budget_end, "init_policy": init_policy,
              "validate_every": validate_every, "stabilise": stabilise, "residual": residual,
-             "redraw": redraw}
+             "redraw": redraw, "intervals": [float(v) for v in intervals], "width_range": list(width_range)}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
-                "redraw": "cut"}
+                "redraw": "cut", "intervals": [1.0], "width_range": [16, 128]}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -150,7 +153,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         raise ValueError("residual: PPO trains the residual from its start at the rule (no teacher or init_policy)")
     state = PopulationCheckpoint(state_dir, settings, resume) if state_dir is not None else None
     start = time.perf_counter()
-    distribution = synthetic_distribution(families, epochs_range=tuple(epochs_range))
+    distribution = synthetic_distribution(families, epochs_range=tuple(epochs_range),
+                                          intervals=tuple(float(v) for v in intervals), width_range=tuple(width_range))
     env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
     net = bc_net = None

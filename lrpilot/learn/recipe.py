@@ -44,7 +44,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "actions": (str,), "reward": (str,), "teacher": (str, type(None)), "tasks": (tuple,), "families": (tuple,),
     "net_arch": (tuple,), "lr_range": (tuple,), "task_options": (Mapping,), "epoch_examples": (int, type(None)),
     "twin": (str, type(None)), "budget_end": (str,), "init_policy": (str, type(None)), "epochs_range": (tuple,),
-    "residual": (str, type(None)), "redraw": (str,),
+    "residual": (str, type(None)), "redraw": (str,), "intervals": (tuple,), "width_range": (tuple,),
 }
 """Fields checked for their type before any value check (numbers are checked with their ranges)."""
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
@@ -84,6 +84,11 @@ class Recipe(PPOConfig):
     """``population``: synthetic data families to train on (default: no real data)."""
     epochs_range: tuple[int, int] = (4, 30)
     """``population``: episode budgets (epochs) are drawn uniformly from this range (inclusive)."""
+    intervals: tuple[float, ...] = (1.0,)
+    """``population``: control intervals (fractions of an epoch), drawn per task group (``[1, 0.25]``: half the
+    groups decide once per epoch, half four times); the validation set plays each. Default: per epoch."""
+    width_range: tuple[int, int] = (16, 128)
+    """``population``: hidden widths (or channels) of the drawn models, log-uniform (inclusive)."""
     twin: str | None = None
     """``population``: PPO's reward is measured against a twin of each episode driven by this controller spec
     (:mod:`lrpilot.envs.population.twins`; e.g. the clone's teacher); None: the plain ``log_val_loss`` reward."""
@@ -135,7 +140,7 @@ class Recipe(PPOConfig):
         """Raise ``ValueError`` naming the first bad field and its value."""
         if isinstance(self.families, str):
             self.families = tuple(f.strip() for f in self.families.split(",") if f.strip())
-        for key in ("tasks", "families", "net_arch", "lr_range", "epochs_range"):
+        for key in ("tasks", "families", "net_arch", "lr_range", "epochs_range", "intervals", "width_range"):
             if isinstance(getattr(self, key), list):
                 setattr(self, key, tuple(getattr(self, key)))
         _check_types(self)
@@ -155,6 +160,10 @@ class Recipe(PPOConfig):
             TaskDistribution(families=tuple(self.families))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"families: {exc}") from None
+        try:
+            TaskDistribution(intervals=tuple(self.intervals), width_range=tuple(self.width_range))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc).replace("TaskDistribution: ", "")) from None
         self._validate_method()
 
     def _validate_method(self) -> None:

@@ -249,6 +249,9 @@ class TaskDistribution:
     """Probability that a draw has label noise at all."""
     data_seeds: int = 8
     """Generated datasets use one of this many data seeds (a fixed, finite set of datasets)."""
+    intervals: tuple[float, ...] = (1.0,)
+    """Control intervals (fractions of an epoch), drawn uniformly per task by :meth:`draw_interval`; with a
+    single value nothing is drawn (so draws of distributions without intervals are unchanged)."""
 
     def __post_init__(self) -> None:
         for name, values, allowed in (("families", self.families, FAMILIES), ("archs", self.archs, ARCHS),
@@ -269,6 +272,10 @@ class TaskDistribution:
             raise ValueError(f"TaskDistribution: noise_prob must be in [0, 1], got {self.noise_prob!r}")
         if not isinstance(self.data_seeds, int) or self.data_seeds < 1:
             raise ValueError(f"TaskDistribution: data_seeds must be an integer >= 1, got {self.data_seeds!r}")
+        if not isinstance(self.intervals, tuple) or not self.intervals or not all(
+                not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v <= 1 for v in self.intervals):
+            raise ValueError(f"TaskDistribution: intervals must be a non-empty tuple of fractions of an epoch in "
+                             f"(0, 1], got {self.intervals!r}")
 
     def draw_task(self, rng: np.random.Generator) -> tuple[Task, int]:
         """The shared part of a draw: a task (at its default LR and budget) and its epoch size."""
@@ -301,6 +308,11 @@ class TaskDistribution:
     def draw_epochs(self, rng: np.random.Generator) -> int:
         """An epoch budget, uniform over :attr:`epochs_range` (inclusive)."""
         return int(rng.integers(self.epochs_range[0], self.epochs_range[1] + 1))
+
+    def draw_interval(self, rng: np.random.Generator) -> float | None:
+        """A control interval from :attr:`intervals` (None: one epoch); draws nothing when there is one."""
+        value = self.intervals[int(rng.integers(len(self.intervals)))] if len(self.intervals) > 1 else self.intervals[0]
+        return None if float(value) == 1.0 else float(value)
 
     def draw(self, rng: np.random.Generator) -> TaskDraw:
         """A complete draw: the task with its initial LR and budget set, and its epoch size."""

@@ -75,6 +75,8 @@ class PopulationConfig:
                              f"got {type(self.distribution).__name__}")
         if not isinstance(self.env, EnvConfig):
             raise ValueError(f"PopulationConfig: env must be an EnvConfig, got {type(self.env).__name__}")
+        if self.distribution is not None and self.distribution.intervals != (1.0,) and self.env.interval is not None:
+            raise ValueError("PopulationConfig: the distribution draws the intervals; do not pass interval too")
         if self.twin is not None:
             self._check_twin()
 

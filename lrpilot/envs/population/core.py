@@ -185,6 +185,14 @@ class PopulationCore:
             raise ValueError(f"population: epochs must be >= 2, task {task.name!r} has {task.epochs}")
         return task, cfg.epoch_examples, load_splits(task, cfg.data_dir)
 
+    def _draw_interval(self) -> Any:
+        """A group's control interval: from the distribution's ``intervals`` when it sets them (with several,
+        each group draws its own), else ``env``'s ``interval``."""
+        dist = self.config.distribution
+        if dist is not None and dist.intervals != (1.0,):
+            return dist.draw_interval(self._rng())
+        return self.config.env.interval
+
     def _draw_episode(self, task: Task) -> Episode:
         cfg, rng, dist = self.config.env, self._rng(), self.config.distribution
         if dist is not None:
@@ -205,6 +213,7 @@ class PopulationCore:
         (so that even all members ending at once find ready episodes); the first ``members + spares``
         slots start episodes and train their first epoch."""
         task, examples, data = self._draw_task()
+        interval = self._draw_interval()
         spares = self._spares(len(members))
         started = len(members) + spares
         episodes = [self._draw_episode(task) for _ in range(started)]
@@ -213,7 +222,7 @@ class PopulationCore:
         copies = 2 if self.config.twin else 1  # the twins are the second half
         population = Population(task, [e.seed for e in slots] * copies, [e.initial_lr for e in slots] * copies,
                                 device=cfg.device, data=data, epoch_examples=examples, lr_bounds=cfg.lr_bounds,
-                                divergence=cfg.divergence_rule, interval=cfg.interval, undo=cfg.undo)
+                                divergence=cfg.divergence_rule, interval=interval, undo=cfg.undo)
         group = Group(index, task, population, slots, members, spares, age)
         if self.config.twin:
             group.twins = Twins(self.config.twin, len(slots), population.intervals_per_epoch, cfg.undo)
@@ -388,7 +397,8 @@ class PopulationCore:
             if record[name] is not None and not math.isfinite(record[name]):
                 record[name] = None
         info: dict[str, Any] = {"task": group.task.name, "initial_lr": episode.initial_lr, "session_seed": episode.seed,
-                                "metrics": record, "lr": metrics.lr, "group": self.first_group + group.index}
+                                "metrics": record, "lr": metrics.lr, "group": self.first_group + group.index,
+                                "epochs": episode.epochs, "budget": episode.epochs * group.population.intervals_per_epoch}
         if decision is not None:
             info["multiplier"] = UNDO_LR_FACTOR if decision is UNDO else decision
             if self.config.env.undo:

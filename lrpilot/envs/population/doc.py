@@ -31,7 +31,10 @@ POPULATION_DOC = """
 
     With ``interval`` (``0.25``, ``"50steps"``) a step is one control interval of every member, as in
     ``LRControlEnv``: a member's budget is ``epochs * intervals_per_epoch`` steps (the interval
-    boundaries are those of the group's batch count, which its members share).
+    boundaries are those of the group's batch count, which its members share). A
+    :class:`~lrpilot.training.synthetic.TaskDistribution` with several ``intervals`` (``(1.0, 0.25)``)
+    draws one per group instead, so groups decide at different rates. Each step's ``info`` has the
+    episode's ``epochs`` and its ``budget`` in steps.
 
     ## Observation Space
 
@@ -68,4 +71,6 @@ POPULATION_DOC = """
       keyword still works, with a ``DeprecationWarning``); episodes end exactly as before, and the
       epoch that ends one by the growth threshold now has ``diverged=True`` in its metrics.
     * v0, lrpilot 0.2: ``interval`` and ``undo``; their defaults keep episodes exactly as before.
+    * v0, lrpilot 0.2: intervals drawn per group (``TaskDistribution.intervals``); ``info["epochs"]``
+      and ``info["budget"]``. Distributions without intervals draw exactly as before.
 """
