@@ -136,3 +136,25 @@ def test_train_controller_killed_inside_ppo_resumes_from_its_last_checkpoint(tmp
     assert f"resuming PPO at {at} of 512 steps" in done.stdout
     card = json.loads((out / "tuned.json").read_text())
     assert card["provenance"]["finetune_timesteps"] == 512 and not progress.exists()
+
+
+def test_train_controller_without_a_recipe_runs_the_short_residual_recipe_and_reports_its_return_vs_the_rule(
+        tmp_path: Path, capsys) -> None:  # noqa: ANN001 - pytest fixture
+    """No recipe file: the short version of configs/ppo-residual-1m.toml (here cut further, so that a test
+    can run it). Every tenth of the run prints the mean return relative to the twin rule, and the card
+    keeps those reports."""
+    import json
+
+    from lrpilot.cli import main
+
+    argv = ["train-controller", "--finetune-timesteps", "1280", "--population-envs", "8", "--population-groups", "2",
+            "--population-workers", "1", "--critic-warmup", "0", "--families", "teacher,gmm", "--epochs-range", "2,3",
+            "--width-range", "8,16", "--n-steps", "16", "--batch-size", "64", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "steps: return vs bold-anneal-streakup" in line]
+    card = json.loads((tmp_path / "quick.json").read_text())
+    trend = card["provenance"]["return_trend"]
+    assert len(lines) == len(trend) >= 5 and trend[-1]["timesteps"] == 1280
+    assert [e["timesteps"] for e in trend] == sorted(e["timesteps"] for e in trend)
+    assert card["provenance"]["recipe"]["residual"] == "bold-anneal-streakup"
+    assert card["provenance"]["recipe"]["intervals"] == [1.0, 0.25]

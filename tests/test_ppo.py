@@ -15,7 +15,7 @@ from lrpilot.controller.policy import load_policy
 from lrpilot.learn.export import export_policy
 from lrpilot.learn.ppo import PPOConfig, latest_checkpoint, train_controller
 
-TINY = ["--tasks", "digits-mlp", "--epochs", "4", "--n-steps", "64", "--batch-size", "32", "--n-epochs", "2",
+TINY = ["--method", "ppo", "--tasks", "digits-mlp", "--epochs", "4", "--n-steps", "64", "--batch-size", "32", "--n-epochs", "2",
         "--eval-lrs", "2", "--eval-seeds", "1", "--epoch-examples", "128", "--option", "width=16",
         "--checkpoint-every", "64", "--no-progress"]
 
@@ -131,7 +131,7 @@ def test_parallel_envs_in_worker_processes(tmp_path: Path) -> None:
     (["--resume"], "no checkpoint"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture, args: list, message: str) -> None:
-    argv = ["train-controller", "--tasks", "digits-mlp", "--epochs", "3", "--timesteps", "8", "--n-steps", "8",
+    argv = ["train-controller", "--method", "ppo", "--tasks", "digits-mlp", "--epochs", "3", "--timesteps", "8", "--n-steps", "8",
             "--batch-size", "8", "--eval-lrs", "1", "--eval-seeds", "1", "--epoch-examples", "32", "--no-progress",
             "--out", str(tmp_path / "bad"), *args]
     assert main(argv) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lrpilot.cli import main
-from lrpilot.learn.recipe import Recipe, load_recipe
+from lrpilot.learn.recipe import QUICK_TIMESTEPS, Recipe, load_recipe, quick_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_RECIPE = ROOT / "configs" / "default-policy.toml"
@@ -47,6 +47,15 @@ def test_the_shipped_recipe_says_what_the_shipped_card_says() -> None:
     assert card["architecture"]["layer_sizes"] == [21, *recipe.net_arch, 5]
 
 
+def test_the_quick_recipe_is_the_long_recipe_cut_short() -> None:
+    """``lrpilot train-controller`` without a file runs configs/ppo-residual-1m.toml with fewer steps, no
+    validation and its own name; nothing else differs."""
+    long = load_recipe(ROOT / "configs" / "ppo-residual-1m.toml")
+    assert quick_recipe() == long.replace(finetune_timesteps=QUICK_TIMESTEPS, validate_every=0, name="quick",
+                                          out_dir="runs/ctrl/quick")
+    assert long.finetune_timesteps >= 1_000_000 and QUICK_TIMESTEPS < long.finetune_timesteps // 10
+
+
 def test_to_toml_round_trips(tmp_path: Path) -> None:
     recipe = load_recipe(SHIPPED_RECIPE).replace(task_options={"width": 16}, epoch_examples=128)
     assert Recipe.from_dict(tomllib.loads(recipe.to_toml())) == recipe
@@ -68,7 +77,8 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     assert {f.name for f in dataclasses.fields(Recipe)} <= dests  # every field of a recipe has a flag
     plain = recipe_from_args(parser.parse_args(["--bc-from", "bold"]))
     assert plain.method == "population" and plain.teacher == "bold"  # --bc-from implies the population method
-    assert recipe_from_args(parser.parse_args([])) == Recipe()
+    assert recipe_from_args(parser.parse_args([])) == quick_recipe()  # no file: the short PPO recipe
+    assert recipe_from_args(parser.parse_args(["--method", "ppo"])) == Recipe()
     wide = recipe_from_args(parser.parse_args(["--intervals", "1,0.25", "--width-range", "8,64"]))
     assert (wide.intervals, wide.width_range) == ((1.0, 0.25), (8, 64))
 

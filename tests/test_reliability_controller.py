@@ -18,7 +18,7 @@ import pytest
 POPULATION = ["train-controller", "--bc-from", "bold", "--bc-steps", "16", "--bc-epochs", "40", "--population-envs", "8",
               "--population-groups", "2", "--population-workers", "1", "--net-arch", "16,16", "--seed", "3",
               "--finetune-timesteps", "128", "--n-steps", "8", "--batch-size", "32", "--n-epochs", "2", "--name", "p"]
-PPO = ["train-controller", "--tasks", "digits-mlp", "--epochs", "3", "--epoch-examples", "64", "--option", "width=16",
+PPO = ["train-controller", "--method", "ppo", "--tasks", "digits-mlp", "--epochs", "3", "--epoch-examples", "64", "--option", "width=16",
        "--timesteps", "160", "--n-steps", "8", "--batch-size", "16", "--n-epochs", "2", "--n-envs", "2",
        "--checkpoint-every", "16", "--eval-every", "32", "--eval-lrs", "1", "--eval-seeds", "1", "--net-arch", "8",
        "--seed", "1", "--name", "p", "--no-progress"]

@@ -46,9 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
     d = Recipe()
     parser.add_argument("recipe", nargs="?", type=Path,
-                        help="recipe TOML file, e.g. configs/default-policy.toml (each flag below overrides one field)")
+                        help="recipe TOML file, e.g. configs/ppo-residual-1m.toml (each flag below overrides one field); "
+                        "without one: a short residual PPO run of a few minutes (--method ppo or --bc-from: the "
+                        "plain defaults)")
     add = functools.partial(_field_flag, parser)
-    add("--method", "method", choices=("ppo", "population"), help="ppo (default): PPO on LRControlEnv; population: "
+    add("--method", "method", choices=("ppo", "population"), help="ppo: PPO on LRControlEnv; population: "
         "cloning/DAgger/PPO on the population env")
     add("--population", "method", action="store_const", const="population", help="same as --method population")
     add("--tasks", "tasks", type=_names, help=f"comma-separated task names (default {','.join(d.tasks)})")
@@ -135,11 +137,18 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def recipe_from_args(args: argparse.Namespace):  # noqa: ANN201 - Recipe
-    """The recipe file (or the defaults) with every given flag applied; ``ValueError`` names a bad field."""
-    from lrpilot.learn.recipe import Recipe, load_recipe
+    """The recipe file with every given flag applied; without one, the short version of the long PPO recipe
+    (:func:`~lrpilot.learn.recipe.quick_recipe`), or with ``--method ppo`` or ``--bc-from`` the plain
+    defaults. ``ValueError`` names a bad field."""
+    from lrpilot.learn.recipe import Recipe, load_recipe, quick_recipe
 
-    recipe = load_recipe(args.recipe) if args.recipe is not None else Recipe()
     given = {k: v for k, v in vars(args).items() if k not in ("recipe", "no_progress", "command")}
+    if args.recipe is not None:
+        recipe = load_recipe(args.recipe)
+    elif "method" in given or "teacher" in given:
+        recipe = Recipe()
+    else:
+        recipe = quick_recipe()
     if "task_options" in given:
         given["task_options"] = {**recipe.task_options, **{k: parse_option_value(v) for k, v in given["task_options"]}}
     if "teacher" in given and "method" not in given:

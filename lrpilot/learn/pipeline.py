@@ -88,6 +88,8 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
                                   "ppo_steps_per_second": round(result.steps_per_second, 1)}
         if result.curve:
             record.update(validation_curve=result.curve, validation_best=result.best)
+        if result.return_trend:
+            record["return_trend"] = result.return_trend
         saved = {"layers": actor_layers(result.best_actor)[0], "record": record}
         if state is not None:
             state.save("finetune", saved)

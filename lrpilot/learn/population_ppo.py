@@ -62,6 +62,9 @@ class PopulationPPOResult:
     """Wall time of the PPO training, validations excluded."""
     steps_per_second: float = 0.0
     """Environment steps per second of the training (rollouts and updates)."""
+    return_trend: list[dict[str, Any]] = field(default_factory=list)
+    """The progress bar's reports (:attr:`~lrpilot.learn.sb3_callbacks.ProgressCallback.trend`): the mean
+    episode return (with a twin: relative to it) over each tenth of the run, since this process started."""
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -296,8 +299,11 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
             _resume(model, venv, dict(resume_from), validator, seed)
             done, before = model.num_timesteps, float(resume_from.get("seconds", 0.0))
             before_wall = float(resume_from.get("wall_seconds", before))
+        twin = (env_options or {}).get("twin")
         bar = ProgressCallback(timesteps, console, start_timesteps=done,
-                               paused=lambda: validator.seconds if validator else 0.0)
+                               paused=lambda: validator.seconds if validator else 0.0,
+                               label=f"return vs {twin}" if twin else "mean return",
+                               report_every=max(timesteps // 10, 1))
         began = time.perf_counter()
 
         def trained() -> float:  # seconds of PPO so far, validations excluded, across resumes
@@ -316,4 +322,4 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
     last = actor_from_layers(actor_layers(model)[0])
     best = actor_from_layers(validator.best_layers) if validator is not None else last
     return PopulationPPOResult(last, best, list(validator.curve) if validator else [], seconds,
-                               model.num_timesteps / seconds if seconds > 0 else 0.0)
+                               model.num_timesteps / seconds if seconds > 0 else 0.0, bar.trend)

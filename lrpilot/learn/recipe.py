@@ -34,7 +34,7 @@ from lrpilot.learn.ppo import RUNTIME_FIELDS, PPOConfig, recorded_recipe
 from lrpilot.tomlfile import read_toml
 from lrpilot.training.synthetic import TaskDistribution
 
-__all__ = ["Recipe", "load_recipe", "METHODS"]
+__all__ = ["Recipe", "load_recipe", "quick_recipe", "METHODS", "QUICK_TIMESTEPS"]
 
 METHODS = ("ppo", "population")
 """``ppo``: PPO on LRControlEnv; ``population``: cloning / DAgger / PPO on the population env."""
@@ -246,6 +246,24 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, Mapping):
         return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
     return repr(value)
+
+
+QUICK_TIMESTEPS = 65536
+"""PPO steps of :func:`quick_recipe`."""
+
+
+def quick_recipe() -> Recipe:
+    """What ``lrpilot train-controller`` trains without a recipe file: ``configs/ppo-residual-1m.toml`` (the
+    long residual PPO recipe) cut to :data:`QUICK_TIMESTEPS` steps without validation, a few minutes on a
+    2-core CPU; the progress display prints the return relative to the twin rule every tenth of the run.
+    ``--method ppo`` (PPO on LRControlEnv) or ``--bc-from`` (cloning) start from the plain defaults instead."""
+    return Recipe(method="population", name="quick", out_dir="runs/ctrl/quick", encoder_version=2,
+                  actions="0.1,0.5,1,1.5,2", net_arch=(64, 64), residual="bold-anneal-streakup",
+                  finetune_timesteps=QUICK_TIMESTEPS, twin="bold-anneal-streakup", budget_end="terminal",
+                  redraw="drain", gamma=1.0, gae_lambda=0.95, learning_rate=1e-3, n_steps=32, batch_size=512,
+                  n_epochs=5, ent_coef=0.0, critic_warmup=8192, validate_every=0, population_envs=64,
+                  population_groups=4, population_workers=2, families=("teacher", "gmm", "seq"),
+                  epochs_range=(4, 50), intervals=(1.0, 0.25), width_range=(8, 64), torch_threads=1)
 
 
 def load_recipe(path: str | Path) -> Recipe:

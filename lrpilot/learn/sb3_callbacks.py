@@ -17,15 +17,24 @@ __all__ = ["ProgressCallback", "HeldOutEvalCallback", "RolloutCheckpointCallback
 class ProgressCallback(BaseCallback):
     """A rich progress bar: timesteps, finished episodes, mean return of the last 20, env steps/second.
 
-    Also logs ``train/episodes`` and ``train/env_steps_per_second`` to TensorBoard.
+    Also logs ``train/episodes`` and ``train/env_steps_per_second`` to TensorBoard. With
+    ``report_every``, each time that many more steps are done it prints (and keeps in :attr:`trend`)
+    the mean return of the episodes that ended since the last report, so that a log shows whether
+    the return rises; ``label`` names the return (``"return vs bold"`` with a twin reward).
     """
 
     def __init__(self, total_timesteps: int, console: Any | None, start_timesteps: int = 0,
-                 paused: Callable[[], float] = lambda: 0.0) -> None:
+                 paused: Callable[[], float] = lambda: 0.0, label: str = "mean return",
+                 report_every: int = 0) -> None:
         super().__init__()
         self.total, self.console, self.start_timesteps = total_timesteps, console, start_timesteps
         self.paused = paused
         """Seconds to leave out of the rate (time spent in evaluation)."""
+        self.label, self.report_every = label, report_every
+        self.trend: list[dict[str, float]] = []
+        """One entry per report: ``timesteps``, ``mean_return`` and ``episodes`` since the previous one."""
+        self._since: list[float] = []
+        self._next_report = start_timesteps + report_every
         self.episodes = 0
         self.returns: collections.deque[float] = collections.deque(maxlen=20)
         self.progress: Any = None
@@ -40,7 +49,7 @@ class ProgressCallback(BaseCallback):
 
         self.progress = Progress(
             TextColumn("[bold]PPO[/]"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-            TextColumn("episodes {task.fields[episodes]}"), TextColumn("mean return {task.fields[ret]}"),
+            TextColumn("episodes {task.fields[episodes]}"), TextColumn(f"{self.label} {{task.fields[ret]}}"),
             TextColumn("{task.fields[sps]} steps/s"), TimeElapsedColumn(), console=self.console,
         )
         self.progress.start()
@@ -52,11 +61,27 @@ class ProgressCallback(BaseCallback):
             if "episode" in info:
                 self.episodes += 1
                 self.returns.append(float(info["episode"]["r"]))
+                self._since.append(float(info["episode"]["r"]))
+        if self.report_every > 0 and self.num_timesteps >= self._next_report:
+            self._report()
         if self.progress is not None:
             mean = f"{sum(self.returns) / len(self.returns):.3f}" if self.returns else "n/a"
             self.progress.update(self.bar, completed=self.num_timesteps, episodes=self.episodes, ret=mean,
                                  sps=f"{self.steps_per_second:.1f}")
         return True
+
+    def _report(self) -> None:
+        while self._next_report <= self.num_timesteps:
+            self._next_report += self.report_every
+        if not self._since:
+            return
+        mean = sum(self._since) / len(self._since)
+        self.trend.append({"timesteps": int(self.num_timesteps), "mean_return": round(mean, 4),
+                           "episodes": len(self._since)})
+        self._since = []
+        if self.console is not None:
+            self.console.print(f"{self.num_timesteps} steps: {self.label} {mean:+.3f} "
+                               f"(mean of {self.trend[-1]['episodes']} episodes)")
 
     def _on_rollout_end(self) -> None:
         self.logger.record("train/episodes", self.episodes)
