@@ -261,7 +261,7 @@ def quick_recipe() -> Recipe:
                   actions="0.1,0.5,1,1.5,2", net_arch=(64, 64), residual="bold-anneal-streakup",
                   finetune_timesteps=QUICK_TIMESTEPS, twin="bold-anneal-streakup", budget_end="terminal",
                   redraw="drain", gamma=1.0, gae_lambda=0.95, learning_rate=1e-3, n_steps=32, batch_size=512,
-                  n_epochs=5, ent_coef=0.0, critic_warmup=8192, validate_every=0, population_envs=64,
+                  n_epochs=5, ent_coef=0.01, critic_warmup=8192, validate_every=0, population_envs=64,
                   population_groups=4, population_workers=2, families=("teacher", "gmm", "seq"),
                   epochs_range=(4, 50), intervals=(1.0, 0.25), width_range=(8, 64), torch_threads=1)
 
