@@ -1,0 +1,91 @@
+"""Issue #16's held-out verdict: a learned policy against its start, `bold`, `bold+guard` and `rule`, pooled over grids.
+
+    .venv/bin/python benchmarks/ppo_heldout.py --policy policy:runs/h16/long-s0/ppo-residual-1m \
+        --grid e4=runs/h15/short-e4 --grid e4-i0.25=runs/h15/short-e4-i025 ... --json out.json
+
+Each ``--grid LABEL=DIR`` is an ``lrpilot evaluate-controller`` output folder (its ``runs/<controller>``
+studies). Runs are paired by grid, task, optimiser, initial LR and seed; regret is measured against the
+per-task oracle of each grid (as ``evaluate-controller`` does), so the pooled numbers are the grids'
+numbers put side by side. Printed and written:
+
+* per grid and pooled: mean regret of every controller (LR-free optimisers included as references);
+* (a) and (b): the policy's test accuracy minus each other controller's, paired over the pooled grid
+  (mean points, wins/ties/losses, Wilcoxon p), and per budget;
+* (c): the policy's mean test accuracy minus ``rule``'s at each initial LR and grid, with the lowest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import statistics
+from pathlib import Path
+
+from lrpilot.experiments.controller_eval import collect_scores
+from lrpilot.experiments.scoring import Score, paired_test, regret_and_rank
+
+
+def grid_scores(label: str, root: Path) -> list[Score]:
+    """Every finished run under ``root/runs``, its task renamed ``task@label`` so grids never pair."""
+    scores: list[Score] = []
+    for study in sorted((root / "runs").iterdir()):
+        if (study / "study.json").exists():
+            scores += collect_scores(study, lrfree=study.name == "lrfree")
+    return [dataclasses.replace(s, task=f"{s.task}@{label}") for s in scores]
+
+
+def mean_regret(scores: list[Score], regret: list[float]) -> dict[str, float]:
+    by: dict[str, list[float]] = {}
+    for s, r in zip(scores, regret):
+        by.setdefault(s.controller, []).append(100 * r)
+    return {name: round(statistics.fmean(v), 2) for name, v in by.items()}
+
+
+def paired(scores: list[Score], policy: str, other: str) -> dict[str, float]:
+    t = paired_test(scores, policy, other)
+    d = t.difference
+    return {"n": d.n, "mean_diff_points": round(100 * d.mean, 2) if d.n else math.nan, "wins": t.wins,
+            "ties": t.ties, "losses": t.losses, "p_value": t.p_value}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--policy", required=True, help="the evaluated policy's spec, as its runs name it")
+    parser.add_argument("--versus", default="policy:default,bold,bold+guard,rule")
+    parser.add_argument("--grid", action="append", required=True, metavar="LABEL=DIR")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    grids = [tuple(g.split("=", 1)) for g in args.grid]
+    versus = [v for v in args.versus.split(",") if v]
+    pooled: list[Score] = []
+    out: dict = {"policy": args.policy, "grids": {}, "paired_per_grid": {}}
+    for label, root in grids:
+        scores = grid_scores(label, Path(root))
+        regret, _ = regret_and_rank(scores)
+        out["grids"][label] = mean_regret(scores, regret)
+        out["paired_per_grid"][label] = {v: paired(scores, args.policy, v) for v in versus}
+        pooled += scores
+    regret, _ = regret_and_rank(pooled)
+    out["pooled_regret"] = mean_regret(pooled, regret)
+    out["paired_pooled"] = {v: paired(pooled, args.policy, v) for v in versus}
+    rule = {s.block: s.test_acc for s in pooled if s.controller == "rule"}
+    cells: dict[str, list[float]] = {}
+    for s in pooled:
+        if s.controller == args.policy and s.block in rule:
+            cells.setdefault(f"{s.task.split('@')[1]} lr={s.lr:g}", []).append(100 * (s.test_acc - rule[s.block]))
+    out["vs_rule_per_lr_and_grid"] = {k: round(statistics.fmean(v), 2) for k, v in sorted(cells.items())}
+    out["vs_rule_worst"] = min(out["vs_rule_per_lr_and_grid"].items(), key=lambda kv: kv[1]) if cells else None
+    for label, row in out["grids"].items():
+        print(label, " ".join(f"{k}={v}" for k, v in row.items()))
+    print("pooled", " ".join(f"{k}={v}" for k, v in out["pooled_regret"].items()))
+    for v, p in out["paired_pooled"].items():
+        print(f"{args.policy} vs {v}: {p}")
+    print("worst cell vs rule:", out["vs_rule_worst"])
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
