@@ -262,8 +262,8 @@ def quick_recipe() -> Recipe:
                   finetune_timesteps=QUICK_TIMESTEPS, twin="bold-anneal-streakup", budget_end="terminal",
                   redraw="drain", gamma=1.0, gae_lambda=0.95, learning_rate=1e-3, n_steps=32, batch_size=512,
                   n_epochs=5, ent_coef=0.01, critic_warmup=8192, validate_every=0, population_envs=64,
-                  population_groups=4, population_workers=2, families=("teacher", "gmm", "seq"),
-                  epochs_range=(4, 50), intervals=(1.0, 0.25), width_range=(8, 64), torch_threads=1)
+                  population_groups=4, population_workers=4, families=("teacher", "gmm", "seq"),
+                  epochs_range=(4, 50), intervals=(1.0, 0.25), width_range=(8, 32), torch_threads=1)
 
 
 def load_recipe(path: str | Path) -> Recipe:
