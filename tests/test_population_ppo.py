@@ -109,6 +109,7 @@ def test_ppo_progress_saved_every_n_steps_resumes_with_its_curve_and_best_actor(
 def test_train_controller_killed_inside_ppo_resumes_from_its_last_checkpoint(tmp_path: Path) -> None:
     import json
     import os
+    import shutil
     import signal
     import subprocess
     import sys
@@ -131,6 +132,19 @@ def test_train_controller_killed_inside_ppo_resumes_from_its_last_checkpoint(tmp
     proc.stderr.close()
     at = torch.load(progress, weights_only=True)["timesteps"]
     assert 128 <= at < 512 and not (out / "tuned.json").exists()
+    short = tmp_path / "short"  # the same state, ended early: a lower total exports what the run has
+    shutil.copytree(out, short)
+
+    def short_cmd(total: str) -> list[str]:
+        changed = {"--out": str(short), "--finetune-timesteps": total}
+        return [changed.get(flag, value) for flag, value in zip([None, *cmd], cmd)] + ["--resume"]
+
+    more = subprocess.run(short_cmd("1024"), capture_output=True, text=True, timeout=600)
+    assert more.returncode == 2 and "different finetune_timesteps" in more.stderr  # only a lower total
+    ended = subprocess.run(short_cmd("128"), capture_output=True, text=True, timeout=600)
+    assert ended.returncode == 0, ended.stderr[-2000:]
+    record = json.loads((short / "tuned.json").read_text())["provenance"]
+    assert (record["finetune_timesteps"], record["finetune_timesteps_planned"]) == (128, 512)
     done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"resuming PPO at {at} of 512 steps" in done.stdout

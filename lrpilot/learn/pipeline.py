@@ -154,6 +154,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     if residual is not None and (teacher or init_policy):
         raise ValueError("residual: PPO trains the residual from its start at the rule (no teacher or init_policy)")
     state = PopulationCheckpoint(state_dir, settings, resume) if state_dir is not None else None
+    if state is not None and state.shortened_from is not None:
+        info["finetune_timesteps_planned"] = state.shortened_from
     start = time.perf_counter()
     distribution = synthetic_distribution(families, epochs_range=tuple(epochs_range),
                                           intervals=tuple(float(v) for v in intervals), width_range=tuple(width_range))

@@ -6,7 +6,9 @@ Everything lives in ``OUT/population-state/``, is written atomically (:mod:`lrpi
 
 * ``run.json``: the settings that decide the result, written before any work. A new run refuses
   an ``--out`` that has one (continue it with ``--resume``, or choose another ``--out``), and
-  ``--resume`` refuses different settings.
+  ``--resume`` refuses different settings, except a lower ``finetune_timesteps``: that ends PPO at
+  the new total (at once, if its last progress checkpoint is past it) and exports what it has, the
+  actor the validation set preferred so far (:attr:`PopulationCheckpoint.shortened_from`).
 * ``teacher-data.pt``: the teacher's (observation, action) pairs, written when collection ends.
 * ``bc.pt``: behaviour cloning after every epoch: network, Adam state, the shuffling generator,
   torch's global RNG and the epoch (see :func:`~lrpilot.learn.imitation.behaviour_clone`).
@@ -54,6 +56,8 @@ class PopulationCheckpoint:
     def __init__(self, out: str | Path, settings: Mapping[str, Any], resume: bool) -> None:
         self.dir = Path(out) / STATE_DIR
         self.settings = {"format": FORMAT, **settings}
+        self.shortened_from: int | None = None
+        """With ``--resume`` and a lower ``finetune_timesteps`` than the run was started with: that number."""
         run = self.dir / "run.json"
         for stale in self.dir.glob(".*.tmp"):  # left by a write that a kill interrupted
             stale.unlink(missing_ok=True)
@@ -68,6 +72,8 @@ class PopulationCheckpoint:
         saved = json.loads(run.read_text())
         mine = json.loads(json.dumps(self.settings))  # tuples -> lists, as read back
         diff = sorted(k for k in saved.keys() | mine.keys() if saved.get(k) != mine.get(k))
+        if diff == ["finetune_timesteps"] and 0 < mine["finetune_timesteps"] < saved["finetune_timesteps"]:
+            self.shortened_from, diff = int(saved["finetune_timesteps"]), []
         if diff:
             raise ValueError(f"--resume: {self.dir} was written with different {', '.join(diff)} "
                              f"({', '.join(f'{k}={saved.get(k)!r}' for k in diff)}); use those or another --out")
