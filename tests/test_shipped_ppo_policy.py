@@ -1,0 +1,37 @@
+"""The shipped PPO-trained policy ``policy:ppo-residual`` (issue #16): what its card claims, and that it acts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lrpilot.controller import from_spec
+from lrpilot.controller.policy import SHIPPED_DIR
+from lrpilot.learn.recipe import Recipe, load_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_shipped_ppo_policy_records_its_recipe_curve_and_held_out_evaluation() -> None:
+    card = json.loads((SHIPPED_DIR / "ppo-residual.json").read_text())
+    prov = card["provenance"]
+    trained = Recipe.from_dict(prov["recipe"])
+    assert trained == load_recipe(ROOT / "configs" / "ppo-residual-1m.toml").replace(
+        out_dir=trained.out_dir, finetune_timesteps=trained.finetune_timesteps)  # the recipe file it was trained with
+    assert card["base"] == {"teacher": "bold-anneal-streakup"} and card["encoder"]["version"] == 2
+    curve = prov["validation_curve"]
+    assert prov["validation_best"] == min(curve, key=lambda e: (e["mean_regret"], e["timesteps"]))
+    assert prov["validation_best"]["mean_regret"] < curve[0]["mean_regret"]  # PPO improved on its rule (validation)
+    assert prov["finetune_timesteps_planned"] == 1_000_000 > prov["finetune_timesteps"]  # ended early: recorded
+    assert "paired_pooled" in prov["heldout_evaluation"]
+
+
+def test_the_shipped_ppo_policy_drives_a_run_through_the_rule_it_refines() -> None:
+    from lrpilot.envs.episodes import EvalCase, run_controller
+    from lrpilot.envs.lr_control import LRControlEnv
+
+    controller = from_spec("policy:ppo-residual")
+    assert controller.base == "bold-anneal-streakup"
+    env = LRControlEnv(task="iris-mlp", epochs=4, initial_lr=1e-3, evaluate_test=True, encoder_version=2)
+    record = run_controller(env, EvalCase("iris-mlp", 1e-3, 0), controller)
+    assert not record["diverged"] and record["test_acc"] > 0.5
