@@ -254,8 +254,9 @@ QUICK_TIMESTEPS = 65536
 
 def quick_recipe() -> Recipe:
     """What ``lrpilot train-controller`` trains without a recipe file: ``configs/ppo-residual-1m.toml`` (the
-    long residual PPO recipe) cut to :data:`QUICK_TIMESTEPS` steps without validation, a few minutes on a
-    2-core CPU; the progress display prints the return relative to the twin rule every tenth of the run.
+    long residual PPO recipe) cut to :data:`QUICK_TIMESTEPS` steps without validation (8 min 28 s measured once
+    on a 2-core CPU shared with other runs); the progress display prints the return relative to the twin rule
+    every tenth of the run.
     ``--method ppo`` (PPO on LRControlEnv) or ``--bc-from`` (cloning) start from the plain defaults instead."""
     return Recipe(method="population", name="quick", out_dir="runs/ctrl/quick", encoder_version=2,
                   actions="0.1,0.5,1,1.5,2", net_arch=(64, 64), residual="bold-anneal-streakup",
