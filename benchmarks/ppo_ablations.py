@@ -14,8 +14,9 @@ exported actor is the one the validation set prefers):
   warm-up, twin reward;
 * ``v1``: encoder version 1 (no budget size in the observation).
 
-The 1M-step row of the table is the recipe's own run (its card in ``--long``). Variants are resumable
-(a finished one is skipped; ``--resume`` semantics of ``train-controller``).
+The last row of the table is the recipe's own long run (its card in ``--long``; 1M steps when it
+finished). Variants are resumable (a finished one is skipped; ``--resume`` semantics of
+``train-controller``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def run(variant: str, out: Path) -> None:
 
 def table(out: Path, long: Path | None) -> str:
     rows = ["| variant | validation regret at 0 | at 100k | exported (best) | PPO steps/s |", "| --- | --- | --- | --- | --- |"]
-    cards = [(v, out / v / f"{v}.json") for v in VARIANTS] + ([("residual, 1M steps", long)] if long else [])
+    cards = [(v, out / v / f"{v}.json") for v in VARIANTS] + ([("residual, the long run (--long)", long)] if long else [])
     for name, path in cards:
         if not path.exists():
             continue
