@@ -157,11 +157,8 @@ class Recipe(PPOConfig):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
         try:
-            TaskDistribution(families=tuple(self.families))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"families: {exc}") from None
-        try:
-            TaskDistribution(intervals=tuple(self.intervals), width_range=tuple(self.width_range))
+            TaskDistribution(families=tuple(self.families), intervals=tuple(self.intervals),
+                             width_range=tuple(self.width_range))
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc).replace("TaskDistribution: ", "")) from None
         self._validate_method()

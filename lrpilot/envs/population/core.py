@@ -173,25 +173,19 @@ class PopulationCore:
         assert self.np_random is not None  # internal invariant: reset() ran
         return self.np_random
 
-    def _draw_task(self) -> tuple[Task, int | None, Any]:
-        """A group's task, epoch size and data (from the distribution, or from ``env``'s task list)."""
-        cfg, rng = self.config.env, self._rng()
-        if self.config.distribution is not None:
-            task, examples = self.config.distribution.draw_task(rng)
-            return task, examples, task.load_data(task, None)  # drawn data is not cached (unbounded variety)
+    def _draw_task(self) -> tuple[Task, int | None, Any, Any]:
+        """A group's task, epoch size, data and control interval (from the distribution, which may draw the
+        interval per group, or from ``env``'s task list and ``interval``)."""
+        cfg, rng, dist = self.config.env, self._rng(), self.config.distribution
+        if dist is not None:
+            task, examples = dist.draw_task(rng)
+            data = task.load_data(task, None)  # drawn data is not cached (unbounded variety)
+            return task, examples, data, dist.draw_interval(rng) if dist.intervals != (1.0,) else cfg.interval
         name = cfg.tasks[int(rng.integers(len(cfg.tasks)))]
         task = get_task(name).with_overrides(epochs=cfg.epochs, **cfg.task_options)
         if task.epochs < 2:
             raise ValueError(f"population: epochs must be >= 2, task {task.name!r} has {task.epochs}")
-        return task, cfg.epoch_examples, load_splits(task, cfg.data_dir)
-
-    def _draw_interval(self) -> Any:
-        """A group's control interval: from the distribution's ``intervals`` when it sets them (with several,
-        each group draws its own), else ``env``'s ``interval``."""
-        dist = self.config.distribution
-        if dist is not None and dist.intervals != (1.0,):
-            return dist.draw_interval(self._rng())
-        return self.config.env.interval
+        return task, cfg.epoch_examples, load_splits(task, cfg.data_dir), cfg.interval
 
     def _draw_episode(self, task: Task) -> Episode:
         cfg, rng, dist = self.config.env, self._rng(), self.config.distribution
@@ -212,8 +206,7 @@ class PopulationCore:
         """A group with capacity for every member, ``spares`` ready episodes and as many again in reserve
         (so that even all members ending at once find ready episodes); the first ``members + spares``
         slots start episodes and train their first epoch."""
-        task, examples, data = self._draw_task()
-        interval = self._draw_interval()
+        task, examples, data, interval = self._draw_task()
         spares = self._spares(len(members))
         started = len(members) + spares
         episodes = [self._draw_episode(task) for _ in range(started)]
@@ -398,7 +391,7 @@ class PopulationCore:
                 record[name] = None
         info: dict[str, Any] = {"task": group.task.name, "initial_lr": episode.initial_lr, "session_seed": episode.seed,
                                 "metrics": record, "lr": metrics.lr, "group": self.first_group + group.index,
-                                "epochs": episode.epochs, "budget": episode.epochs * group.population.intervals_per_epoch}
+                                "epochs": episode.epochs, "budget": self._budget(group, slot)}
         if decision is not None:
             info["multiplier"] = UNDO_LR_FACTOR if decision is UNDO else decision
             if self.config.env.undo:
