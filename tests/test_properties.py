@@ -203,7 +203,8 @@ json_values = st.recursive(
     max_leaves=30)
 
 
-NORM = {"mean": [0.0] * 21, "var": [1.0] * 21, "epsilon": 1e-8, "clip": 10.0}
+N_IN = len(CARD["encoder"]["features"])  # the shipped default's input size
+NORM = {"mean": [0.0] * N_IN, "var": [1.0] * N_IN, "epsilon": 1e-8, "clip": 10.0}
 DELETE = object()
 
 
@@ -246,9 +247,10 @@ def write_policy(folder: str, card_text: str | bytes, weights: bytes) -> str:
 
 @fast(300)
 @given(card_changes())
-@example((("normalization",), {**NORM, "var": [0.0] * 21, "epsilon": 1e-50}, True)).via("var + epsilon is 0")
-@example((("normalization", "var"), [-1.0] * 21, True)).via("negative variance")
+@example((("normalization",), {**NORM, "var": [0.0] * N_IN, "epsilon": 1e-50}, True)).via("var + epsilon is 0")
+@example((("normalization", "var"), [-1.0] * N_IN, True)).via("negative variance")
 @example((("format_version",), True, False)).via("true == 1")
+@example((("base", "teacher"), [], False)).via("a residual's rule that is not a name")
 def test_a_mutated_policy_card_loads_and_acts_or_names_the_field(change: tuple) -> None:
     path = change[0]
     with tempfile.TemporaryDirectory() as tmp:

@@ -171,7 +171,8 @@ def _check_base(path: Path, base: Any) -> None:
     """A residual policy's ``base``: absent, or ``{"teacher": NAME}`` with a known teacher."""
     if base is None:
         return
-    if not isinstance(base, dict) or set(base) != {"teacher"} or base["teacher"] not in TEACHERS:
+    if not isinstance(base, dict) or set(base) != {"teacher"} or not isinstance(base["teacher"], str) \
+            or base["teacher"] not in TEACHERS:
         raise _error(path, f"base must be {{\"teacher\": NAME}} with NAME one of {', '.join(TEACHERS)}, "
                            f"got {_short(base)}")
 
