@@ -12,6 +12,10 @@ numbers put side by side. Printed and written:
 * (a) and (b): the policy's test accuracy minus each other controller's, paired over the pooled grid
   (mean points, wins/ties/losses, Wilcoxon p), and per budget;
 * (c): the policy's mean test accuracy minus ``rule``'s at each initial LR and grid, with the lowest.
+
+``--rename OLD=NEW`` renames a controller in every grid before pairing: grids run before issue #16 named
+the behaviour clone ``policy:default`` (``--rename policy:default=policy:clone`` pools them with grids that
+ran it as ``policy:clone``).
 """
 
 from __future__ import annotations
@@ -27,13 +31,15 @@ from lrpilot.experiments.controller_eval import collect_scores
 from lrpilot.experiments.scoring import Score, paired_test, regret_and_rank
 
 
-def grid_scores(label: str, root: Path) -> list[Score]:
+def grid_scores(label: str, root: Path, rename: dict[str, str] | None = None) -> list[Score]:
     """Every finished run under ``root/runs``, its task renamed ``task@label`` so grids never pair."""
     scores: list[Score] = []
     for study in sorted((root / "runs").iterdir()):
         if (study / "study.json").exists():
             scores += collect_scores(study, lrfree=study.name == "lrfree")
-    return [dataclasses.replace(s, task=f"{s.task}@{label}") for s in scores]
+    rename = rename or {}
+    return [dataclasses.replace(s, task=f"{s.task}@{label}", controller=rename.get(s.controller, s.controller))
+            for s in scores]
 
 
 def mean_regret(scores: list[Score], regret: list[float]) -> dict[str, float]:
@@ -53,16 +59,19 @@ def paired(scores: list[Score], policy: str, other: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policy", required=True, help="the evaluated policy's spec, as its runs name it")
-    parser.add_argument("--versus", default="policy:default,bold,bold+guard,rule")
+    parser.add_argument("--versus", default="policy:clone,bold,bold+guard,rule")
+    parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                        help="a controller's name in the grids -> its name here (e.g. policy:default=policy:clone)")
     parser.add_argument("--grid", action="append", required=True, metavar="LABEL=DIR")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     grids = [tuple(g.split("=", 1)) for g in args.grid]
+    rename = dict(r.split("=", 1) for r in args.rename)
     versus = [v for v in args.versus.split(",") if v]
     pooled: list[Score] = []
     out: dict = {"policy": args.policy, "grids": {}, "paired_per_grid": {}}
     for label, root in grids:
-        scores = grid_scores(label, Path(root))
+        scores = grid_scores(label, Path(root), rename)
         regret, _ = regret_and_rank(scores)
         out["grids"][label] = mean_regret(scores, regret)
         out["paired_per_grid"][label] = {v: paired(scores, args.policy, v) for v in versus}

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ppo_twin_throughput.py --timesteps 32768 --json out.json
 
 For each setting (no twin; ``--twin``, default ``bold``) it measures, over the synthetic training
-distribution (the families of ``configs/default-policy.toml``, with ``--budget-end terminal``):
+distribution (the families of ``configs/clone-policy.toml``, with ``--budget-end terminal``):
 
 * the environment alone: ``--env-steps`` vector steps of random actions (steps/s, one step = one
   decision of one member, as SB3 counts timesteps);

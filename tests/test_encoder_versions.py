@@ -26,10 +26,11 @@ def history(n: int, undone: tuple[int, ...] = ()) -> list[EpochMetrics]:
                          undone=e in undone) for e, v in enumerate(VALS[:n], 1)]
 
 
-def test_the_shipped_policy_reads_version_1_and_decides_as_before_versions_existed() -> None:
-    card = json.loads((SHIPPED_DIR / "default.json").read_text())
+def test_the_shipped_clone_reads_version_1_and_decides_as_before_versions_existed() -> None:
+    """The behaviour clone (shipped as `policy:default` before issue #16, now `policy:clone`) is a version-1 file."""
+    card = json.loads((SHIPPED_DIR / "clone.json").read_text())
     assert card["encoder"] == ObservationEncoder().describe() and ObservationEncoder().version == 1
-    controller = from_spec("policy:default")
+    controller = from_spec("policy:clone")
     assert controller.encoder.version == 1 and controller.encoder.size == len(FEATURES) == 21
     controller.reset(1e-3, 12)
     lr, decisions = 1e-3, []

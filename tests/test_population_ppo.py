@@ -13,7 +13,7 @@ from lrpilot.learn.validation import VALIDATION_TASKS, ValidationSet
 
 
 def test_ppo_from_the_clone_is_validated_from_its_start_and_keeps_the_best_actor(tmp_path: Path) -> None:
-    start = load_policy("default").actor
+    start = load_policy("clone").actor
     validation = ValidationSet(tasks=VALIDATION_TASKS[:1], budgets=(4,), lrs=(1e-3,))
     result = train_population_ppo(
         start, distribution=synthetic_distribution(epochs_range=(4, 6)), actions="0.1,0.5,1,1.5,2", timesteps=512,
@@ -40,7 +40,7 @@ def test_train_controller_fine_tunes_a_policy_against_its_twin_and_records_the_v
     import sys
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lrpilot", "train-controller", "--method", "population", "--init-policy", "default",
+    cmd = [sys.executable, "-m", "lrpilot", "train-controller", "--method", "population", "--init-policy", "clone",
            "--finetune-timesteps", "256", "--twin", "bold-anneal-streakup", "--budget-end", "terminal",
            "--validate-every", "128", "--population-envs", "8", "--population-groups", "1", "--population-workers", "1",
            "--n-steps", "16", "--batch-size", "64", "--n-epochs", "1", "--epochs-range", "4,6", "--gamma", "1",
@@ -51,7 +51,7 @@ def test_train_controller_fine_tunes_a_policy_against_its_twin_and_records_the_v
     prov = card["provenance"]
     assert [e["timesteps"] for e in prov["validation_curve"]] == [0, 128, 256]
     assert prov["validation_best"] in prov["validation_curve"] and prov["twin"] == "bold-anneal-streakup"
-    assert prov["recipe"]["init_policy"] == "default" and prov["recipe"]["budget_end"] == "terminal"
+    assert prov["recipe"]["init_policy"] == "clone" and prov["recipe"]["budget_end"] == "terminal"
     assert "validation @ 0 steps" in done.stdout and list((out / "tb").rglob("events.out.tfevents.*"))
 
 
@@ -60,7 +60,7 @@ def test_a_critic_warm_up_leaves_the_actor_alone_and_retention_keeps_it_near_the
 
     from lrpilot.learn.rollouts import population_venv
 
-    start = load_policy("default").actor
+    start = load_policy("clone").actor
     run = dict(distribution=synthetic_distribution(epochs_range=(4, 6)), actions="0.1,0.5,1,1.5,2", timesteps=512,
                num_envs=8, groups=1, workers=1, n_steps=32, batch_size=64, n_epochs=4, learning_rate=1e-2,
                env_options={"twin": "bold-anneal-streakup"})
@@ -116,7 +116,7 @@ def test_train_controller_killed_inside_ppo_resumes_from_its_last_checkpoint(tmp
     import time
 
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "lrpilot", "train-controller", "--method", "population", "--init-policy", "default",
+    cmd = [sys.executable, "-m", "lrpilot", "train-controller", "--method", "population", "--init-policy", "clone",
            "--finetune-timesteps", "512", "--twin", "bold-anneal-streakup", "--budget-end", "terminal",
            "--checkpoint-every", "128", "--population-envs", "8", "--population-groups", "1",
            "--population-workers", "1", "--n-steps", "16", "--batch-size", "64", "--n-epochs", "1",
@@ -172,3 +172,38 @@ def test_train_controller_without_a_recipe_runs_the_short_residual_recipe_and_re
     assert [e["timesteps"] for e in trend] == sorted(e["timesteps"] for e in trend)
     assert card["provenance"]["recipe"]["residual"] == "bold-anneal-streakup"
     assert card["provenance"]["recipe"]["intervals"] == [1.0, 0.25]
+
+
+def test_a_residual_trained_with_the_undo_action_rewinds_members_and_ships_an_undo_capable_policy(
+        tmp_path: Path, capsys) -> None:  # noqa: ANN001 - pytest fixture
+    """An action set ending in ``undo`` (``--actions 0.1,0.5,1,1.5,2,undo``): the population environment offers
+    undo, the residual policy samples it while it explores (its start favours x1 only), the undone intervals
+    are counted in the reports, and the exported residual policy may undo."""
+    import json
+
+    from lrpilot.cli import main
+
+    argv = ["train-controller", "--finetune-timesteps", "1280", "--population-envs", "8", "--population-groups", "2",
+            "--population-workers", "1", "--critic-warmup", "0", "--families", "teacher,gmm", "--epochs-range", "2,3",
+            "--width-range", "8,16", "--n-steps", "16", "--batch-size", "64", "--actions", "0.1,0.5,1,1.5,2,undo",
+            "--name", "undoer", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    card = json.loads((tmp_path / "undoer.json").read_text())
+    assert card["action"]["undo"] is True and card["base"] == {"teacher": "bold-anneal-streakup"}
+    trend = card["provenance"]["return_trend"]
+    assert sum(e["undos"] for e in trend) > 0  # members did rewind during training
+    assert "undos)" in capsys.readouterr().out
+    policy = load_policy(tmp_path / "undoer")
+    assert policy.may_undo and policy.base == "bold-anneal-streakup"
+
+
+def test_ppo_cannot_start_from_the_residual_default_and_says_so_in_one_line(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    """`--init-policy default` was the clone before issue #16; the default is now a residual, which PPO cannot
+    start from as a plain actor: one line names the clone instead."""
+    from lrpilot.cli import main
+
+    argv = ["train-controller", "--method", "population", "--init-policy", "default", "--finetune-timesteps", "64",
+            "--population-envs", "4", "--population-groups", "1", "--population-workers", "1", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "residual" in err and "'clone'" in err

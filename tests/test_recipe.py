@@ -14,7 +14,7 @@ from lrpilot.cli import main
 from lrpilot.learn.recipe import QUICK_TIMESTEPS, Recipe, load_recipe, quick_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_RECIPE = ROOT / "configs" / "default-policy.toml"
+SHIPPED_RECIPE = ROOT / "configs" / "clone-policy.toml"  # the recipe of policy:clone (byte for byte)
 TINY_POPULATION = """
 method = "population"
 name = "tiny"
@@ -39,7 +39,7 @@ def _write(tmp_path: Path, text: str, name: str = "recipe.toml") -> Path:
 
 def test_the_shipped_recipe_says_what_the_shipped_card_says() -> None:
     recipe = load_recipe(SHIPPED_RECIPE)
-    card = json.loads((ROOT / "lrpilot" / "checkpoints" / "default.json").read_text())
+    card = json.loads((ROOT / "lrpilot" / "checkpoints" / "clone.json").read_text())
     assert recipe.method == "population" and recipe.teacher == "bold-anneal-streakup" and recipe.torch_threads == 1
     recorded = card["provenance"]["recipe"]
     assert Recipe.from_dict(recorded) == recipe.replace(out_dir=recorded["out_dir"])
@@ -72,7 +72,7 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     args = parser.parse_args([str(SHIPPED_RECIPE), "--seed", "3", "--out", str(tmp_path), "--option", "width=8"])
     recipe = recipe_from_args(args)
     assert (recipe.seed, recipe.out_dir, dict(recipe.task_options)) == (3, str(tmp_path), {"width": 8})
-    assert recipe.replace(seed=0, out_dir="runs/ctrl/default", task_options={}) == load_recipe(SHIPPED_RECIPE)
+    assert recipe.replace(seed=0, out_dir="runs/ctrl/clone", task_options={}) == load_recipe(SHIPPED_RECIPE)
     dests = {a.dest for a in parser._actions}
     assert {f.name for f in dataclasses.fields(Recipe)} <= dests  # every field of a recipe has a flag
     plain = recipe_from_args(parser.parse_args(["--bc-from", "bold"]))

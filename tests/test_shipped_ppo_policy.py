@@ -1,4 +1,4 @@
-"""The shipped PPO-trained policy ``policy:ppo-residual`` (issue #16): what its card claims, and that it acts."""
+"""The shipped PPO-trained policy, ``policy:default`` since issue #16: what its card claims, and that it acts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_shipped_ppo_policy_records_its_recipe_curve_and_held_out_evaluation() -> None:
-    card = json.loads((SHIPPED_DIR / "ppo-residual.json").read_text())
+    card = json.loads((SHIPPED_DIR / "default.json").read_text())
     prov = card["provenance"]
     trained = Recipe.from_dict(prov["recipe"])
     assert trained == load_recipe(ROOT / "configs" / "ppo-residual-1m.toml").replace(
@@ -24,13 +24,15 @@ def test_the_shipped_ppo_policy_records_its_recipe_curve_and_held_out_evaluation
     assert prov["validation_best"]["mean_regret"] < curve[0]["mean_regret"]  # PPO improved on its rule (validation)
     assert prov["finetune_timesteps_planned"] == 1_000_000 > prov["finetune_timesteps"]  # ended early: recorded
     assert "paired_pooled" in prov["heldout_evaluation"]
+    returns = [p["mean_return_vs_twin"] for p in prov["training_curve"]["points"]]  # the training curve
+    assert len(returns) >= 10 and max(returns) > returns[0]
 
 
 def test_the_shipped_ppo_policy_drives_a_run_through_the_rule_it_refines() -> None:
     from lrpilot.envs.episodes import EvalCase, run_controller
     from lrpilot.envs.lr_control import LRControlEnv
 
-    controller = from_spec("policy:ppo-residual")
+    controller = from_spec("policy:default")
     assert controller.base == "bold-anneal-streakup"
     env = LRControlEnv(task="iris-mlp", epochs=4, initial_lr=1e-3, evaluate_test=True, encoder_version=2)
     record = run_controller(env, EvalCase("iris-mlp", 1e-3, 0), controller)

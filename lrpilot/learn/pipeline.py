@@ -165,7 +165,14 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     if init_policy is not None:
         from lrpilot.controller.policy import load_policy
 
-        net = load_policy(init_policy).actor
+        initial = load_policy(init_policy)
+        if initial.base is not None:
+            raise ValueError(f"init_policy: {init_policy!r} is a residual on the rule {initial.base!r}; PPO starts "
+                             f"only from a plain policy (the shipped behaviour clone is 'clone')")
+        if initial.encoder.version != encoder_version:
+            raise ValueError(f"init_policy: {init_policy!r} reads observation encoder v{initial.encoder.version}; "
+                             f"set encoder_version = {initial.encoder.version}")
+        net = initial.actor
     if teacher:
         clone = clone_stage(teacher, env, spec, bc_steps=bc_steps, bc_epochs=bc_epochs, net_arch=net_arch,
                             augment=bc_augment, dagger_rounds=dagger_rounds, dagger_steps=dagger_steps,

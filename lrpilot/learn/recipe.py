@@ -1,6 +1,6 @@
 """Training recipes: everything ``lrpilot train-controller`` does, as one TOML file.
 
-``lrpilot train-controller configs/default-policy.toml`` trains what the file says; a flag
+``lrpilot train-controller configs/clone-policy.toml`` trains what the file says; a flag
 given beside it overrides that one field (``--seed 1``, ``--out runs/x``). The keys of the
 file are the fields of :class:`Recipe` (those of :class:`~lrpilot.learn.ppo.PPOConfig`, plus
 ``method`` and the population fields); each has a flag, listed by
@@ -14,11 +14,12 @@ Two methods:
   ``tasks``, with held-out evaluation, checkpoints and TensorBoard (:mod:`lrpilot.learn.ppo`).
 * ``method = "population"``: behaviour cloning of a hand rule (``teacher``), DAgger rounds and
   optional PPO fine-tuning (``finetune_timesteps``) on the population environment over the
-  synthetic task distribution (:mod:`lrpilot.learn.pipeline`). The shipped ``default`` policy
-  is trained this way: ``configs/default-policy.toml``.
+  synthetic task distribution (:mod:`lrpilot.learn.pipeline`). Both shipped policies are trained
+  this way: ``default``, a PPO-trained residual on a hand rule (``configs/ppo-residual-1m.toml``),
+  and ``clone``, the behaviour clone that was the default before it (``configs/clone-policy.toml``).
 
 Example:
-    >>> recipe = load_recipe("configs/default-policy.toml").replace(out_dir="runs/repro")
+    >>> recipe = load_recipe("configs/clone-policy.toml").replace(out_dir="runs/repro")
 """
 
 from __future__ import annotations
