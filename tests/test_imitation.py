@@ -47,6 +47,22 @@ def test_dagger_rollouts_play_the_student_and_record_the_teacher():
     assert set(labelled["actions"]) != {2}  # the teacher would have acted
 
 
+
+def test_a_dagger_student_that_undoes_rewinds_its_members():
+    """With an action set ending in undo, a student may pick the undo action: the members rewind (their next
+    observation says so) and the teacher's labels stay multipliers; it used to fail on an index past the
+    multipliers."""
+    from lrpilot.controller.features import ObservationEncoder
+
+    undo = lambda obs: np.full(len(obs), 4)  # noqa: E731 - index 4 of "0.1,0.5,1,2,undo" is undo
+    env = dict(distribution=synthetic_distribution(epochs_range=(6, 8)), actions="0.1,0.5,1,2,undo", steps=3,
+               num_envs=4, groups=1, workers=1, seed=0, evaluate_test=False, encoder_version=2)
+    labelled = collect(undo, label="bold", **env)
+    undone = np.asarray(labelled["obs"])[:, ObservationEncoder(2).feature_names.index("undone_fraction")].reshape(3, 4)
+    assert not undone[0].any() and (np.diff(undone, axis=0) > 0).all()  # each undo adds to every member's count
+    assert set(np.asarray(labelled["actions"])) <= {0, 1, 2, 3}  # the teacher never undoes
+
+
 @pytest.mark.slow
 def test_dagger_training_uses_all_rounds_and_resumes_to_the_same_weights(tmp_path):
     import torch

@@ -62,7 +62,7 @@ def collect(teacher: str | Callable[[np.ndarray], np.ndarray], *, distribution: 
                 idx = teacher_labels(teacher, spec, obs)
             all_obs.append(obs.copy())
             all_act.append(idx if label is None else teacher_labels(label, spec, obs))
-            obs, rewards, dones, infos = venv.step_multipliers([spec.multipliers[i] for i in idx])
+            obs, rewards, dones, infos = venv.step_multipliers([spec.to_decision(i) for i in idx])
             running += rewards
             for i, done in enumerate(dones):
                 if done:

@@ -20,7 +20,9 @@ class ProgressCallback(BaseCallback):
     Also logs ``train/episodes`` and ``train/env_steps_per_second`` to TensorBoard. With
     ``report_every``, each time that many more steps are done it prints (and keeps in :attr:`trend`)
     the mean return of the episodes that ended since the last report, so that a log shows whether
-    the return rises; ``label`` names the return (``"return vs bold"`` with a twin reward).
+    the return rises; ``label`` names the return (``"return vs bold"`` with a twin reward). Undone
+    intervals (an environment offering undo reports ``info["undone"]``) are counted: :attr:`undos`, the
+    reports' ``undos`` and TensorBoard's ``train/undos``.
     """
 
     def __init__(self, total_timesteps: int, console: Any | None, start_timesteps: int = 0,
@@ -36,6 +38,9 @@ class ProgressCallback(BaseCallback):
         self._since: list[float] = []
         self._next_report = start_timesteps + report_every
         self.episodes = 0
+        self.undos = 0
+        """Undone intervals since training (re)started."""
+        self._undos_since = 0
         self.returns: collections.deque[float] = collections.deque(maxlen=20)
         self.progress: Any = None
         self.bar: Any = None
@@ -58,6 +63,9 @@ class ProgressCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         for info in self.locals.get("infos", []):
+            if info.get("undone"):
+                self.undos += 1
+                self._undos_since += 1
             if "episode" in info:
                 self.episodes += 1
                 self.returns.append(float(info["episode"]["r"]))
@@ -77,14 +85,16 @@ class ProgressCallback(BaseCallback):
             return
         mean = sum(self._since) / len(self._since)
         self.trend.append({"timesteps": int(self.num_timesteps), "mean_return": round(mean, 4),
-                           "episodes": len(self._since)})
-        self._since = []
+                           "episodes": len(self._since), **({"undos": self._undos_since} if self.undos else {})})
+        undos = f", {self._undos_since} undos" if self.undos else ""
+        self._since, self._undos_since = [], 0
         if self.console is not None:
             self.console.print(f"{self.num_timesteps} steps: {self.label} {mean:+.3f} "
-                               f"(mean of {self.trend[-1]['episodes']} episodes)")
+                               f"(mean of {self.trend[-1]['episodes']} episodes{undos})")
 
     def _on_rollout_end(self) -> None:
         self.logger.record("train/episodes", self.episodes)
+        self.logger.record("train/undos", self.undos)
         self.logger.record("train/env_steps_per_second", self.steps_per_second)
 
     @property
