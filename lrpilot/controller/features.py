@@ -143,6 +143,7 @@ class ObservationEncoder:
         self.low = np.array([f.low for f in self.features], dtype=np.float32)
         self.high = np.array([f.high for f in self.features], dtype=np.float32)
         self._index = {f.name: i for i, f in enumerate(self.features)}
+        self._high = {f.name: f.high for f in self.features}
 
     @classmethod
     def from_description(cls, recorded: Mapping[str, Any]) -> "ObservationEncoder":
@@ -200,7 +201,7 @@ class ObservationEncoder:
         """Fill every feature of epoch t; True when an input was non-finite."""
         first, last = history[0], history[-1]
         prev = history[-2] if len(history) > 1 else None
-        high = {f.name: f.high for f in self.features}
+        high = self._high
         nonfinite = not (_finite(last.train_loss) and _finite(last.val_loss) and _finite(last.lr))
         nonfinite = nonfinite or (last.val_acc is not None and not _finite(last.val_acc))
         self._set(values, "progress", len(history) / total, 0.0)
