@@ -11,7 +11,7 @@ from lrpilot.learn.validation import ValidationSet
 if __name__ == "__main__":
     vs = ValidationSet(intervals=(None, "0.25"))
     out = {}
-    for spec in ("policy:default", "bold-anneal-streakup", "bold", "rule"):
+    for spec in ("policy:clone", "bold-anneal-streakup", "bold", "rule"):
         r = vs.evaluate(lambda: from_spec(spec))
         out[spec] = {k: r[k] for k in ("mean_regret", "mean_test_acc", "diverged") if k in r}
         print(spec, out[spec], flush=True)
