@@ -143,7 +143,14 @@ class ObservationEncoder:
         self.low = np.array([f.low for f in self.features], dtype=np.float32)
         self.high = np.array([f.high for f in self.features], dtype=np.float32)
         self._index = {f.name: i for i, f in enumerate(self.features)}
+        self._i = self._index
         self._high = {f.name: f.high for f in self.features}
+        self._i_nonfinite = self._index["nonfinite"]
+        self._i_splits = tuple((self._index[f"log_{split}_loss_ratio"], self._high[f"log_{split}_loss_ratio"],
+                                self._index[f"{split}_loss_log_change"], self._high[f"{split}_loss_log_change"])
+                               for split in ("train", "val"))
+        self._i_lags = tuple((self._index[f"val_loss_log_change_lag{k}"], self._index[f"train_loss_log_change_lag{k}"])
+                             for k in range(1, HISTORY + 1))
 
     @classmethod
     def from_description(cls, recorded: Mapping[str, Any]) -> "ObservationEncoder":
@@ -188,77 +195,82 @@ class ObservationEncoder:
         values = [0.0] * len(self.features)
         flags = self._current(history, initial_lr, total_epochs, values)
         self._lags(history, values)
-        values[self._index["nonfinite"]] = 1.0 if flags else 0.0
+        values[self._i_nonfinite] = 1.0 if flags else 0.0
         if self.version >= 2:
             self._budget(history, total_epochs, values)
-        return np.clip(np.asarray(values, dtype=np.float32), self.low, self.high)
+        out = np.array(values, dtype=np.float32)
+        return np.minimum(np.maximum(out, self.low, out=out), self.high, out=out)  # np.clip, in place
 
-    # -- pieces -------------------------------------------------------------------
-    def _set(self, values: list[float], name: str, value: float | None, missing: float) -> None:
-        values[self._index[name]] = missing if value is None else value
-
+    # -- pieces (the environment and the population's twins call encode() for every member at every
+    # decision, so these index ``values`` by position, :attr:`_i`, rather than by name) ---------------
     def _current(self, history: Sequence[EpochMetrics], initial_lr: float, total: int, values: list[float]) -> bool:
         """Fill every feature of epoch t; True when an input was non-finite."""
+        i, high = self._i, self._high
         first, last = history[0], history[-1]
         prev = history[-2] if len(history) > 1 else None
-        high = self._high
         nonfinite = not (_finite(last.train_loss) and _finite(last.val_loss) and _finite(last.lr))
         nonfinite = nonfinite or (last.val_acc is not None and not _finite(last.val_acc))
-        self._set(values, "progress", len(history) / total, 0.0)
-        self._set(values, "log_lr_ratio", _log_ratio(last.lr, initial_lr), 0.0)
-        self._set(values, "log_lr_change", _log_ratio(last.lr, prev.lr) if prev else 0.0, 0.0)
-        for split in ("train", "val"):
-            cur, ref = getattr(last, f"{split}_loss"), getattr(first, f"{split}_loss")
-            self._set(values, f"log_{split}_loss_ratio", _log_ratio(cur, ref), high[f"log_{split}_loss_ratio"])
-            self._set(values, f"{split}_loss_log_change", self._change(history, len(history) - 1, split),
-                      high[f"{split}_loss_log_change"])
-        self._set(values, "generalization_gap", _log_ratio(last.val_loss, last.train_loss), high["generalization_gap"])
+        values[i["progress"]] = len(history) / total
+        value = _log_ratio(last.lr, initial_lr)
+        values[i["log_lr_ratio"]] = 0.0 if value is None else value
+        value = _log_ratio(last.lr, prev.lr) if prev else 0.0
+        values[i["log_lr_change"]] = 0.0 if value is None else value
+        for (ratio_at, ratio_high, change_at, change_high), cur, ref, before in (
+                (self._i_splits[0], last.train_loss, first.train_loss, prev and prev.train_loss),
+                (self._i_splits[1], last.val_loss, first.val_loss, prev and prev.val_loss)):
+            value = _log_ratio(cur, ref)
+            values[ratio_at] = ratio_high if value is None else value
+            value = _log_ratio(cur, before) if prev is not None else 0.0
+            values[change_at] = change_high if value is None else value
+        value = _log_ratio(last.val_loss, last.train_loss)
+        values[i["generalization_gap"]] = high["generalization_gap"] if value is None else value
         noise = last.train_loss_std / last.train_loss if _finite(last.train_loss_std) and _finite(last.train_loss) \
             and last.train_loss > 0 else None
-        self._set(values, "train_loss_noise", noise, high["train_loss_noise"])
+        values[i["train_loss_noise"]] = high["train_loss_noise"] if noise is None else noise
         self._accuracy(last, prev, values)
-        self._set(values, "since_best_val_loss", self._since_best(history) / total, 1.0)
-        self._set(values, "since_lr_change", self._since_lr_change(history) / total, 1.0)
+        values[i["since_best_val_loss"]] = self._since_best(history) / total
+        values[i["since_lr_change"]] = self._since_lr_change(history) / total
         return nonfinite
 
     def _accuracy(self, last: EpochMetrics, prev: EpochMetrics | None, values: list[float]) -> None:
         if last.val_acc is None:
             return  # val_acc, val_acc_change and has_acc stay 0
-        values[self._index["has_acc"]] = 1.0
+        values[self._i["has_acc"]] = 1.0
         if not _finite(last.val_acc):
             return
-        values[self._index["val_acc"]] = float(last.val_acc)
+        values[self._i["val_acc"]] = float(last.val_acc)
         if prev is not None and _finite(prev.val_acc):
-            values[self._index["val_acc_change"]] = float(last.val_acc) - float(prev.val_acc)  # type: ignore[arg-type]
-
-    @staticmethod
-    def _change(history: Sequence[EpochMetrics], i: int, split: str) -> float | None:
-        """log(loss_i / loss_{i-1}); 0 when i is the first epoch, None when undefined."""
-        if i <= 0:
-            return 0.0
-        return _log_ratio(getattr(history[i], f"{split}_loss"), getattr(history[i - 1], f"{split}_loss"))
+            values[self._i["val_acc_change"]] = float(last.val_acc) - float(prev.val_acc)  # type: ignore[arg-type]
 
     def _lags(self, history: Sequence[EpochMetrics], values: list[float]) -> None:
         t = len(history) - 1
-        for k in range(1, HISTORY + 1):
-            for split in ("val", "train"):
-                name = f"{split}_loss_log_change_lag{k}"
-                value = self._change(history, t - k, split) if t - k >= 0 else 0.0
-                self._set(values, name, value, self.features[self._index[name]].high)
+        for k, (val_at, train_at) in enumerate(self._i_lags, start=1):
+            if t - k <= 0:
+                continue  # before the start, or the first epoch's change: 0, as values already holds
+            before, at = history[t - k - 1], history[t - k]
+            value = _log_ratio(at.val_loss, before.val_loss)
+            values[val_at] = float(self.high[val_at]) if value is None else value
+            value = _log_ratio(at.train_loss, before.train_loss)
+            values[train_at] = float(self.high[train_at]) if value is None else value
 
     def _budget(self, history: Sequence[EpochMetrics], total: int, values: list[float]) -> None:
         """Version 2: the budget's size and what undo did (``total`` counts decisions)."""
-        values[self._index["log_decisions_left"]] = math.log1p(max(total - len(history), 0))
-        values[self._index["log_budget"]] = math.log(total)
-        values[self._index["undone"]] = 1.0 if history[-1].undone else 0.0
-        values[self._index["undone_fraction"]] = sum(m.undone for m in history) / total
+        i = self._i
+        values[i["log_decisions_left"]] = math.log1p(max(total - len(history), 0))
+        values[i["log_budget"]] = math.log(total)
+        values[i["undone"]] = 1.0 if history[-1].undone else 0.0
+        values[i["undone_fraction"]] = sum(m.undone for m in history) / total
 
     @staticmethod
     def _since_best(history: Sequence[EpochMetrics]) -> int:
         best_i, best = None, math.inf
         for i, m in enumerate(history):
-            if _finite(m.val_loss) and m.val_loss < best:
-                best_i, best = i, m.val_loss
+            v = m.val_loss
+            if v.__class__ is float:  # the usual case, without a call: finite and below the best so far
+                if -math.inf < v < best:
+                    best_i, best = i, v
+            elif _finite(v) and v < best:
+                best_i, best = i, v
         return len(history) if best_i is None else len(history) - 1 - best_i
 
     @staticmethod
