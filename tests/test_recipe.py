@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lrpilot.cli import main
-from lrpilot.learn.recipe import QUICK_TIMESTEPS, Recipe, load_recipe, quick_recipe
+from lrpilot.learn.recipe import QUICK_CHANGES, QUICK_TIMESTEPS, Recipe, load_recipe, quick_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_RECIPE = ROOT / "configs" / "clone-policy.toml"  # the recipe of policy:clone (byte for byte)
@@ -47,13 +47,16 @@ def test_the_shipped_recipe_says_what_the_shipped_card_says() -> None:
     assert card["architecture"]["layer_sizes"] == [21, *recipe.net_arch, 5]
 
 
-def test_the_quick_recipe_is_the_long_recipe_cut_short() -> None:
-    """``lrpilot train-controller`` without a file runs configs/ppo-residual-1m.toml with fewer steps, no
-    validation and its own name; nothing else differs."""
+def test_the_quick_recipe_is_the_long_recipe_on_its_fast_part() -> None:
+    """``lrpilot train-controller`` without a file runs configs/ppo-residual-1m.toml with the documented changes
+    (MLP families, budgets 4-12, 16 groups, fewer steps, no validation, its own name); nothing else differs."""
     long = load_recipe(ROOT / "configs" / "ppo-residual-1m.toml")
-    assert quick_recipe() == long.replace(finetune_timesteps=QUICK_TIMESTEPS, validate_every=0, name="quick",
-                                          out_dir="runs/ctrl/quick")
-    assert long.finetune_timesteps >= 1_000_000 and QUICK_TIMESTEPS < long.finetune_timesteps // 10
+    assert quick_recipe() == long.replace(**QUICK_CHANGES)
+    changed = {k for k in QUICK_CHANGES if getattr(long, k) != QUICK_CHANGES[k]}
+    assert changed == {"families", "epochs_range", "population_groups", "finetune_timesteps", "validate_every",
+                       "name", "out_dir"}
+    assert set(quick_recipe().families) < set(long.families) and quick_recipe().intervals == long.intervals
+    assert long.finetune_timesteps >= 1_000_000 and QUICK_TIMESTEPS < long.finetune_timesteps // 5
 
 
 def test_to_toml_round_trips(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from lrpilot.learn.ppo import RUNTIME_FIELDS, PPOConfig, recorded_recipe
 from lrpilot.tomlfile import read_toml
 from lrpilot.training.synthetic import TaskDistribution
 
-__all__ = ["Recipe", "load_recipe", "quick_recipe", "METHODS", "QUICK_TIMESTEPS"]
+__all__ = ["Recipe", "load_recipe", "quick_recipe", "METHODS", "QUICK_TIMESTEPS", "QUICK_CHANGES"]
 
 METHODS = ("ppo", "population")
 """``ppo``: PPO on LRControlEnv; ``population``: cloning / DAgger / PPO on the population env."""
@@ -246,23 +246,38 @@ def _toml_value(value: Any) -> str:
     return repr(value)
 
 
-QUICK_TIMESTEPS = 65536
+QUICK_TIMESTEPS = 131072
 """PPO steps of :func:`quick_recipe`."""
+
+QUICK_CHANGES: Mapping[str, Any] = {
+    "families": ("teacher", "gmm"), "epochs_range": (4, 12), "population_groups": 16,
+    "finetune_timesteps": QUICK_TIMESTEPS, "validate_every": 0, "name": "quick", "out_dir": "runs/ctrl/quick"}
+"""What :func:`quick_recipe` changes in ``configs/ppo-residual-1m.toml``, and why:
+
+* ``families``: the MLP families only. A sequence-CNN step costs about 17 teacher-MLP steps (docs/performance.md),
+  so without them the same steps take minutes instead of an hour.
+* ``epochs_range`` 4-12 instead of 4-50: shorter episodes, so many more of them end in a few minutes; an
+  episode's return is what the display reports.
+* ``population_groups`` 16 instead of 4: 16 tasks at a time instead of 4, so the return of a tenth of the run
+  is averaged over more tasks. With 4 groups the same 131,072 steps showed no rise (docs/controller.md).
+* 131,072 steps, no validation during training, its own name and folder.
+"""
 
 
 def quick_recipe() -> Recipe:
     """What ``lrpilot train-controller`` trains without a recipe file: ``configs/ppo-residual-1m.toml`` (the
-    long residual PPO recipe) cut to :data:`QUICK_TIMESTEPS` steps without validation (8 min 28 s measured once
-    on a 2-core CPU shared with other runs); the progress display prints the return relative to the twin rule
-    every tenth of the run.
+    long residual PPO recipe) with the changes of :data:`QUICK_CHANGES`: the MLP families, budgets of 4-12
+    epochs, 16 groups, :data:`QUICK_TIMESTEPS` steps, no validation (a few minutes on a 2-core CPU; measured in
+    docs/controller.md). The progress display prints the return relative to the twin rule every tenth of the run.
     ``--method ppo`` (PPO on LRControlEnv) or ``--bc-from`` (cloning) start from the plain defaults instead."""
-    return Recipe(method="population", name="quick", out_dir="runs/ctrl/quick", encoder_version=2,
-                  actions="0.1,0.5,1,1.5,2", net_arch=(64, 64), residual="bold-anneal-streakup",
-                  finetune_timesteps=QUICK_TIMESTEPS, twin="bold-anneal-streakup", budget_end="terminal",
-                  redraw="drain", gamma=1.0, gae_lambda=0.95, learning_rate=1e-3, n_steps=32, batch_size=512,
-                  n_epochs=5, ent_coef=0.01, critic_warmup=8192, validate_every=0, population_envs=64,
+    long = Recipe(method="population", name="ppo-residual-1m", out_dir="runs/ctrl/ppo-residual-1m",
+                  encoder_version=2, actions="0.1,0.5,1,1.5,2", net_arch=(64, 64), residual="bold-anneal-streakup",
+                  finetune_timesteps=1_000_000, twin="bold-anneal-streakup", budget_end="terminal", redraw="drain",
+                  gamma=1.0, gae_lambda=0.95, learning_rate=1e-3, n_steps=32, batch_size=512, n_epochs=5,
+                  ent_coef=0.01, critic_warmup=8192, validate_every=100_000, population_envs=64,
                   population_groups=4, population_workers=4, families=("teacher", "gmm", "seq"),
                   epochs_range=(4, 50), intervals=(1.0, 0.25), width_range=(8, 32), torch_threads=1)
+    return long.replace(**QUICK_CHANGES)
 
 
 def load_recipe(path: str | Path) -> Recipe:
