@@ -66,11 +66,12 @@ __all__ = ["Population", "cross_entropy"]
 
 _IDENTITY = DataSplits.__dataclass_fields__["train_transform"].default
 
-VMAP_EVAL_CHUNK = 128
+VMAP_EVAL_CHUNK = 64
 """Examples per evaluation chunk for models run under ``torch.vmap`` (CNNs). Their activations over a whole
-512-example batch of every member leave the CPU's caches: a 1D CNN group of 32 members evaluates about 3.6x
-faster in chunks of 128 (docs/performance.md). The chunk does not depend on the population's size, so a
-member's results do not depend on how many members share its population."""
+512-example batch of every member leave the CPU's caches: a 1D CNN group of 32 members evaluates about 3.8x
+faster in chunks of 64 on a quiet machine and about 4x faster on a loaded one (benchmarks/cnn_eval_chunk.py,
+docs/performance.md). The chunk does not depend on the population's size, so a member's results do not depend
+on how many members share its population."""
 
 
 class Population:
