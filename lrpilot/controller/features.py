@@ -143,7 +143,6 @@ class ObservationEncoder:
         self.low = np.array([f.low for f in self.features], dtype=np.float32)
         self.high = np.array([f.high for f in self.features], dtype=np.float32)
         self._index = {f.name: i for i, f in enumerate(self.features)}
-        self._i = self._index
         self._high = {f.name: f.high for f in self.features}
         self._i_nonfinite = self._index["nonfinite"]
         self._i_splits = tuple((self._index[f"log_{split}_loss_ratio"], self._high[f"log_{split}_loss_ratio"],
@@ -202,10 +201,10 @@ class ObservationEncoder:
         return np.minimum(np.maximum(out, self.low, out=out), self.high, out=out)  # np.clip, in place
 
     # -- pieces (the environment and the population's twins call encode() for every member at every
-    # decision, so these index ``values`` by position, :attr:`_i`, rather than by name) ---------------
+    # decision, so these index ``values`` by position rather than by name) ---------------
     def _current(self, history: Sequence[EpochMetrics], initial_lr: float, total: int, values: list[float]) -> bool:
         """Fill every feature of epoch t; True when an input was non-finite."""
-        i, high = self._i, self._high
+        i, high = self._index, self._high
         first, last = history[0], history[-1]
         prev = history[-2] if len(history) > 1 else None
         nonfinite = not (_finite(last.train_loss) and _finite(last.val_loss) and _finite(last.lr))
@@ -235,12 +234,12 @@ class ObservationEncoder:
     def _accuracy(self, last: EpochMetrics, prev: EpochMetrics | None, values: list[float]) -> None:
         if last.val_acc is None:
             return  # val_acc, val_acc_change and has_acc stay 0
-        values[self._i["has_acc"]] = 1.0
+        values[self._index["has_acc"]] = 1.0
         if not _finite(last.val_acc):
             return
-        values[self._i["val_acc"]] = float(last.val_acc)
+        values[self._index["val_acc"]] = float(last.val_acc)
         if prev is not None and _finite(prev.val_acc):
-            values[self._i["val_acc_change"]] = float(last.val_acc) - float(prev.val_acc)  # type: ignore[arg-type]
+            values[self._index["val_acc_change"]] = float(last.val_acc) - float(prev.val_acc)  # type: ignore[arg-type]
 
     def _lags(self, history: Sequence[EpochMetrics], values: list[float]) -> None:
         t = len(history) - 1
@@ -255,7 +254,7 @@ class ObservationEncoder:
 
     def _budget(self, history: Sequence[EpochMetrics], total: int, values: list[float]) -> None:
         """Version 2: the budget's size and what undo did (``total`` counts decisions)."""
-        i = self._i
+        i = self._index
         values[i["log_decisions_left"]] = math.log1p(max(total - len(history), 0))
         values[i["log_budget"]] = math.log(total)
         values[i["undone"]] = 1.0 if history[-1].undone else 0.0
