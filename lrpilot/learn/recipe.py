@@ -267,7 +267,7 @@ QUICK_CHANGES: Mapping[str, Any] = {
 def quick_recipe() -> Recipe:
     """What ``lrpilot train-controller`` trains without a recipe file: ``configs/ppo-residual-1m.toml`` (the
     long residual PPO recipe) with the changes of :data:`QUICK_CHANGES`: the MLP families, budgets of 4-12
-    epochs, 16 groups, :data:`QUICK_TIMESTEPS` steps, no validation (a few minutes on a 2-core CPU; measured in
+    epochs, 16 groups, :data:`QUICK_TIMESTEPS` steps, no validation (2 minutes on an idle 2-core CPU; measured in
     docs/controller.md). The progress display prints the return relative to the twin rule every tenth of the run.
     ``--method ppo`` (PPO on LRControlEnv) or ``--bc-from`` (cloning) start from the plain defaults instead."""
     long = Recipe(method="population", name="ppo-residual-1m", out_dir="runs/ctrl/ppo-residual-1m",
