@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from lrpilot.controller.actions import ActionSpec
@@ -249,17 +250,18 @@ def _toml_value(value: Any) -> str:
 QUICK_TIMESTEPS = 131072
 """PPO steps of :func:`quick_recipe`."""
 
-QUICK_CHANGES: Mapping[str, Any] = {
+QUICK_CHANGES: Mapping[str, Any] = MappingProxyType({
     "families": ("teacher", "gmm"), "epochs_range": (4, 12), "population_groups": 16,
-    "finetune_timesteps": QUICK_TIMESTEPS, "validate_every": 0, "name": "quick", "out_dir": "runs/ctrl/quick"}
+    "finetune_timesteps": QUICK_TIMESTEPS, "validate_every": 0, "name": "quick", "out_dir": "runs/ctrl/quick"})
 """What :func:`quick_recipe` changes in ``configs/ppo-residual-1m.toml``, and why:
 
-* ``families``: the MLP families only. A sequence-CNN step costs about 17 teacher-MLP steps (docs/performance.md),
-  so without them the same steps take minutes instead of an hour.
+* ``families``: the MLP families only. A sequence-CNN step costs about 17 teacher-MLP steps (docs/performance.md);
+  with them, half these steps took 8 min 28 s on a shared CPU (session 9), without them all of them take 2 minutes.
 * ``epochs_range`` 4-12 instead of 4-50: shorter episodes, so many more of them end in a few minutes; an
   episode's return is what the display reports.
 * ``population_groups`` 16 instead of 4: 16 tasks at a time instead of 4, so the return of a tenth of the run
-  is averaged over more tasks. With 4 groups the same 131,072 steps showed no rise (docs/controller.md).
+  is averaged over more tasks, and each PPO rollout sees 16 tasks. With 4 groups the same 131,072 steps showed
+  no clear rise and did not beat the rule on the validation set (docs/controller.md).
 * 131,072 steps, no validation during training, its own name and folder.
 """
 
