@@ -148,7 +148,8 @@ class ObservationEncoder:
         self._i_splits = tuple((self._index[f"log_{split}_loss_ratio"], self._high[f"log_{split}_loss_ratio"],
                                 self._index[f"{split}_loss_log_change"], self._high[f"{split}_loss_log_change"])
                                for split in ("train", "val"))
-        self._i_lags = tuple((self._index[f"val_loss_log_change_lag{k}"], self._index[f"train_loss_log_change_lag{k}"])
+        self._i_lags = tuple((self._index[f"val_loss_log_change_lag{k}"], self._high[f"val_loss_log_change_lag{k}"],
+                              self._index[f"train_loss_log_change_lag{k}"], self._high[f"train_loss_log_change_lag{k}"])
                              for k in range(1, HISTORY + 1))
 
     @classmethod
@@ -243,14 +244,14 @@ class ObservationEncoder:
 
     def _lags(self, history: Sequence[EpochMetrics], values: list[float]) -> None:
         t = len(history) - 1
-        for k, (val_at, train_at) in enumerate(self._i_lags, start=1):
+        for k, (val_at, val_high, train_at, train_high) in enumerate(self._i_lags, start=1):
             if t - k <= 0:
                 continue  # before the start, or the first epoch's change: 0, as values already holds
             before, at = history[t - k - 1], history[t - k]
             value = _log_ratio(at.val_loss, before.val_loss)
-            values[val_at] = float(self.high[val_at]) if value is None else value
+            values[val_at] = val_high if value is None else value
             value = _log_ratio(at.train_loss, before.train_loss)
-            values[train_at] = float(self.high[train_at]) if value is None else value
+            values[train_at] = train_high if value is None else value
 
     def _budget(self, history: Sequence[EpochMetrics], total: int, values: list[float]) -> None:
         """Version 2: the budget's size and what undo did (``total`` counts decisions)."""
