@@ -84,6 +84,18 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     assert recipe_from_args(parser.parse_args(["--method", "ppo"])) == Recipe()
     wide = recipe_from_args(parser.parse_args(["--intervals", "1,0.25", "--width-range", "8,64"]))
     assert (wide.intervals, wide.width_range) == ((1.0, 0.25), (8, 64))
+    cheap = recipe_from_args(parser.parse_args(["--cnn-width-range", "4,16", "--seq-len", "16"]))
+    assert (cheap.cnn_width_range, cheap.seq_len) == ((4, 16), 16)
+
+
+def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None:
+    """configs/ppo-residual-fast.toml changes only the CNNs' channels, the sequence length and the number of
+    groups (and its name)."""
+    long, fast = (load_recipe(ROOT / "configs" / f"ppo-residual-{n}.toml") for n in ("1m", "fast"))
+    changed = {f.name for f in dataclasses.fields(Recipe) if getattr(long, f.name) != getattr(fast, f.name)}
+    assert changed == {"cnn_width_range", "seq_len", "population_groups", "population_workers", "name", "out_dir"}
+    assert (fast.cnn_width_range, fast.seq_len, fast.finetune_timesteps) == ((4, 16), 16, 1_000_000)
+    assert fast.population_groups == fast.population_workers == 8 and fast.population_envs == long.population_envs
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -123,6 +135,9 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     ("intervals = [0]", "intervals must be a non-empty tuple of fractions"),
     ("intervals = 0.25", "intervals must be a list"),
     ("width_range = [64, 8]", "width_range"),
+    ("cnn_width_range = [16, 4]", "cnn_width_range"),
+    ("cnn_width_range = 8", "cnn_width_range must be a list"),
+    ("seq_len = 2", "seq_len must be an integer in"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          text: str, message: str) -> None:

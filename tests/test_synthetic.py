@@ -106,9 +106,34 @@ def test_drawn_tasks_train() -> None:
         assert metrics.lr == pytest.approx(draw.lr) and math.isfinite(metrics.train_loss)
 
 
+def test_cnn_widths_and_sequence_length_change_only_the_cnns_and_the_sequences() -> None:
+    """``cnn_width_range`` draws the CNNs' channels from the same random numbers (every other draw unchanged);
+    ``seq_len`` sets the length of the sequences the ``seq`` family's models see."""
+    plain = TaskDistribution(families=("seq", "teacher"), width_range=(8, 32))
+    cheap = TaskDistribution(families=("seq", "teacher"), width_range=(8, 32), cnn_width_range=(4, 16), seq_len=16)
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    cnns = 0
+    for _ in range(40):
+        x, y = plain.draw(a), cheap.draw(b)
+        assert (x.task.name, x.lr, x.epochs, x.epoch_examples, x.task.batch_size) == \
+               (y.task.name, y.lr, y.epochs, y.epoch_examples, y.task.batch_size)
+        same = {k: v for k, v in x.task.options.items() if k not in ("width", "seq_len")}
+        assert same == {k: v for k, v in y.task.options.items() if k not in ("width", "seq_len")}
+        if y.task.options["arch"] == "cnn":
+            cnns += 1
+            assert 4 <= y.task.options["width"] <= 16 and y.task.options["width"] <= x.task.options["width"]
+        else:
+            assert y.task.options["width"] == x.task.options["width"]
+        assert y.task.options["seq_len"] == (16 if y.task.options["family"] == "seq" else 32)
+    assert cnns > 0
+    seq = next(d for d in (cheap.draw(b) for _ in range(40)) if d.task.options["family"] == "seq")
+    assert tuple(load_synthetic(seq.task).train.inputs.shape[1:]) == (8, 16)
+
+
 @pytest.mark.parametrize("kwargs", [
     {"lr_range": (0.0, 1e-1)}, {"lr_range": (1e-1, 1e-3)}, {"families": ("imagenet",)}, {"optimizers": ("prodigy",)},
     {"epochs_range": (1, 5)}, {"noise_prob": 1.5}, {"epoch_examples": (0,)}, {"width_range": (16.5, 32)},
+    {"cnn_width_range": (16, 4)}, {"seq_len": 2}, {"seq_len": 16.0},
 ])
 def test_bad_distribution_settings_name_the_value(kwargs: dict) -> None:
     key, value = next(iter(kwargs.items()))

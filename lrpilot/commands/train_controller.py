@@ -116,6 +116,9 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
         help="control intervals in epochs, drawn per task group (default 1; e.g. 1,0.25)")
     add("--width-range", "width_range", type=_int_list, metavar="LO,HI",
         help="hidden widths of the drawn models, log-uniform (default 16,128)")
+    add("--cnn-width-range", "cnn_width_range", type=_int_list, metavar="LO,HI",
+        help="channels of the drawn CNNs, log-uniform (default: --width-range)")
+    add("--seq-len", "seq_len", type=positive_int, help="sequence length of the seq family's draws (default 32)")
     add("--twin", "twin", metavar="SPEC",
         help="PPO reward against a twin of each episode driven by this controller (e.g. bold-anneal-streakup)")
     add("--budget-end", "budget_end", choices=("truncated", "terminal"),
@@ -189,6 +192,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             epochs_range=recipe.epochs_range, twin=recipe.twin, budget_end=recipe.budget_end,
             init_policy=recipe.init_policy, validate_every=recipe.validate_every, residual=recipe.residual,
             redraw=recipe.redraw, intervals=recipe.intervals, width_range=recipe.width_range,
+            cnn_width_range=recipe.cnn_width_range, seq_len=recipe.seq_len,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)

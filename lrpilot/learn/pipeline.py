@@ -108,12 +108,14 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      validate_every: int = 0, stabilise: Mapping[str, Any] | None = None,
                      checkpoint_every: int = 0, residual: str | None = None,
                      redraw: str = "cut", intervals: Sequence[float] = (1.0,),
-                     width_range: Sequence[int] = (16, 128)) -> PopulationResult:
+                     width_range: Sequence[int] = (16, 128), cnn_width_range: Sequence[int] | None = None,
+                     seq_len: int = 32) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
     which keep their positions in version 2. ``intervals`` (fractions of an epoch) are drawn per task
-    group, and the validation set plays each of them; ``width_range`` bounds the drawn models' widths.
+    group, and the validation set plays each of them; ``width_range`` bounds the drawn models' widths
+    (``cnn_width_range`` the CNNs' channels, when given; ``seq_len`` is the sequence family's length).
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
@@ -143,10 +145,12 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     stabilise = {k: v for k, v in (stabilise or {}).items() if v}  # critic_warmup, retention, retention_until
     extra = {"epochs_range": list(epochs_range), "twin": twin, "budget_end": budget_end, "init_policy": init_policy,
              "validate_every": validate_every, "stabilise": stabilise, "residual": residual,
-             "redraw": redraw, "intervals": [float(v) for v in intervals], "width_range": list(width_range)}
+             "redraw": redraw, "intervals": [float(v) for v in intervals], "width_range": list(width_range),
+             "cnn_width_range": None if cnn_width_range is None else list(cnn_width_range), "seq_len": seq_len}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
-                "redraw": "cut", "intervals": [1.0], "width_range": [16, 128]}
+                "redraw": "cut", "intervals": [1.0], "width_range": [16, 128], "cnn_width_range": None,
+                "seq_len": 32}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -158,7 +162,9 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         info["finetune_timesteps_planned"] = state.shortened_from
     start = time.perf_counter()
     distribution = synthetic_distribution(families, epochs_range=tuple(epochs_range),
-                                          intervals=tuple(float(v) for v in intervals), width_range=tuple(width_range))
+                                          intervals=tuple(float(v) for v in intervals), width_range=tuple(width_range),
+                                          cnn_width_range=None if cnn_width_range is None else tuple(cnn_width_range),
+                                          seq_len=seq_len)
     env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
     net = bc_net = None

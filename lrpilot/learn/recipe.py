@@ -47,6 +47,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "net_arch": (tuple,), "lr_range": (tuple,), "task_options": (Mapping,), "epoch_examples": (int, type(None)),
     "twin": (str, type(None)), "budget_end": (str,), "init_policy": (str, type(None)), "epochs_range": (tuple,),
     "residual": (str, type(None)), "redraw": (str,), "intervals": (tuple,), "width_range": (tuple,),
+    "cnn_width_range": (tuple, type(None)),
 }
 """Fields checked for their type before any value check (numbers are checked with their ranges)."""
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
@@ -91,6 +92,10 @@ class Recipe(PPOConfig):
     groups decide once per epoch, half four times); the validation set plays each. Default: per epoch."""
     width_range: tuple[int, int] = (16, 128)
     """``population``: hidden widths (or channels) of the drawn models, log-uniform (inclusive)."""
+    cnn_width_range: tuple[int, int] | None = None
+    """``population``: channels of the drawn CNNs, log-uniform (inclusive); None: ``width_range``."""
+    seq_len: int = 32
+    """``population``: sequence length of the ``seq`` family's draws."""
     twin: str | None = None
     """``population``: PPO's reward is measured against a twin of each episode driven by this controller spec
     (:mod:`lrpilot.envs.population.twins`; e.g. the clone's teacher); None: the plain ``log_val_loss`` reward."""
@@ -142,7 +147,8 @@ class Recipe(PPOConfig):
         """Raise ``ValueError`` naming the first bad field and its value."""
         if isinstance(self.families, str):
             self.families = tuple(f.strip() for f in self.families.split(",") if f.strip())
-        for key in ("tasks", "families", "net_arch", "lr_range", "epochs_range", "intervals", "width_range"):
+        for key in ("tasks", "families", "net_arch", "lr_range", "epochs_range", "intervals", "width_range",
+                    "cnn_width_range"):
             if isinstance(getattr(self, key), list):
                 setattr(self, key, tuple(getattr(self, key)))
         _check_types(self)
@@ -160,7 +166,8 @@ class Recipe(PPOConfig):
                 raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
         try:
             TaskDistribution(families=tuple(self.families), intervals=tuple(self.intervals),
-                             width_range=tuple(self.width_range))
+                             width_range=tuple(self.width_range), seq_len=self.seq_len,
+                             cnn_width_range=None if self.cnn_width_range is None else tuple(self.cnn_width_range))
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc).replace("TaskDistribution: ", "")) from None
         self._validate_method()

@@ -241,6 +241,12 @@ class TaskDistribution:
     """Minibatch sizes, drawn uniformly."""
     width_range: tuple[int, int] = (16, 128)
     """Hidden width (or channels), drawn log-uniformly (inclusive)."""
+    cnn_width_range: tuple[int, int] | None = None
+    """Channels of ``cnn`` draws, log-uniform (inclusive) from the same random number as an MLP's width (so
+    setting it changes no other draw); None: :attr:`width_range`. A convolution layer costs about a dense
+    layer of the same width per position and tap, so a narrower CNN range keeps the families' costs closer."""
+    seq_len: int = 32
+    """Sequence length of ``seq`` draws (the ``seq_len`` data option)."""
     depth_range: tuple[int, int] = (1, 3)
     """Hidden layers (or conv layers), drawn uniformly (inclusive)."""
     noise_range: tuple[float, float] = (0.1, 0.4)
@@ -263,6 +269,10 @@ class TaskDistribution:
             raise ValueError(f"TaskDistribution: lr_range must be > 0, got {self.lr_range!r}")
         _check_range("epochs_range", self.epochs_range, 2, 10**6, integer=True)
         _check_range("width_range", self.width_range, 1, 10**5, integer=True)
+        if self.cnn_width_range is not None:
+            _check_range("cnn_width_range", self.cnn_width_range, 1, 10**5, integer=True)
+        if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int) or not 3 <= self.seq_len <= 10**5:
+            raise ValueError(f"TaskDistribution: seq_len must be an integer in [3, 100000], got {self.seq_len!r}")
         _check_range("depth_range", self.depth_range, 1, 64, integer=True)
         _check_range("noise_range", self.noise_range, 0.0, 0.95)
         for name, values in (("epoch_examples", self.epoch_examples), ("batch_sizes", self.batch_sizes)):
@@ -282,7 +292,7 @@ class TaskDistribution:
         family = self.families[int(rng.integers(len(self.families)))]
         arch = self.archs[int(rng.integers(len(self.archs)))]
         arch = arch if family in ("seq", "digits") else "mlp"
-        lo, hi = self.width_range
+        lo, hi = self.cnn_width_range if arch == "cnn" and self.cnn_width_range is not None else self.width_range
         width = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
         depth = int(rng.integers(self.depth_range[0], self.depth_range[1] + 1))
         noise = float(rng.uniform(*self.noise_range)) if rng.uniform() < self.noise_prob else 0.0
@@ -291,6 +301,8 @@ class TaskDistribution:
         options = {"family": family, "arch": arch, "width": width, "depth": depth, "noise": round(noise, 3),
                    "data_seed": int(rng.integers(self.data_seeds)), "dim": int(rng.integers(8, 33)),
                    "classes": 10 if family == "digits" else classes}
+        if family == "seq" and self.seq_len != DEFAULT_OPTIONS["seq_len"]:
+            options["seq_len"] = self.seq_len
         name = f"{'noisy-' if noise else ''}{family}-{arch}"
         task = synthetic_task(name, "drawn from TaskDistribution", optimizer=optimizer,
                               batch_size=self.batch_sizes[int(rng.integers(len(self.batch_sizes)))], **options)
