@@ -31,3 +31,20 @@ def test_regret_is_measured_against_the_best_constant_lr() -> None:
     assert constant["mean_regret"] == pytest.approx(sum(regrets) / len(regrets))
     for row in constant["rows"]:
         assert row["regret"] == pytest.approx(100 * (oracle[("teacher-mlp", 4, None, 0)] - row["acc"]))
+
+
+def test_validation_workers_play_the_same_runs() -> None:
+    """Played in 2 processes, every run (and so the score) is the one played in this process; a lambda, which
+    cannot reach a worker process, is refused in one line."""
+    import functools
+
+    small = dict(tasks=VALIDATION_TASKS[:2], budgets=(2, 3), lrs=(1e-3, 1e-2), seeds=(0,))
+    serial, parallel = ValidationSet(**small), ValidationSet(**small, workers=2)
+    make = functools.partial(from_spec, "bold")
+    a, b = serial.evaluate(make), parallel.evaluate(make)
+    assert parallel.oracle() == serial.oracle() and len(a["rows"]) == 8
+    assert [(r["task"], r["budget"], r["initial_lr"], r["test_acc"]) for r in a["rows"]] == \
+           [(r["task"], r["budget"], r["initial_lr"], r["test_acc"]) for r in b["rows"]]
+    assert a["mean_regret"] == b["mean_regret"]
+    with pytest.raises(ValueError, match="picklable controller factory"):
+        parallel.evaluate(lambda: from_spec("bold"))

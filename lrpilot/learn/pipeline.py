@@ -14,6 +14,7 @@ then (optionally) PPO fine-tuning; the result is a plain MLP actor in the policy
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -72,7 +73,9 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
             from lrpilot.learn.validation import ValidationSet
 
             intervals = env["distribution"].intervals
-            validation = ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in intervals))
+            # the population's workers wait while the validation runs, so it may use as many processes (up to a core each)
+            validation = ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in intervals),
+                                       workers=min(int(env["workers"]), os.cpu_count() or 1))
         t = time.perf_counter()
         tb = str(state.dir.parent / "tb") if state is not None else None
         progress = state.load("finetune-progress") if state is not None else None

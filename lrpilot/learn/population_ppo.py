@@ -35,6 +35,7 @@ is not bit-identical to an uninterrupted run, and at most ``checkpoint_every`` s
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ def validate_actor(actor: Any, actions: str, validation: Any, base: str | None =
     with tempfile.TemporaryDirectory(prefix="lrpilot-validation-") as tmp:
         export_policy(actor, Path(tmp) / "candidate", actions, {"stage": "validation"}, base=base)
         policy = load_policy(Path(tmp) / "candidate")
-    return validation.evaluate(lambda: copy.deepcopy(policy))
+    return validation.evaluate(functools.partial(copy.deepcopy, policy))  # picklable, for validation workers
 
 
 def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], console: Any | None) -> Any:

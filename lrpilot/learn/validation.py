@@ -17,6 +17,10 @@ LR, as the held-out grid's regret is a per-task oracle over its LRs). A diverged
 oracle is played once per set and cached. Runs use the chance-level divergence rule of ``lrpilot
 compare`` (no growth rule), so a validation run ends as a ``compare`` run would.
 
+With ``workers`` > 1 the runs are played in that many processes, one (task, budget, interval) block at a
+time; every run is the same as in one process, so the scores do not depend on ``workers``. The controller
+factory must then be picklable (``functools.partial(from_spec, "bold")``, not a lambda).
+
 Example:
     >>> vs = ValidationSet(budgets=(6,), lrs=(1e-3,))
     >>> vs.evaluate(lambda: from_spec("bold"))["mean_regret"]  # doctest: +SKIP
@@ -24,7 +28,10 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import itertools
+import multiprocessing as mp
+import pickle
 import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -68,6 +75,8 @@ class ValidationSet:
     """Examples per epoch of the synthetic tasks (iris has 90 training examples: all of them)."""
     tasks: tuple[tuple[str, Mapping[str, Any]], ...] = VALIDATION_TASKS
     """(task, options) pairs."""
+    workers: int = 1
+    """Processes that play the runs (one torch thread each); the scores do not depend on it."""
     _oracle: dict[tuple[str, int, str | None, int], float] = field(default_factory=dict, repr=False)
 
     def _env(self, task: str, options: Mapping[str, Any], budget: int, interval: str | None, undo: bool) -> Any:
@@ -80,23 +89,39 @@ class ValidationSet:
         return LRControlEnv(task=task, epochs=budget, task_options=overrides, epoch_examples=examples,
                             evaluate_test=True, divergence_growth_factor=None, interval=interval, undo=undo)
 
-    def _play(self, make: Callable[[], Controller], lrs: Sequence[float]) -> list[dict[str, Any]]:
+    def _play_block(self, block: tuple[tuple[str, Mapping[str, Any]], int, str | None],
+                    make: Callable[[], Controller], lrs: Sequence[float], undo: bool) -> list[dict[str, Any]]:
+        """The runs of one task, budget and interval: every initial LR and seed."""
+        (task, options), budget, interval = block
+        env = self._env(task, options, budget, interval, undo)
         rows = []
-        undo = make().may_undo
-        for (task, options), budget, interval in itertools.product(self.tasks, self.budgets, self.intervals):
-            env = self._env(task, options, budget, interval, undo)
-            for lr, seed in itertools.product(lrs, self.seeds):
-                record = run_controller(env, EvalCase(task, lr, seed), make())
-                failed = record["test_acc"] is None or record["diverged"]
-                rows.append({**record, "budget": budget, "interval": interval,
-                             "acc": 0.0 if failed else record["test_acc"]})
+        for lr, seed in itertools.product(lrs, self.seeds):
+            record = run_controller(env, EvalCase(task, lr, seed), make())
+            failed = record["test_acc"] is None or record["diverged"]
+            rows.append({**record, "budget": budget, "interval": interval,
+                         "acc": 0.0 if failed else record["test_acc"]})
         return rows
+
+    def _play(self, make: Callable[[], Controller], lrs: Sequence[float]) -> list[dict[str, Any]]:
+        undo = make().may_undo
+        blocks = list(itertools.product(self.tasks, self.budgets, self.intervals))
+        play = functools.partial(self._play_block, make=make, lrs=tuple(lrs), undo=undo)
+        if self.workers <= 1 or len(blocks) <= 1:
+            return [row for block in blocks for row in play(block)]
+        try:
+            pickle.dumps(play)
+        except (pickle.PicklingError, AttributeError, TypeError) as err:
+            raise ValueError("ValidationSet(workers > 1) needs a picklable controller factory "
+                             "(functools.partial(from_spec, 'bold'), not a lambda)") from err
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        with mp.get_context(method).Pool(min(self.workers, len(blocks)), initializer=_one_thread) as pool:
+            return [row for rows in pool.map(play, blocks, chunksize=1) for row in rows]
 
     def oracle(self) -> dict[tuple[str, int, str | None, int], float]:
         """The best final test accuracy of ``constant`` over :data:`ORACLE_LRS`, per (task, budget, interval,
         seed); played on the first call only."""
         if not self._oracle:
-            for row in self._play(lambda: from_spec("constant"), ORACLE_LRS):
+            for row in self._play(functools.partial(from_spec, "constant"), ORACLE_LRS):
                 key = (row["task"], row["budget"], row["interval"], row["session_seed"])
                 self._oracle[key] = max(self._oracle.get(key, 0.0), row["acc"])
         return self._oracle
@@ -119,3 +144,10 @@ def regret_summary(result: Mapping[str, Any]) -> str:
     """One line: mean regret, accuracy and divergences of an :meth:`ValidationSet.evaluate` result."""
     return (f"validation regret {result['mean_regret']:.2f} points (n={result['n']}), test acc "
             f"{result['mean_test_acc']:.2f}%, diverged {result['diverged']}")
+
+
+def _one_thread() -> None:
+    """A validation worker's initialiser: one torch thread (the workers are the parallelism)."""
+    import torch
+
+    torch.set_num_threads(1)
