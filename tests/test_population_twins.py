@@ -16,8 +16,10 @@ from lrpilot.envs.population.config import PopulationConfig
 SMALL = dict(task="digits-mlp", epochs=4, epoch_examples=128, initial_lr=(1e-4, 1e-1), groups=1)
 
 
-def _episodes(env: PopulationSB3VecEnv, action: int, steps: int) -> list[tuple[float, dict]]:
-    """(return, final info) of every episode that ended within ``steps`` steps of ``action``."""
+def _episodes(env: PopulationSB3VecEnv, action: int, steps: int, seed: int = 0) -> list[tuple[float, dict]]:
+    """(return, final info) of every episode that ended within ``steps`` steps of ``action``, from a seeded reset
+    (unseeded, the initial LRs differ per run, and a draw near 1e-1 doubled every epoch can diverge)."""
+    env.seed(seed)
     env.reset()
     returns, ended = np.zeros(env.num_envs), []
     for _ in range(steps):
