@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/ppo_heldout.py --policy policy:runs/h16/long-s0/ppo-residual-1m \
         --grid e4=runs/h15/short-e4 --grid e4-i0.25=runs/h15/short-e4-i025 ... --json out.json
 
-Each ``--grid LABEL=DIR`` is an ``lrpilot evaluate-controller`` output folder (its ``runs/<controller>``
-studies). Runs are paired by grid, task, optimiser, initial LR and seed; regret is measured against the
+Each ``--grid LABEL=DIR`` is an ``lrpilot evaluate-controller`` output folder: its ``runs/<controller>``
+studies, or where those are gone, the per-run scores its ``evaluation.json`` keeps (or that file itself:
+``docs/data/heldout/`` holds the ones the docs quote). Runs are paired by grid, task, optimiser, initial LR and seed; regret is measured against the
 per-task oracle of each grid (as ``evaluate-controller`` does), so the pooled numbers are the grids'
 numbers put side by side. Printed and written:
 
@@ -27,16 +28,20 @@ import math
 import statistics
 from pathlib import Path
 
-from lrpilot.experiments.controller_eval import collect_scores
+from lrpilot.experiments.controller_eval import collect_scores, scores_from_evaluation
 from lrpilot.experiments.scoring import Score, paired_test, regret_and_rank
 
 
 def grid_scores(label: str, root: Path, rename: dict[str, str] | None = None) -> list[Score]:
-    """Every finished run under ``root/runs``, its task renamed ``task@label`` so grids never pair."""
+    """Every finished run under ``root/runs`` (else in ``root``'s evaluation.json), its task renamed
+    ``task@label`` so grids never pair."""
     scores: list[Score] = []
-    for study in sorted((root / "runs").iterdir()):
-        if (study / "study.json").exists():
-            scores += collect_scores(study, lrfree=study.name == "lrfree")
+    if (root / "runs").is_dir():
+        for study in sorted((root / "runs").iterdir()):
+            if (study / "study.json").exists():
+                scores += collect_scores(study, lrfree=study.name == "lrfree")
+    else:
+        scores = scores_from_evaluation(root)
     rename = rename or {}
     return [dataclasses.replace(s, task=f"{s.task}@{label}", controller=rename.get(s.controller, s.controller))
             for s in scores]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,17 @@ def test_end_to_end_writes_tables(tmp_path: Path) -> None:
     # a second invocation resumes: nothing is rerun, the tables are the same
     again = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and (out / "evaluation.md").read_text() == text
+    # the per-run scores in evaluation.json rebuild the same tables once the run folders are gone
+    from lrpilot.experiments.controller_eval import collect_scores, scores_from_evaluation
+
+    kept = scores_from_evaluation(out)
+    from_runs = [s for d in (out / "runs").iterdir() if (d / "study.json").exists()
+                 for s in collect_scores(d, lrfree=d.name == "lrfree")]
+    assert sorted(kept, key=repr) == sorted(from_runs, key=repr)
+    assert {s.controller for s in kept} == {"ppo:default", "constant"} and len(kept) == 4
+    shutil.rmtree(out / "runs")
+    assert render_markdown(build_tables(scores_from_evaluation(out / "evaluation.json"), specs=["ppo:default"])) \
+        == render_markdown(build_tables(kept, specs=["ppo:default"]))
 
 
 @pytest.mark.parametrize("name", ["breast-cancer-mlp", "wine-mlp", "iris-mlp"])
@@ -105,3 +117,13 @@ def test_validation_tasks_use_no_data_of_the_heldout_grid_nor_of_the_training_di
     assert names == {"iris-mlp"} and not names & set(GRID)
     assert {t.options["dataset"] for t in VALIDATION_TASKS}.isdisjoint(t.options["dataset"] for t in HELDOUT_TASKS)
     assert set(TaskDistribution().families) == {"teacher", "gmm", "seq"}  # no digits (digits-mlp/-cnn's data)
+
+
+def test_scores_from_an_old_or_missing_evaluation_say_why(tmp_path: Path) -> None:
+    from lrpilot.experiments.controller_eval import scores_from_evaluation
+
+    with pytest.raises(FileNotFoundError, match="no evaluation at"):
+        scores_from_evaluation(tmp_path)
+    (tmp_path / "evaluation.json").write_text('{"overall": []}')
+    with pytest.raises(ValueError, match="keeps no per-run scores"):
+        scores_from_evaluation(tmp_path)

@@ -24,10 +24,15 @@ undid one), per initial LR (regret, and
 test accuracy minus ``rule``'s, in points), per task, and paired comparisons of each evaluated
 controller against each baseline. Printed on the terminal (fitting 80 columns; the per-task
 table is in the files only) and written to ``OUT/evaluation.md`` (and ``OUT/evaluation.json``).
+
+``evaluation.json`` also keeps every run's :class:`Score` (key ``"scores"``): a few kilobytes that
+:func:`scores_from_evaluation` reads back, so that an evaluation can be pooled, paired and tabled again
+after its run folders are gone (``benchmarks/ppo_heldout.py`` takes either).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -50,7 +55,7 @@ from lrpilot.experiments.study import Study, import_plugins
 
 # Score and regret_and_rank live in scoring.py (shared with `lrpilot compare`); importable here as before.
 __all__ = ["EvaluationPlan", "Score", "regret_and_rank", "build_tables", "render_markdown", "print_tables",
-           "run_evaluation", "DEFAULT_BASELINES", "DEFAULT_LRFREE", "collect_scores"]
+           "run_evaluation", "DEFAULT_BASELINES", "DEFAULT_LRFREE", "collect_scores", "scores_from_evaluation"]
 
 DEFAULT_BASELINES: tuple[str, ...] = ("constant", "step", "plateau", "rule", "cosine", "bold")
 DEFAULT_LRFREE: tuple[str, ...] = ("prodigy", "schedulefree-adamw")
@@ -135,6 +140,22 @@ def collect_scores(root: Path, lrfree: bool = False) -> list[Score]:
         out.append(Score(task, optimizer, None if lrfree else lr, name, s.seed, s.test_acc, s.diverged, lrfree,
                          undos=s.undos))
     return out
+
+
+def scores_from_evaluation(path: str | Path) -> list[Score]:
+    """Every run's :class:`Score` as :func:`run_evaluation` kept it in ``evaluation.json`` (``path``: the file
+    or the evaluation's folder). JSON has no NaN: a task without a test split comes back as NaN again."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "evaluation.json"
+    try:
+        rows = json.loads(path.read_text())["scores"]
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no evaluation at {path}") from None
+    except KeyError:
+        raise ValueError(f"{path} keeps no per-run scores (written before they were kept): "
+                         "rerun `lrpilot evaluate-controller` with the same --out to rewrite it") from None
+    return [Score(**{**row, "test_acc": math.nan if row["test_acc"] is None else row["test_acc"]}) for row in rows]
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -317,7 +338,8 @@ def run_evaluation(plan: EvaluationPlan, out: str | Path, *, workers: int | None
     tables = {**build_tables(scores, plan.specs), "interval": plan.interval, "val_subset": plan.val_subset,
               "failed": failed}
     write_text_atomic(out / "evaluation.md", render_markdown(tables))
-    write_text_atomic(out / "evaluation.json", json.dumps(_jsonable(tables), indent=1))
+    record = {**tables, "scores": [dataclasses.asdict(s) for s in scores]}
+    write_text_atomic(out / "evaluation.json", json.dumps(_jsonable(record), indent=1))
     if console is not None:
         print_tables(tables, console)
         console.print(f"tables written to {out / 'evaluation.md'}")
