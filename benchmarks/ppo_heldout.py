@@ -14,6 +14,9 @@ numbers put side by side. Printed and written:
   (mean points, wins/ties/losses, Wilcoxon p), and per budget;
 * (c): the policy's mean test accuracy minus ``rule``'s at each initial LR and grid, with the lowest.
 
+``--export DIR`` also writes each grid's per-run scores (controllers renamed) to ``DIR/LABEL.json``, a few tens of
+kilobytes that ``--grid LABEL=DIR/LABEL.json`` reads back: how ``docs/data/heldout-s12/`` was made.
+
 ``--rename OLD=NEW`` renames a controller in every grid before pairing: grids run before issue #16 named
 the behaviour clone ``policy:default`` (``--rename policy:default=policy:clone`` pools them with grids that
 ran it as ``policy:clone``).
@@ -69,6 +72,8 @@ def main() -> None:
                         help="a controller's name in the grids -> its name here (e.g. policy:default=policy:clone)")
     parser.add_argument("--grid", action="append", required=True, metavar="LABEL=DIR")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--export", metavar="DIR", help="also write each grid's per-run scores, renamed, to DIR/LABEL.json "
+                        "(what --grid LABEL=DIR/LABEL.json reads back)")
     args = parser.parse_args()
     grids = [tuple(g.split("=", 1)) for g in args.grid]
     rename = dict(r.split("=", 1) for r in args.rename)
@@ -77,6 +82,12 @@ def main() -> None:
     out: dict = {"policy": args.policy, "grids": {}, "paired_per_grid": {}}
     for label, root in grids:
         scores = grid_scores(label, Path(root), rename)
+        if args.export:
+            Path(args.export).mkdir(parents=True, exist_ok=True)
+            rows = [{**dataclasses.asdict(s), "task": s.task.rsplit("@", 1)[0]} for s in scores]
+            rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]
+            (Path(args.export) / f"{label}.json").write_text(
+                json.dumps({"grid": label, "source": str(root), "scores": rows}, separators=(",", ":")) + "\n")
         regret, _ = regret_and_rank(scores)
         out["grids"][label] = mean_regret(scores, regret)
         out["paired_per_grid"][label] = {v: paired(scores, args.policy, v) for v in versus}
