@@ -5,7 +5,8 @@
 
 Each ``--grid LABEL=DIR`` is an ``lrpilot evaluate-controller`` output folder: its ``runs/<controller>``
 studies, or where those are gone, the per-run scores its ``evaluation.json`` keeps (or that file itself:
-``docs/data/heldout/`` holds the ones the docs quote). Runs are paired by grid, task, optimiser, initial LR and seed; regret is measured against the
+``docs/data/heldout-s12/`` holds the ones the docs quote). Runs are paired by grid, task, optimiser, initial LR
+and seed; regret is measured against the
 per-task oracle of each grid (as ``evaluate-controller`` does), so the pooled numbers are the grids'
 numbers put side by side. Printed and written:
 
