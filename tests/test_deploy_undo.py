@@ -133,6 +133,28 @@ def test_undo_restores_model_and_optimizer_bitwise_and_cuts_the_lr() -> None:
     assert scheduler.last_decision == 1.0 and scheduler.undos == 2
 
 
+class UndoTwiceCut(UndoAbove):
+    """Undoes as :class:`UndoAbove`, asking for two cuts (as the guard does after a complete collapse)."""
+
+    name = "undo-twice-cut"
+
+    def _act(self, metrics: EpochMetrics) -> float | Undo:
+        return Undo(cuts=2) if super()._act(metrics) is UNDO else 1.0
+
+
+def test_an_undo_with_two_cuts_restores_the_model_and_cuts_the_lr_twice() -> None:
+    model = _mlp()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    scheduler = PolicyScheduler(optimizer, UndoTwiceCut(limit=0.5), total_epochs=4, model=model)
+    g = torch.Generator().manual_seed(0)
+    start = _states(model, optimizer)
+    _train_epoch(model, optimizer, g)
+    scheduler.step({"val_loss": 2.0})
+    assert _bitwise_equal(_states(model, optimizer), start)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-4) and scheduler.get_last_lr() == [pytest.approx(1e-4)]
+    assert scheduler.last_decision == "undo" and scheduler.undone == [1]
+
+
 def test_schedule_free_is_restored_in_the_mode_it_was_in() -> None:
     schedulefree = pytest.importorskip("schedulefree")
     model = _mlp()

@@ -10,7 +10,9 @@ import pytest
 
 from lrpilot.controller import UNDO, Controller, Guard, collapsed, from_spec
 from lrpilot.controller import guard as guard_module
+from lrpilot.controller.base import Undo
 from lrpilot.controller.guard import (
+    wiped_out,
     COLLAPSE_CHANCE_RATIO,
     COLLAPSE_MAX_MAJORITY_SHARE,
     COLLAPSE_MAX_SPREAD,
@@ -23,14 +25,15 @@ CHANCE = math.log(2)
 
 def healthy(epoch=1, lr=1e-3, val_loss=0.5, **kw):
     """A learning binary classifier: varied predictions, loss below chance."""
-    fields = dict(train_loss=0.5, val_top_share=0.55, val_majority_share=0.51, val_chance_loss=CHANCE, val_spread=0.8)
+    fields = dict(train_loss=0.5, val_top_share=0.55, val_majority_share=0.51, val_chance_loss=CHANCE, val_spread=0.05)
     fields.update(kw)
     return EpochMetrics(epoch=epoch, lr=lr, val_loss=val_loss, **fields)
 
 
 def collapsed_metrics(epoch=1, lr=1e-3, **kw):
-    """Every prediction in one class, balanced labels, loss at chance, the same output for every input."""
-    fields = dict(val_loss=0.6935, val_top_share=1.0, val_spread=0.0)
+    """Every prediction in one class, balanced labels, loss at chance, nearly the same output for every input
+    (spread 5e-4, as MiniLM after an epoch at LR 1e-3: collapsed, not severely; see severe_collapse)."""
+    fields = dict(val_loss=0.6935, val_top_share=1.0, val_spread=5e-4)
     fields.update(kw)
     return healthy(epoch, lr, **fields)
 
@@ -194,8 +197,58 @@ def run(guard: Controller, intervals, initial_lr=1e-3, epochs=10, k=1, *, start=
     for epoch, make in enumerate(intervals, start):
         lrs.append(lr)
         decision = guard.act(make(epoch, lr))
-        lr = lr * 0.1 if decision is UNDO else lr * decision
+        lr = lr * decision.lr_factor(0.1) if isinstance(decision, Undo) else lr * decision
     return [*lrs, lr]
+
+
+# -- two cuts for a complete collapse ----------------------------------------------------------
+# Spreads measured on minilm-sentiment, per epoch (docs/controller.md): untrained 0.0057; after one
+# epoch at LR 1e-2, 8.9e-8 (its retry at 1e-3 collapsed again); at LR 1e-3, 6.1e-4 and 4.1e-4.
+MINILM_START = 0.0057
+
+
+@pytest.mark.parametrize("spread, cuts", [(8.9e-8, 2), (1e-5, 2), (6.1e-4, 1), (4.1e-4, 1)])
+def test_a_complete_collapse_gets_two_cuts_and_a_partial_one_gets_one(spread, cuts):
+    metrics = collapsed_metrics(lr=1e-2, val_spread=spread, val_spread_start=MINILM_START)
+    assert collapsed(metrics) and wiped_out(metrics) == (cuts == 2)
+    guard = from_spec("rule+guard")
+    guard.reset(1e-2, 5)
+    assert guard.act(metrics) is Undo(cuts=cuts)
+
+
+def test_without_a_reference_a_collapse_is_complete_below_the_absolute_limit():
+    assert wiped_out(collapsed_metrics(val_spread=0.0))  # the small tasks' collapses: exactly constant
+    assert not wiped_out(collapsed_metrics(val_spread=5e-4))  # collapsed, not completely
+    assert not wiped_out(too_small_lr())  # not a collapse at all
+
+
+def test_a_blow_up_that_leaves_a_constant_output_gets_two_cuts():
+    # digits-cnn at LR 0.1, Adam: the first epoch's training loss is far above chance and every input
+    # gets the same output (spread 0); one cut (1e-2) is not enough of a cut, two (1e-3) learn
+    blown = collapsed_metrics(lr=0.1, train_loss=20.0, val_loss=2.4, val_acc=0.1, val_majority_share=0.11,
+                              val_chance_loss=math.log(10), val_spread=0.0)
+    assert guard_module.exploded(blown) and wiped_out(blown)
+    guard = from_spec("rule+guard")
+    guard.reset(0.1, 5)
+    assert guard.act(blown) is Undo(cuts=2)
+    assert guard.act(dataclasses.replace(blown, epoch=2, lr=1e-3, val_spread=0.01)) is UNDO  # output varies: one cut
+
+
+def test_a_diverged_interval_gets_one_cut_whatever_its_spread():
+    guard = from_spec("rule+guard")
+    guard.reset(1e-2, 5)
+    blown = collapsed_metrics(lr=1e-2, val_spread=0.0, val_spread_start=MINILM_START, diverged=True)
+    assert guard.act(blown) is UNDO
+
+
+def test_after_two_cuts_the_retry_runs_at_a_hundredth_and_the_inner_controller_sees_its_own_lr():
+    inner = Recorder()
+    guard = Guard(inner)
+    complete = lambda epoch, lr: collapsed_metrics(epoch, lr, val_spread=8.9e-8, val_spread_start=MINILM_START)  # noqa: E731
+    lrs = run(guard, [complete, healthy, healthy], initial_lr=1e-2, epochs=3)
+    assert lrs == pytest.approx([1e-2, 1e-4, 0.9e-4, 0.81e-4])
+    assert [m.lr for m in inner.seen] == pytest.approx([1e-2, 0.9e-2])  # as if nothing had been cut
+    assert guard.scale == pytest.approx(0.01) and guard.undos == 1
 
 
 def test_the_inner_controller_never_sees_an_undone_interval():

@@ -119,3 +119,14 @@ def test_compare_counts_undos_per_run_and_shows_an_undo_column_only_when_a_run_u
     assert int(undos["undo-on-divergence"]) >= 1 and undos["constant"] == "0" and undos["rule"] == "0"
     assert "| undos |" in (tmp_path / "report.md").read_text()
     assert max(len(line) for line in (tmp_path / "out.txt").read_text().splitlines()) <= 80
+
+
+def test_a_complete_collapse_is_retried_at_a_hundredth_of_its_lr() -> None:
+    """digits-cnn at LR 0.1 with Adam ends its first epoch predicting one class with an output that no
+    longer depends on the input (spread 0): the guard undoes it with two cuts, and the retry at 1e-3 learns."""
+    result = run_training(RunConfig(controller="constant+guard", task="digits-cnn", seed=0, epochs=2, lr=0.1,
+                                    device="cpu"))
+    first, retry = result.history
+    assert first.undone and first.val_spread == 0.0 and first.val_top_share == 1.0
+    assert retry.lr == pytest.approx(1e-3) and not retry.undone
+    assert result.final["undos"] == 1 and result.final["test_acc"] > 0.5

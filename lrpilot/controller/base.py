@@ -28,25 +28,37 @@ class Undo:
     ``intervals=k``, of the k-th interval back: the one just ended and the k - 1 kept before it) and
     retry from there at the undone interval's learning rate, cut. :data:`UNDO` is ``Undo(1)``, the
     only undo most drivers know; a controller answers a deeper one only up to the limit its driver
-    allowed (:meth:`Controller.allow_rewind`). Instances are cached: ``Undo(1) is UNDO``."""
+    allowed (:meth:`Controller.allow_rewind`). ``cuts=n`` asks for the driver's LR cut n times over
+    (its ``undo_lr_factor`` to the power n; ``cuts=2`` with the default 0.1 retries at a hundredth):
+    the guard's answer to a collapse so complete that one cut is unlikely to be enough. Instances are
+    cached: ``Undo(1) is UNDO``."""
 
-    _instances: "dict[int, Undo]" = {}
+    _instances: "dict[tuple[int, int], Undo]" = {}
     intervals: int
+    cuts: int
 
-    def __new__(cls, intervals: int = 1) -> "Undo":
+    def __new__(cls, intervals: int = 1, cuts: int = 1) -> "Undo":
         if isinstance(intervals, bool) or not isinstance(intervals, int) or intervals < 1:
             raise ValueError(f"Undo: intervals must be an integer >= 1, got {intervals!r}")
-        if intervals not in cls._instances:
+        if isinstance(cuts, bool) or not isinstance(cuts, int) or cuts < 1:
+            raise ValueError(f"Undo: cuts must be an integer >= 1, got {cuts!r}")
+        if (intervals, cuts) not in cls._instances:
             instance = super().__new__(cls)
             instance.intervals = intervals
-            cls._instances[intervals] = instance
-        return cls._instances[intervals]
+            instance.cuts = cuts
+            cls._instances[intervals, cuts] = instance
+        return cls._instances[intervals, cuts]
+
+    def lr_factor(self, factor: float) -> float:
+        """The LR multiplier of the retry, for a driver whose one cut is ``factor``."""
+        return float(factor) ** self.cuts
 
     def __repr__(self) -> str:
-        return "UNDO" if self.intervals == 1 else f"Undo(intervals={self.intervals})"
+        args = [f"intervals={self.intervals}"] * (self.intervals != 1) + [f"cuts={self.cuts}"] * (self.cuts != 1)
+        return f"Undo({', '.join(args)})" if args else "UNDO"
 
     def __reduce__(self) -> tuple[Any, ...]:  # copies and pickles stay the cached instance
-        return (Undo, (self.intervals,))
+        return (Undo, (self.intervals, self.cuts))
 
 
 UNDO = Undo()

@@ -45,6 +45,16 @@ Otherwise the inner controller decides. What an undo does to the inner controlle
   before the first rewound interval). After an interval that learned, the reach is one interval again,
   and a driver keeps one snapshot (:attr:`Guard.undo_reach`). Drivers that keep one snapshot (the
   deployed forms) get one-interval undos.
+* **Two cuts for a wiped-out model.** When a collapsed or blown-up interval leaves an output spread
+  below :data:`WIPED_OUT_SPREAD_RATIO` of the reference (the output is the same for every input:
+  :func:`wiped_out`), the guard answers ``Undo(cuts=2)``: the driver cuts the LR twice
+  (a hundredth with the default ×0.1). An LR that wipes out the input's influence within one
+  interval was far too high, and a single cut only collapses the run again one interval later:
+  per epoch, ``minilm-sentiment`` at 1e-2 collapsed at 1e-2 and again at its retry at 1e-3, and
+  spent 2 of its 5 epochs on undos (docs/controller.md, "Two cuts for a complete collapse").
+  Measured: spread ratios of 1e-5 to 5e-4 after one interval at 1e-2, against 0.01 to 0.1 at 1e-3,
+  where one cut is enough. A run-flagged divergence (non-finite loss or weights, validation loss 10
+  times chance), and a milder collapse, get one cut.
 * **No raise back into the trouble.** After an undo of a bad interval at LR ``L``, the guard lets
   the inner controller raise the LR no higher than :data:`RAISE_CEILING` × ``L`` (the lowest such
   ``L`` of the run; about 0.32 ``L``, the midpoint on a log scale between the LR that went bad and the
@@ -74,7 +84,8 @@ from lrpilot.metrics import EpochMetrics
 
 __all__ = ["Guard", "GUARD_SUFFIX", "collapsed", "diverged", "COLLAPSE_TOP_SHARE", "COLLAPSE_MAX_MAJORITY_SHARE",
            "COLLAPSE_CHANCE_RATIO", "COLLAPSE_SPREAD_RATIO", "COLLAPSE_MAX_SPREAD", "exploded", "EXPLODED_LOSS_RATIO",
-           "EXPLODED_ACC_MARGIN", "learned", "LEARNED_ACC_MARGIN", "RAISE_CEILING"]
+           "EXPLODED_ACC_MARGIN", "learned", "wiped_out", "WIPED_OUT_SPREAD_RATIO",
+           "WIPED_OUT_MAX_SPREAD", "LEARNED_ACC_MARGIN", "RAISE_CEILING"]
 
 GUARD_SUFFIX = "+guard"
 """The spec suffix that wraps a controller in a :class:`Guard`."""
@@ -101,6 +112,16 @@ largest spread of the run so far, the untrained model's included. Measured (docs
 guard"): collapsed runs of the small tasks 0.0; MiniLM collapsed at LR 1e-3 0.0006 against 0.0057
 untrained (0.1) and at 1e-2 3e-6; MiniLM at 1e-5 and 1e-4, which have not learned yet after a quarter
 epoch, 1.0x to 2.9x the untrained spread."""
+WIPED_OUT_SPREAD_RATIO = 0.0025
+"""A bad interval has *wiped out* the model (:func:`wiped_out`; the guard then cuts twice) when its
+``val_spread`` is below this fraction of the reference spread (without a reference: below
+:data:`WIPED_OUT_MAX_SPREAD`). Measured on ``minilm-sentiment`` (docs/controller.md): after one interval
+at LR 1e-2, 1.6e-5 (per epoch) to 5e-4 (interval 0.25) of the reference; at 1e-3, 0.01 to 0.1; the small
+tasks' collapses at LR 0.1 and above, 0. The threshold sits near the geometric midpoint of 5e-4 and
+0.0125 (the lowest ratio measured at 1e-3)."""
+WIPED_OUT_MAX_SPREAD = 1e-5
+"""Without a reference spread, a bad interval has wiped out the model below this absolute ``val_spread``
+(a hundredth of :data:`COLLAPSE_MAX_SPREAD`)."""
 COLLAPSE_MAX_SPREAD = 1e-3
 """Without a reference spread (no ``val_spread_start``: metrics from elsewhere than a run that can
 undo), ``val_spread`` must be below this absolute value. Measured on the small real tasks: collapsed
@@ -172,6 +193,29 @@ def collapsed(metrics: EpochMetrics, reference_spread: float | None = None) -> b
             and metrics.val_spread < limit)  # type: ignore[operator]
 
 
+def wiped_out(metrics: EpochMetrics, reference_spread: float | None = None) -> bool:
+    """The interval collapsed (:func:`collapsed`) or blew up (:func:`exploded`) and left a model whose output
+    is the same for every input: ``val_spread`` below :data:`WIPED_OUT_SPREAD_RATIO` times the reference spread
+    (as in :func:`collapsed`; without one, below :data:`WIPED_OUT_MAX_SPREAD`). Such an interval's LR was far
+    too high, and the guard cuts it twice. False when the run flagged the interval as diverged (a non-finite
+    loss or weight; its spread says nothing) or a field is missing.
+
+    Example:
+        >>> m = EpochMetrics(epoch=1, lr=1e-2, train_loss=1.5, val_loss=0.70, val_top_share=1.0,
+        ...                  val_majority_share=0.51, val_chance_loss=0.693, val_spread=9e-8, val_spread_start=0.0057)
+        >>> wiped_out(m), wiped_out(dataclasses.replace(m, val_spread=6e-4))
+        (True, False)
+    """
+    if metrics.diverged or not _finite(metrics.val_spread) or not (collapsed(metrics, reference_spread)
+                                                                   or exploded(metrics)):
+        return False
+    if reference_spread is None:
+        reference_spread = metrics.val_spread_start
+    relative = _finite(reference_spread) and reference_spread > 0  # type: ignore[operator]
+    limit = WIPED_OUT_SPREAD_RATIO * reference_spread if relative else WIPED_OUT_MAX_SPREAD  # type: ignore[operator]
+    return metrics.val_spread < limit  # type: ignore[operator]
+
+
 class Guard(Controller):
     """Wrap ``inner``: undo an interval that diverged or collapsed, let ``inner`` decide otherwise.
 
@@ -189,6 +233,7 @@ class Guard(Controller):
     and the inner controller's state before each of them (to roll it back with a deeper undo).
 
     Example:
+        >>> from lrpilot.controller import from_spec
         >>> g = from_spec("cosine+guard"); g.reset(1e-3, 10)
         >>> g.act(EpochMetrics(epoch=1, lr=1e-3, train_loss=float("nan"), diverged=True))
         UNDO
@@ -253,11 +298,12 @@ class Guard(Controller):
 
     def _act(self, metrics: EpochMetrics) -> float | Undo:
         self._learn_cut(metrics)
-        bad = diverged(metrics) or collapsed(metrics, self._reference_spread(metrics))
+        reference = self._reference_spread(metrics)
+        bad = diverged(metrics) or collapsed(metrics, reference)
         if bad and self.undos_in_row < self.max_undos:
             if _finite(metrics.lr) and metrics.lr > 0:
                 self.ceiling = metrics.lr if self.ceiling is None else min(self.ceiling, metrics.lr)
-            return self._undo(metrics)
+            return self._undo(metrics, cuts=2 if wiped_out(metrics, reference) else 1)
         if bad:
             self._give_up(metrics)
         deeper = self.rewind_limit > 1 and not learned(metrics)  # only then can a later undo reach before it
@@ -300,7 +346,7 @@ class Guard(Controller):
         seen = [v for v in (self.max_spread, metrics.val_spread_start, metrics.val_spread) if _finite(v)]
         self.max_spread = max(seen) if seen else None
 
-    def _undo(self, metrics: EpochMetrics, deep: bool = True) -> Undo:
+    def _undo(self, metrics: EpochMetrics, deep: bool = True, cuts: int = 1) -> Undo:
         """Undo this interval and, when ``deep``, the unlearned ones let through before it (rolling the
         inner controller back to its state before the first of them)."""
         intervals = self.undo_reach if deep else 1
@@ -312,7 +358,7 @@ class Guard(Controller):
         self.undos += 1
         self.undos_in_row += 1
         self.expected_lr = metrics.lr
-        return Undo(intervals)
+        return Undo(intervals, cuts)
 
     def _learn_cut(self, metrics: EpochMetrics) -> None:
         """After an undo: fold the driver's cut (retry LR / undone LR) into :attr:`scale`."""

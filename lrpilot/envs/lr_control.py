@@ -9,17 +9,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from lrpilot.controller.base import UNDO, Undo
+from lrpilot.controller.base import Undo
 from lrpilot.controller.features import FEATURES
 from lrpilot.envs.config import EnvConfig
 from lrpilot.envs.spaces import action_space, observation_space
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
+from lrpilot.training.snapshots import UNDO_LR_FACTOR  # re-exported: the environments cut by it
 
 __all__ = ["LRControlEnv", "epoch_reward", "reward_reference", "UNDO_LR_FACTOR"]
-
-UNDO_LR_FACTOR = 0.1
-"""What an undo multiplies the LR by: the retry runs at a tenth of the undone interval's LR."""
 
 
 class LRControlEnv(gym.Env[np.ndarray, Any]):
@@ -197,7 +195,7 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         :data:`~lrpilot.controller.base.UNDO` (only with ``undo=True``)."""
         if self.session is None or self._done:
             raise RuntimeError("LRControlEnv.step() called before reset() or after the episode ended")
-        session, undo = self.session, decision is UNDO
+        session, undo = self.session, isinstance(decision, Undo)
         if undo and not self.config.undo:
             raise ValueError("LRControlEnv: undo is not offered; build the env with undo=True")
         before = session.history[-1]
@@ -205,7 +203,7 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
             return self._finish(before, decision, terminated=True)
         reference = reward_reference(session.history)
         if undo:
-            session.undo(UNDO_LR_FACTOR)
+            session.undo(decision.lr_factor(UNDO_LR_FACTOR))  # type: ignore[union-attr]
         else:
             session.scale_lr(float(decision))  # type: ignore[arg-type]
         metrics = session.run_interval()
@@ -303,9 +301,9 @@ class LRControlEnv(gym.Env[np.ndarray, Any]):
         del record["seconds"]  # wall time is not reproducible; infos are (see the class docstring)
         info: dict[str, Any] = {**self.episode, "metrics": record, "lr": metrics.lr}
         if decision is not None:
-            info["multiplier"] = UNDO_LR_FACTOR if decision is UNDO else float(decision)  # type: ignore[arg-type]
+            info["multiplier"] = decision.lr_factor(UNDO_LR_FACTOR) if isinstance(decision, Undo) else float(decision)
             if self.config.undo:
-                info["undone"] = decision is UNDO
+                info["undone"] = isinstance(decision, Undo)
         return info
 
 

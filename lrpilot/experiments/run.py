@@ -21,6 +21,7 @@ from lrpilot.controller import from_spec
 from lrpilot.controller.base import Undo
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
+from lrpilot.training.snapshots import UNDO_LR_FACTOR
 from lrpilot.training.task import Task
 
 __all__ = ["RunConfig", "RunResult", "run_training", "read_metrics", "load_checkpoint", "METRICS_FILE", "CHECKPOINT_FILE"]
@@ -184,7 +185,7 @@ def _apply_decision(session: TrainingSession, controller: Any, metrics: EpochMet
         return
     decision = controller.act(metrics)
     if isinstance(decision, Undo):
-        session.undo(intervals=decision.intervals)
+        session.undo(decision.lr_factor(UNDO_LR_FACTOR), intervals=decision.intervals)
     elif not metrics.diverged:
         session.scale_lr(decision)
 

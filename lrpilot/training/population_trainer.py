@@ -58,7 +58,7 @@ from lrpilot.training.divergence import DivergenceRule, first_val_loss, resolve_
 from lrpilot.training.intervals import Interval
 from lrpilot.training.loading import load_splits
 from lrpilot.training.population_init import Initializer, check_model, cross_entropy, seeded_model
-from lrpilot.training.snapshots import check_lr_factor
+from lrpilot.training.snapshots import UNDO_LR_FACTOR, check_lr_factor
 from lrpilot.training.task import Task, get_task
 from lrpilot.training.vector_optim import VECTOR_OPTIMIZERS, init_state, optimizer_step
 
@@ -349,7 +349,7 @@ class Population:
         """True when ``member``'s last interval can be undone (``undo=True`` and not undone already)."""
         return self._snapshots[member] is not None
 
-    def undo(self, members: Sequence[int], lr_factor: float = 0.1) -> list[EpochMetrics]:
+    def undo(self, members: Sequence[int], lr_factor: float = UNDO_LR_FACTOR) -> list[EpochMetrics]:
         """Rewind each of ``members`` to the start of its last interval and multiply its LR by ``lr_factor``.
 
         Each member's slice (weights, optimiser state, LR, data-order generator, epoch order and

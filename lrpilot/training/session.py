@@ -27,7 +27,7 @@ from lrpilot.training.evidence import EvidenceAccumulator, label_statistics
 from lrpilot.training.intervals import Interval
 from lrpilot.training.loading import load_splits
 from lrpilot.training.optim import build_optimizer, is_schedule_free, optimizer_mode
-from lrpilot.training.snapshots import check_lr_factor, snapshot
+from lrpilot.training.snapshots import UNDO_LR_FACTOR, check_lr_factor, snapshot
 from lrpilot.training.task import Task, get_task
 
 __all__ = ["TrainingSession", "COMPILE_MODES"]
@@ -338,7 +338,7 @@ class TrainingSession:
         """How many intervals an undo could rewind now (0: none)."""
         return len(self._snapshots)
 
-    def undo(self, lr_factor: float = 0.1, intervals: int = 1) -> EpochMetrics:
+    def undo(self, lr_factor: float = UNDO_LR_FACTOR, intervals: int = 1) -> EpochMetrics:
         """Rewind the run to the start of the last interval (epoch) and multiply the LR by ``lr_factor``.
 
         With ``intervals=k`` (at most :attr:`undo_depth`, which :attr:`undo_reach` set), rewind to the

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["cloned", "snapshot", "check_lr_factor"]
+__all__ = ["cloned", "snapshot", "check_lr_factor", "UNDO_LR_FACTOR"]
 
 
 def cloned(state: Any, device: torch.device | None = None) -> Any:
@@ -43,6 +43,12 @@ def snapshot(state: Any, device: torch.device) -> Any:
     size = sum(t.numel() * t.element_size() for t in _tensors(state))
     free, _ = torch.cuda.mem_get_info(device)
     return cloned(state, torch.device("cpu") if free < 2 * size else None)
+
+
+UNDO_LR_FACTOR = 0.1
+"""What an undo multiplies the LR by, unless told otherwise (``TrainingSession.undo``, the population's,
+the environments', the deployed forms').
+"""
 
 
 def check_lr_factor(lr_factor: Any) -> float:

@@ -50,7 +50,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lrpilot.controller.base import UNDO, Undo
+from lrpilot.controller.base import Undo
 from lrpilot.envs.lr_control import UNDO_LR_FACTOR, epoch_reward, reward_reference
 from lrpilot.envs.population.config import PopulationConfig
 from lrpilot.envs.population.groups import Episode, Group, StepResult, train_interval
@@ -78,8 +78,8 @@ def action_multipliers(action_spec: Any, actions: Any, num_envs: int) -> "list[f
 
 
 def _decision(value: Any) -> "float | Undo":
-    """A multiplier as a float; :data:`UNDO` as it is."""
-    return UNDO if value is UNDO else float(value)
+    """A multiplier as a float; an :class:`Undo` as it is."""
+    return value if isinstance(value, Undo) else float(value)
 
 
 class PopulationCore:
@@ -125,7 +125,7 @@ class PopulationCore:
             raise RuntimeError("population environment stepped before reset()")
         if len(multipliers) != self.config.num_envs:
             raise ValueError(f"need one multiplier per environment ({self.config.num_envs}), got {len(multipliers)}")
-        if not self.config.env.undo and any(m is UNDO for m in multipliers):
+        if not self.config.env.undo and any(isinstance(m, Undo) for m in multipliers):
             raise ValueError("population environment: undo is not offered; build it with undo=True")
         results: list[StepResult | None] = [None] * self.config.num_envs
         for g, group in enumerate(self._groups):
@@ -228,17 +228,18 @@ class PopulationCore:
         pop = group.population
         members = [env for env in group.members if env in group.active]
         decisions = {env: _decision(multipliers[env]) for env in members}
-        already = [env for env in members if pop.history[group.slot_of[env]][-1].diverged and decisions[env] is not UNDO]
+        already = [env for env in members if pop.history[group.slot_of[env]][-1].diverged and not isinstance(decisions[env], Undo)]
         running = [env for env in members if env not in already]
         slots = [group.slot_of[env] for env in running]
         fresh = [] if self._is_draining(group) else self._prepare_ready(group, slots)  # it starts no episode
         references = {env: reward_reference(pop.history[group.slot_of[env]]) for env in running}
         twins = group.twins.decide(pop, slots) if group.twins else []
         twins_trained = set(twins)
-        undoing = [env for env in running if decisions[env] is UNDO]
-        if undoing:
-            pop.undo([group.slot_of[env] for env in undoing], UNDO_LR_FACTOR)
-        scaled = [env for env in running if decisions[env] is not UNDO]
+        undoing = [env for env in running if isinstance(decisions[env], Undo)]
+        for factor in sorted({decisions[env].lr_factor(UNDO_LR_FACTOR) for env in undoing}):  # type: ignore[union-attr]
+            pop.undo([group.slot_of[env] for env in undoing if decisions[env].lr_factor(UNDO_LR_FACTOR) == factor],  # type: ignore[union-attr]
+                     factor)
+        scaled = [env for env in running if not isinstance(decisions[env], Undo)]
         if scaled:
             pop.scale_lr([group.slot_of[env] for env in scaled], [decisions[env] for env in scaled])
         trained = train_interval(pop, slots + group.with_twins(fresh) + twins) if slots or fresh else []
@@ -393,9 +394,9 @@ class PopulationCore:
                                 "metrics": record, "lr": metrics.lr, "group": self.first_group + group.index,
                                 "epochs": episode.epochs, "budget": self._budget(group, slot)}
         if decision is not None:
-            info["multiplier"] = UNDO_LR_FACTOR if decision is UNDO else decision
+            info["multiplier"] = decision.lr_factor(UNDO_LR_FACTOR) if isinstance(decision, Undo) else decision
             if self.config.env.undo:
-                info["undone"] = decision is UNDO
+                info["undone"] = isinstance(decision, Undo)
         return info
 
 

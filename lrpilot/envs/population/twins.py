@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from lrpilot.controller import Controller, from_spec
 from lrpilot.controller.base import Undo
+from lrpilot.envs.lr_control import UNDO_LR_FACTOR
 from lrpilot.metrics import EpochMetrics
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class Twins:
             controller, last = self.controllers[slot], history[-1]
             decision: Any = controller.act(last) if (controller.may_undo or not last.diverged) else None
             if isinstance(decision, Undo):
-                undoing.append(twin)
+                undoing.append((twin, decision.lr_factor(UNDO_LR_FACTOR)))
             elif last.diverged:
                 self.frozen.add(slot)  # its final val loss is its last finite one
                 continue
@@ -98,8 +99,8 @@ class Twins:
                 scaled.append(twin)
                 factors.append(float(decision))
             train.append(twin)
-        if undoing:
-            population.undo(undoing)
+        for factor in sorted({f for _, f in undoing}):  # the guard may ask for more than one cut
+            population.undo([twin for twin, f in undoing if f == factor], factor)
         if scaled:
             population.scale_lr(scaled, factors)
         return train

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lrpilot.controller.base import UNDO, Undo
+from lrpilot.controller.base import Undo
 from lrpilot.envs.population.core import (
     PopulationConfig,
     PopulationCore,
@@ -111,7 +111,7 @@ class WorkerPool:
         """Every worker steps its slice of the members in parallel (:data:`UNDO` travels as itself)."""
         if len(multipliers) != self.config.num_envs:
             raise ValueError(f"need one multiplier per environment ({self.config.num_envs}), got {len(multipliers)}")
-        values = [UNDO if m is UNDO else float(m) for m in multipliers]
+        values = [m if isinstance(m, Undo) else float(m) for m in multipliers]
         slices = [values[a:b] for a, b in zip(self._starts, self._starts[1:])]
         return [r for results in self._ask([("step", s) for s in slices]) for r in results]
 
