@@ -79,6 +79,15 @@ def test_a_member_that_undoes_restores_only_its_own_slice() -> None:
         calm_pop.undo([0])
 
 
+def test_undo_takes_one_lr_factor_per_member() -> None:
+    pop = Population(TASK, seeds=[0, 1], lrs=[1e-3, 1e-3], epoch_examples=EXAMPLES, interval=0.5, undo=True)
+    pop.run_interval()
+    with pytest.raises(ValueError, match="one lr_factor per member"):
+        pop.undo([0, 1], [0.1])
+    pop.undo([0, 1], [0.1, 0.01])  # the guard's two cuts for one member, one cut for the other
+    np.testing.assert_allclose(pop.lr.numpy(), [1e-4, 1e-5])
+
+
 def test_state_dict_mid_epoch_with_a_snapshot_resumes_exactly() -> None:
     def population() -> Population:
         return Population(TASK, seeds=[3, 4], lrs=[1e-3, 1e-2], epoch_examples=EXAMPLES, interval=0.25, undo=True)

@@ -30,7 +30,7 @@ class Undo:
     only undo most drivers know; a controller answers a deeper one only up to the limit its driver
     allowed (:meth:`Controller.allow_rewind`). ``cuts=n`` asks for the driver's LR cut n times over
     (its ``undo_lr_factor`` to the power n; ``cuts=2`` with the default 0.1 retries at a hundredth):
-    the guard's answer to a collapse so complete that one cut is unlikely to be enough. Instances are
+    the guard's answer to an interval that thrashed, where one cut is unlikely to be enough. Instances are
     cached: ``Undo(1) is UNDO``."""
 
     _instances: "dict[tuple[int, int], Undo]" = {}

@@ -196,10 +196,10 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
         epoch_metrics = build_epoch_metrics(values, self.controller.epochs_seen + 1, float(scheduler.base_lrs[0]))
         decision = self.controller.act(epoch_metrics)
         self._last_undo = isinstance(decision, Undo)
-        if isinstance(decision, Undo):
+        if self._last_undo:
             self._snapshot.restore()  # act() answers UNDO only while may_undo: a snapshot is kept
             self.undone.append(self.controller.epochs_seen)
-        multiplier = decision.lr_factor(self.undo_lr_factor) if isinstance(decision, Undo) else decision
+        multiplier = decision.lr_factor(self.undo_lr_factor) if self._last_undo else decision
         rescale_optimizer(scheduler.optimizer, multiplier, self.min_lr, self.max_lr, scheduler=scheduler)
         self.last_step = state.global_step
         if self._snapshot is not None:

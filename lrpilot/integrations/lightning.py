@@ -224,10 +224,10 @@ class PolicyLRCallback(UndoIntrospection, pl.Callback):
         lr = float(anchor.base_lrs[0]) if anchor is not None else float(first.param_groups[0]["lr"])
         decision = self.controller.act(build_epoch_metrics(values, self.controller.epochs_seen + 1, lr))
         self._last_undo = isinstance(decision, Undo)
-        if isinstance(decision, Undo):
+        if self._last_undo:
             self._snapshot.restore()  # act() answers UNDO only while may_undo: a snapshot is kept
             self.undone.append(self.controller.epochs_seen)
-        multiplier = decision.lr_factor(self.undo_lr_factor) if isinstance(decision, Undo) else decision
+        multiplier = decision.lr_factor(self.undo_lr_factor) if self._last_undo else decision
         for optimizer in trainer.optimizers:
             rescale_optimizer(optimizer, multiplier, self.min_lr, self.max_lr, scheduler=schedulers.get(id(optimizer)))
         self._losses = []

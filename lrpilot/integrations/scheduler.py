@@ -327,10 +327,10 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         epoch_metrics = build_epoch_metrics(values, epoch=self.controller.epochs_seen + 1, lr=lr)
         decision = self.controller.act(epoch_metrics)
         self._last_undo = isinstance(decision, Undo)
-        if isinstance(decision, Undo):
+        if self._last_undo:
             self._snapshot.restore()  # act() answers UNDO only when undoes (a snapshot is kept)
             self.undone.append(self.controller.epochs_seen)
-        self._multiplier = decision.lr_factor(self.undo_lr_factor) if isinstance(decision, Undo) else decision
+        self._multiplier = decision.lr_factor(self.undo_lr_factor) if self._last_undo else decision
         try:
             super().step()
         finally:

@@ -349,8 +349,9 @@ class Population:
         """True when ``member``'s last interval can be undone (``undo=True`` and not undone already)."""
         return self._snapshots[member] is not None
 
-    def undo(self, members: Sequence[int], lr_factor: float = UNDO_LR_FACTOR) -> list[EpochMetrics]:
-        """Rewind each of ``members`` to the start of its last interval and multiply its LR by ``lr_factor``.
+    def undo(self, members: Sequence[int], lr_factor: float | Sequence[float] = UNDO_LR_FACTOR) -> list[EpochMetrics]:
+        """Rewind each of ``members`` to the start of its last interval and multiply its LR by ``lr_factor``
+        (one number for all, or one per member).
 
         Each member's slice (weights, optimiser state, LR, data-order generator, epoch order and
         position) is restored, so its retry sees the same batches; the other members are not touched.
@@ -365,7 +366,10 @@ class Population:
                 reason = "this population keeps no snapshots (undo=False)" if not self.keeps_snapshots else \
                     "no interval has run since its last undo (or its start)"
                 raise RuntimeError(f"nothing to undo for member {i}: {reason}")
-        check_lr_factor(lr_factor)
+        factors = [lr_factor] * len(idx) if isinstance(lr_factor, (int, float)) else list(lr_factor)
+        if len(factors) != len(idx):
+            raise ValueError(f"need one lr_factor per member ({len(idx)}), got {len(factors)}")
+        factors = [check_lr_factor(f) for f in factors]
         for i in idx:
             snap, self._snapshots[i] = self._snapshots[i], None
             assert snap is not None  # checked above
@@ -377,7 +381,7 @@ class Population:
             self._orders[i], self._positions[i] = snap["order"], snap["position"]
             self.history[i][-1] = dataclasses.replace(self.history[i][-1], undone=True)
         if idx:
-            self.scale_lr(idx, [lr_factor] * len(idx))
+            self.scale_lr(idx, factors)
         return [self.history[i][-1] for i in idx]
 
     def _take_snapshots(self, idx: list[int]) -> None:

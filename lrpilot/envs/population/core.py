@@ -228,7 +228,8 @@ class PopulationCore:
         pop = group.population
         members = [env for env in group.members if env in group.active]
         decisions = {env: _decision(multipliers[env]) for env in members}
-        already = [env for env in members if pop.history[group.slot_of[env]][-1].diverged and not isinstance(decisions[env], Undo)]
+        already = [env for env in members
+                   if pop.history[group.slot_of[env]][-1].diverged and not isinstance(decisions[env], Undo)]
         running = [env for env in members if env not in already]
         slots = [group.slot_of[env] for env in running]
         fresh = [] if self._is_draining(group) else self._prepare_ready(group, slots)  # it starts no episode
@@ -236,9 +237,9 @@ class PopulationCore:
         twins = group.twins.decide(pop, slots) if group.twins else []
         twins_trained = set(twins)
         undoing = [env for env in running if isinstance(decisions[env], Undo)]
-        for factor in sorted({decisions[env].lr_factor(UNDO_LR_FACTOR) for env in undoing}):  # type: ignore[union-attr]
-            pop.undo([group.slot_of[env] for env in undoing if decisions[env].lr_factor(UNDO_LR_FACTOR) == factor],  # type: ignore[union-attr]
-                     factor)
+        if undoing:
+            pop.undo([group.slot_of[env] for env in undoing],
+                     [decisions[env].lr_factor(UNDO_LR_FACTOR) for env in undoing])  # type: ignore[union-attr]
         scaled = [env for env in running if not isinstance(decisions[env], Undo)]
         if scaled:
             pop.scale_lr([group.slot_of[env] for env in scaled], [decisions[env] for env in scaled])

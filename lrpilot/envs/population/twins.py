@@ -81,7 +81,7 @@ class Twins:
 
     def decide(self, population: "Population", slots: Sequence[int]) -> list[int]:
         """Apply each twin's reference decision on its last interval; the twin slots to train this step."""
-        undoing, scaled, factors, train = [], [], [], []
+        undoing, cuts, scaled, factors, train = [], [], [], [], []
         for slot in slots:
             twin = self.slot(slot)
             history = population.history[twin]
@@ -91,7 +91,8 @@ class Twins:
             controller, last = self.controllers[slot], history[-1]
             decision: Any = controller.act(last) if (controller.may_undo or not last.diverged) else None
             if isinstance(decision, Undo):
-                undoing.append((twin, decision.lr_factor(UNDO_LR_FACTOR)))
+                undoing.append(twin)
+                cuts.append(decision.lr_factor(UNDO_LR_FACTOR))
             elif last.diverged:
                 self.frozen.add(slot)  # its final val loss is its last finite one
                 continue
@@ -99,8 +100,8 @@ class Twins:
                 scaled.append(twin)
                 factors.append(float(decision))
             train.append(twin)
-        for factor in sorted({f for _, f in undoing}):  # the guard may ask for more than one cut
-            population.undo([twin for twin, f in undoing if f == factor], factor)
+        if undoing:
+            population.undo(undoing, cuts)
         if scaled:
             population.scale_lr(scaled, factors)
         return train
