@@ -12,9 +12,11 @@ same LR and seeds, and the undos per run where any run undid. Built from the ``s
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from statistics import mean
+
+from lrpilot.experiments.controller_eval import scores_from_evaluation
+from lrpilot.experiments.scoring import Score
 
 
 def cell(accs: list[float], versus: list[float] | None, undos: list[int]) -> str:
@@ -28,38 +30,36 @@ def cell(accs: list[float], versus: list[float] | None, undos: list[int]) -> str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("evaluation", help="an evaluation.json written by lrpilot evaluate-controller")
+    parser.add_argument("evaluation", help="an evaluation.json (or its folder) written by lrpilot evaluate-controller")
     parser.add_argument("--versus", default="rule", help="the controller each cell is compared with")
     parser.add_argument("--task", help="the task to tabulate (needed when the evaluation has several)")
     args = parser.parse_args()
-    with open(args.evaluation) as handle:
-        evaluation = json.load(handle)
-    scores = evaluation["scores"]
-    tasks = list(dict.fromkeys(s["task"] for s in scores))
+    scores = scores_from_evaluation(args.evaluation)
+    tasks = list(dict.fromkeys(s.task for s in scores))
     if args.task is None and len(tasks) > 1:
         parser.error(f"the evaluation has tasks {', '.join(tasks)}: choose one with --task")
     task = args.task or tasks[0]
-    runs: dict[tuple[str, float | None], list[dict]] = defaultdict(list)
-    for score in (s for s in scores if s["task"] == task):
-        runs[(score["controller"], None if score["lrfree"] else score["lr"])].append(score)
+    runs: dict[tuple[str, float | None], list[Score]] = defaultdict(list)
+    for score in (s for s in scores if s.task == task):
+        runs[(score.controller, score.lr)].append(score)  # an LR-free run's lr is None
     for group in runs.values():
-        group.sort(key=lambda s: s["seed"])
-    lrs = sorted({s["lr"] for s in scores if not s["lrfree"]})
+        group.sort(key=lambda s: s.seed)
+    lrs = sorted({s.lr for s in scores if not s.lrfree})
+
+    def accs(group: list[Score]) -> list[float]:
+        return [s.test_acc for s in group]  # a diverged run scores 0
+
     print(f"| controller | {' | '.join(f'LR {lr:g}' for lr in lrs)} |")
     print(f"| --- | {' | '.join('---' for _ in lrs)} |")
-    for controller in dict.fromkeys(s["controller"] for s in scores if not s["lrfree"]):
+    for controller in dict.fromkeys(s.controller for s in scores if not s.lrfree):
         cells = []
         for lr in lrs:
             group = runs.get((controller, lr), [])
             versus = runs.get((args.versus, lr)) if controller != args.versus else None
-            cells.append(cell([s["test_acc"] for s in group], versus and [s["test_acc"] for s in versus],
-                              [s.get("undos", 0) for s in group]) if group else "–")
+            cells.append(cell(accs(group), versus and accs(versus), [s.undos for s in group]) if group else "–")
         print(f"| `{controller}` | {' | '.join(cells)} |")
-    for controller in dict.fromkeys(s["controller"] for s in scores if s["lrfree"]):
-        group = runs.get((controller, None), [])
-        if group:
-            print(f"| {controller} (no LR) | {cell([s['test_acc'] for s in group], None, [])} |"
-                  f"{' |' * (len(lrs) - 1)}")
+    for controller in dict.fromkeys(s.controller for s in scores if s.lrfree):
+        print(f"| {controller} (no LR) | {cell(accs(runs[(controller, None)]), None, [])} |{' |' * (len(lrs) - 1)}")
 
 
 if __name__ == "__main__":

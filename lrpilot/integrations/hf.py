@@ -32,7 +32,7 @@ except ImportError as exc:  # pragma: no cover - transformers is a core dependen
 
 import torch
 
-from lrpilot.controller.base import Controller, Undo
+from lrpilot.controller.base import Controller
 from lrpilot.integrations.evidence import EVIDENCE_METRICS
 from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
 from lrpilot.integrations.scheduler import (
@@ -195,11 +195,7 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
         scheduler = _unwrap(kwargs.get("lr_scheduler"))
         epoch_metrics = build_epoch_metrics(values, self.controller.epochs_seen + 1, float(scheduler.base_lrs[0]))
         decision = self.controller.act(epoch_metrics)
-        self._last_undo = isinstance(decision, Undo)
-        if self._last_undo:
-            self._snapshot.restore()  # act() answers UNDO only while may_undo: a snapshot is kept
-            self.undone.append(self.controller.epochs_seen)
-        multiplier = decision.lr_factor(self.undo_lr_factor) if self._last_undo else decision
+        multiplier = self._carry_out(decision)
         rescale_optimizer(scheduler.optimizer, multiplier, self.min_lr, self.max_lr, scheduler=scheduler)
         self.last_step = state.global_step
         if self._snapshot is not None:

@@ -44,7 +44,7 @@ except ImportError as exc:
         "lrpilot.integrations.lightning needs Lightning: pip install 'lrpilot[lightning]'"
     ) from exc
 
-from lrpilot.controller.base import Controller, Undo
+from lrpilot.controller.base import Controller
 from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
 from lrpilot.integrations.scheduler import (
     ALLOWED_METRICS, build_epoch_metrics, check_bounds, check_total_epochs, check_identity, check_required, rescale_optimizer,
@@ -223,11 +223,7 @@ class PolicyLRCallback(UndoIntrospection, pl.Callback):
         anchor = schedulers.get(id(first))
         lr = float(anchor.base_lrs[0]) if anchor is not None else float(first.param_groups[0]["lr"])
         decision = self.controller.act(build_epoch_metrics(values, self.controller.epochs_seen + 1, lr))
-        self._last_undo = isinstance(decision, Undo)
-        if self._last_undo:
-            self._snapshot.restore()  # act() answers UNDO only while may_undo: a snapshot is kept
-            self.undone.append(self.controller.epochs_seen)
-        multiplier = decision.lr_factor(self.undo_lr_factor) if self._last_undo else decision
+        multiplier = self._carry_out(decision)
         for optimizer in trainer.optimizers:
             rescale_optimizer(optimizer, multiplier, self.min_lr, self.max_lr, scheduler=schedulers.get(id(optimizer)))
         self._losses = []

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch.optim import Optimizer
 
-from lrpilot.controller.base import Controller
+from lrpilot.controller.base import Controller, Undo
 
 __all__ = ["IntervalSnapshot", "UndoIntrospection", "prepare_undo", "sharded_reason", "check_undo_factor", "snapshot_device", "optimizer_mode",
            "DEVICE_SHARE", "UNDO_LABEL"]
@@ -202,11 +202,25 @@ class IntervalSnapshot:
 
 class UndoIntrospection:
     """``undos`` and ``last_decision`` for the deployed forms, which set ``controller``, ``undone`` (the
-    decisions undone, 1-based) and ``_last_undo`` (whether the last answer was an undo)."""
+    decisions undone, 1-based), ``_last_undo`` (whether the last answer was an undo), ``undo_lr_factor``
+    and ``_snapshot``; :meth:`_carry_out` applies an answer."""
 
     controller: Controller
     undone: list[int]
     _last_undo: bool
+    undo_lr_factor: float
+    _snapshot: IntervalSnapshot | None
+
+    def _carry_out(self, decision: float | Undo) -> float:
+        """The LR multiplier for the controller's answer ``decision``; on an undo, first restore the model and
+        optimizers to the interval's start and record the undo (the multiplier is then the cut)."""
+        self._last_undo = isinstance(decision, Undo)
+        if not isinstance(decision, Undo):
+            return decision
+        assert self._snapshot is not None  # act() answers an undo only while may_undo: a snapshot is kept
+        self._snapshot.restore()
+        self.undone.append(self.controller.epochs_seen)
+        return decision.lr_factor(self.undo_lr_factor)
 
     @property
     def undos(self) -> int:

@@ -22,7 +22,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from lrpilot.controller.base import Controller, Undo
+from lrpilot.controller.base import Controller
 from lrpilot.controller.spec import from_spec, list_controllers
 from lrpilot.integrations.evidence import EVIDENCE_METRICS
 from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
@@ -326,11 +326,7 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         lr = float(self.optimizer.param_groups[0]["lr"])
         epoch_metrics = build_epoch_metrics(values, epoch=self.controller.epochs_seen + 1, lr=lr)
         decision = self.controller.act(epoch_metrics)
-        self._last_undo = isinstance(decision, Undo)
-        if self._last_undo:
-            self._snapshot.restore()  # act() answers UNDO only when undoes (a snapshot is kept)
-            self.undone.append(self.controller.epochs_seen)
-        self._multiplier = decision.lr_factor(self.undo_lr_factor) if self._last_undo else decision
+        self._multiplier = self._carry_out(decision)
         try:
             super().step()
         finally:
