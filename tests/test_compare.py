@@ -246,6 +246,15 @@ def test_resume_after_sigkill_matches_an_uninterrupted_study(tmp_path):
     assert len(_store_contents(reference)) == 6
 
 
+def test_a_run_gets_the_threads_of_the_workers_asked_for_even_when_it_runs_alone(tmp_path):
+    """A run's numbers depend on its torch thread count, so the last run of a study (or the one run a resumed
+    study has left) must not get more threads than the others had: it gets cores // --workers, recorded."""
+    study = Study(tasks=("digits-mlp",), controllers=("constant",), seeds=1, epochs=1)
+    assert run_study(study, tmp_path / "s", Execution(workers=2, progress=False)).finished == 1
+    _, final = read_metrics(next((tmp_path / "s" / "runs").iterdir()) / "metrics.jsonl")
+    assert final["torch_threads"] == max(1, available_cpus() // 2)
+
+
 def test_command_line_options_override_the_study_file():
     import argparse
 

@@ -67,8 +67,11 @@ def run_local(jobs: list[Job], execution: Execution, tick: Tick, *, device: str,
     ``imports`` its plugin modules (imported once per worker)."""
     if not jobs:
         return
-    workers = min(execution.workers or default_workers(device, execution.runs_per_gpu), len(jobs))
-    threads = max(1, available_cpus() // workers)
+    requested = execution.workers or default_workers(device, execution.runs_per_gpu)
+    workers = min(requested, len(jobs))
+    # torch threads from the workers asked for, not from the runs left: a run's numbers depend on its thread
+    # count, so the last runs of a study (or a resumed one) must get as many threads as the first did
+    threads = max(1, available_cpus() // requested)
     context = multiprocessing.get_context("spawn")
     counter = context.Value("i", 0)
     pending = list(jobs)

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import torch
+
 from lrpilot.atomic import torch_save_atomic, write_text_atomic
 from lrpilot.controller import from_spec
 from lrpilot.controller.base import Undo
@@ -205,6 +207,7 @@ def _final(config: RunConfig, session: TrainingSession, elapsed: float) -> dict[
         "diverged_epoch": diverged_at,
         "final_lr": session.lr,
         "wall_time": elapsed,
+        "torch_threads": torch.get_num_threads(),  # the numbers are bit-identical only at the same count
         **({"undos": undos} if undos else {}),  # written only when the run undid, as EpochMetrics.undone
         "config": config.to_dict(),
     }
