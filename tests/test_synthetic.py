@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrpilot.training import TrainingSession, get_task
+from lrpilot.training import Task, TrainingSession, get_task
 from lrpilot.training.synthetic import (FAMILIES, SYNTHETIC_TASKS, TRAINING_FAMILIES, TaskDistribution, load_synthetic,
                                         synthetic_task)
 
@@ -148,3 +148,53 @@ def test_bad_task_options_raise() -> None:
         load_synthetic(synthetic_task("t", noise=1.5))
     with pytest.raises(ValueError, match="family"):
         load_synthetic(synthetic_task("t", family="imagenet"))
+
+
+# -- fine-tunes (options["pretrain"]) -------------------------------------------------------
+def _finetune(**options: object) -> Task:
+    return synthetic_task("ft", family="teacher", classes=4, n_train=128, data_seed=5, pretrain=2048, **options)
+
+
+def test_a_finetune_starts_from_one_pretrained_body_and_a_seeded_head() -> None:
+    task = _finetune()
+    a, b = TrainingSession(task, seed=0, device="cpu").model, TrainingSession(task, seed=1, device="cpu").model
+    head = f"{len(a) - 1}."
+    body = {k for k in a.state_dict() if not k.startswith(head)}
+    assert body and all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in body)  # one body for every run
+    assert not torch.equal(a.state_dict()[head + "weight"], b.state_dict()[head + "weight"])  # a fresh head each
+    scratch = TrainingSession(synthetic_task("s", family="teacher", classes=4, n_train=128, data_seed=5),
+                              seed=0, device="cpu").model
+    assert not torch.equal(a.state_dict()["1.weight"], scratch.state_dict()["1.weight"])  # the body was trained
+    assert torch.equal(a.state_dict()[head + "weight"], scratch.state_dict()[head + "weight"])  # same seeded head
+    assert torch.equal(load_synthetic(task).train.inputs, load_synthetic(synthetic_task(
+        "s", family="teacher", classes=4, n_train=128, data_seed=5)).train.inputs)  # the target data is unchanged
+
+
+@pytest.mark.parametrize("family", ["teacher", "gmm"])
+def test_a_finetune_learns_its_small_target_set_faster_than_training_from_scratch(family: str) -> None:
+    accs = {}
+    for pretrain in (0, 4096):
+        task = synthetic_task("ft", family=family, classes=4, n_train=128, data_seed=5, pretrain=pretrain,
+                              lr=1e-3, batch_size=16)
+        session = TrainingSession(task, seed=0, device="cpu")
+        for _ in range(3):
+            session.run_epoch()
+        accs[pretrain] = session.evaluate("test")["acc"]
+    assert accs[4096] > accs[0] + 0.05, accs
+
+
+def test_a_population_member_of_a_finetune_starts_where_a_session_does() -> None:
+    from lrpilot.training.population_trainer import Population
+
+    task = _finetune()
+    pop = Population(task, [3, 4], [1e-3, 1e-3], epoch_examples=64)
+    session = TrainingSession(task, seed=4, device="cpu")
+    for key, value in session.model.state_dict().items():
+        assert torch.equal(pop.member_state_dict(1)[key], value), key
+
+
+def test_bad_finetune_options_name_the_value() -> None:
+    with pytest.raises(ValueError, match="pretrain.*seq"):
+        TrainingSession(synthetic_task("t", family="seq", arch="cnn", pretrain=512), seed=0, device="cpu")
+    with pytest.raises(ValueError, match="pretrain must be an integer"):
+        TrainingSession(synthetic_task("t", pretrain=-1), seed=0, device="cpu")

@@ -10,6 +10,16 @@ train / val / test splits never depend on a run's seed):
 * ``seq``: random token sequences (one-hot, channels first) in which one of ``classes``
   short motifs is planted at a random position; the label is the motif (a 1D conv finds it).
 
+A ``teacher`` or ``gmm`` MLP task can be a **fine-tune** (``options["pretrain"]`` > 0, the size of a
+*source* set): its model starts from a body pretrained on a related source task and a fresh head, as a
+pretrained BERT does (:func:`pretrained_body`). The source is ``pretrain`` other examples from the
+same generator: ``teacher``'s are labelled by the same teacher, ``gmm``'s by blob (``classes`` × 3 classes
+on the same centres, a refinement of the target's classes). The body is pretrained once per process and
+task (Adam, LR 1e-3, batch 64, :data:`PRETRAIN_EPOCHS` epochs, seeded by the data seed alone), so every run
+of a task starts from the same body and only the head depends on the run's seed. With a small target set
+(``n_train``) the pretrained body is worth keeping: measured in docs/controller.md ("A synthetic
+fine-tune family"), with what it does and does not reproduce of a pretrained language model's fine-tune.
+
 Any family takes label noise: ``options["noise"]`` is the fraction of *train* labels
 replaced by a different random label (validation and test stay clean), which makes
 over-fitting happen. Architectures (``options["arch"]``): ``mlp`` (``depth`` hidden
@@ -34,7 +44,7 @@ from torch import nn
 from lrpilot.training.data import DataSplits, TensorSplit
 from lrpilot.training.task import Task
 
-__all__ = ["FAMILIES", "TRAINING_FAMILIES", "ARCHS", "load_synthetic", "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS",
+__all__ = ["FAMILIES", "TRAINING_FAMILIES", "PRETRAIN_FAMILIES", "pretrained_body", "ARCHS", "load_synthetic", "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS",
            "TaskDistribution", "TaskDraw"]
 
 FAMILIES = ("digits", "teacher", "gmm", "seq")
@@ -47,7 +57,7 @@ ARCHS = ("mlp", "cnn")
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "family": "teacher", "arch": "mlp", "width": 64, "depth": 2, "dim": 16, "classes": 10, "noise": 0.0,
-    "data_seed": 0, "n_train": 2048, "n_val": 512, "n_test": 512, "seq_len": 32, "vocab": 8,
+    "data_seed": 0, "n_train": 2048, "n_val": 512, "n_test": 512, "seq_len": 32, "vocab": 8, "pretrain": 0,
 }
 """Every option a synthetic task understands (``with_overrides`` can change any of them)."""
 
@@ -59,6 +69,7 @@ def load_synthetic(task: Task, data_dir: str | None = None) -> DataSplits:
     family = opt["family"]
     if family not in FAMILIES:
         raise ValueError(f"synthetic family must be one of {', '.join(FAMILIES)}, got {family!r}")
+    _check_pretrain(opt)
     noise = float(opt["noise"])
     if not 0.0 <= noise < 1.0:
         raise ValueError(f"noise must be in [0, 1), got {noise!r}")
@@ -80,22 +91,26 @@ def load_synthetic(task: Task, data_dir: str | None = None) -> DataSplits:
     return data
 
 
-def _teacher(rng: np.random.Generator, n: int, opt: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _teacher(rng: np.random.Generator, n: int, opt: dict[str, Any], source: bool = False) -> tuple[np.ndarray, np.ndarray]:
     dim, classes, hidden = int(opt["dim"]), int(opt["classes"]), 64
     w1 = rng.normal(0.0, 1.0 / math.sqrt(dim), (dim, hidden))
     w2 = rng.normal(0.0, 1.0 / math.sqrt(hidden), (hidden, classes))
+    if source:  # the same teacher, other inputs
+        rng = np.random.default_rng([int(opt["data_seed"]), 2])
     x = rng.normal(0.0, 1.0, (n, dim))
     logits = np.tanh(x @ w1 * 2.0) @ w2
     logits -= logits.mean(axis=0)  # centred per class: every class gets examples
     return x, logits.argmax(axis=1)
 
 
-def _gmm(rng: np.random.Generator, n: int, opt: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _gmm(rng: np.random.Generator, n: int, opt: dict[str, Any], source: bool = False) -> tuple[np.ndarray, np.ndarray]:
     dim, classes, blobs = int(opt["dim"]), int(opt["classes"]), 3
     centres = rng.normal(0.0, 0.6, (classes, blobs, dim))
+    if source:  # the same blobs, each its own class, other points
+        rng = np.random.default_rng([int(opt["data_seed"]), 2])
     y = rng.integers(0, classes, n)
     k = rng.integers(0, blobs, n)
-    return centres[y, k] + rng.normal(0.0, 1.0, (n, dim)), y
+    return centres[y, k] + rng.normal(0.0, 1.0, (n, dim)), y * blobs + k if source else y
 
 
 def _seq(rng: np.random.Generator, n: int, opt: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -123,6 +138,61 @@ def _flip_labels(split: TensorSplit, noise: float, classes: int, seed: int) -> T
     return TensorSplit(split.inputs, labels)
 
 
+# -- pretraining -------------------------------------------------------------------------
+PRETRAIN_EPOCHS = 20
+"""Epochs of pretraining on the source set (Adam, LR 1e-3, batch 64)."""
+PRETRAIN_FAMILIES = ("teacher", "gmm")
+"""The families that can be fine-tunes (``options["pretrain"]`` > 0)."""
+BODY_CACHE = 32
+"""Pretrained bodies kept per process (the oldest is dropped first)."""
+_BODIES: dict[tuple[Any, ...], dict[str, torch.Tensor]] = {}
+
+
+def _check_pretrain(opt: dict[str, Any]) -> int:
+    examples = opt["pretrain"]
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
+        raise ValueError(f"pretrain must be an integer >= 0 (source examples; 0: no pretraining), got {examples!r}")
+    if examples and (opt["family"] not in PRETRAIN_FAMILIES or opt["arch"] != "mlp"):
+        raise ValueError(f"pretrain: only {' and '.join(PRETRAIN_FAMILIES)} MLP tasks can be fine-tunes, "
+                         f"got family={opt['family']!r}, arch={opt['arch']!r}")
+    return examples
+
+
+def pretrained_body(options: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The body (every parameter but the output layer's) of the task's model pretrained on its source set.
+
+    Computed once per process and set of options, without touching the global RNG: the model is built
+    and its batches drawn under ``data_seed``, so it does not depend on the run's seed."""
+    opt = {**DEFAULT_OPTIONS, **options}
+    examples = _check_pretrain(opt)
+    key = tuple(sorted((k, v) for k, v in opt.items() if k not in ("n_train", "n_val", "n_test", "noise")))
+    if key not in _BODIES:
+        seed = int(opt["data_seed"])
+        x, y = {"teacher": _teacher, "gmm": _gmm}[opt["family"]](np.random.default_rng(seed), examples, opt,
+                                                                 source=True)
+        inputs, labels = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
+        classes = int(opt["classes"]) * (1 if opt["family"] == "teacher" else 3)
+        source = Task("source", load_synthetic, build_synthetic_model, options={**opt, "classes": classes,
+                                                                                 "pretrain": 0})
+        data = DataSplits(TensorSplit(inputs, labels), TensorSplit(inputs[:1], labels[:1]),
+                          TensorSplit(inputs[:1], labels[:1]), classes)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = build_synthetic_model(source, data)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            for _ in range(PRETRAIN_EPOCHS):
+                for batch in torch.randperm(examples).split(64):
+                    optimizer.zero_grad()
+                    nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
+                    optimizer.step()
+        state = model.state_dict()
+        head = {name for name in state if name.startswith(f"{len(model) - 1}.")}
+        _BODIES[key] = {name: value.detach().clone() for name, value in state.items() if name not in head}
+        while len(_BODIES) > BODY_CACHE:
+            del _BODIES[next(iter(_BODIES))]
+    return _BODIES[key]
+
+
 # -- models ------------------------------------------------------------------------------
 class GlobalMaxPool1d(nn.Module):
     """Max over the last (sequence) dimension: ``(N, C, L) -> (N, C)``."""
@@ -147,7 +217,10 @@ def build_synthetic_model(task: Task, data: DataSplits) -> nn.Module:
         for _ in range(depth):
             layers += [nn.Linear(fan_in, width), nn.ReLU()]
             fan_in = width
-        return nn.Sequential(*layers, nn.Linear(fan_in, classes))
+        model = nn.Sequential(*layers, nn.Linear(fan_in, classes))
+        if _check_pretrain(opt):  # a fine-tune: the pretrained body, the fresh (seeded) head
+            model.load_state_dict(pretrained_body(opt), strict=False)
+        return model
     if len(shape) == 2:  # (channels, length)
         convs: list[nn.Module] = []
         for i in range(depth):
