@@ -52,18 +52,21 @@ def main() -> None:
     args = parser.parse_args()
     shape = {"n_train": args.n_train, "width": args.width, "depth": args.depth, "batch_size": args.batch_size,
              **({"pretrain": args.pretrain} if args.pretrain else {})}
-    tasks = (("teacher-mlp", {"data_seed": 50, "classes": 5, **shape}), ("gmm-mlp", {"data_seed": 51, "classes": 4, **shape}))
+    tasks = (("teacher-mlp", {"data_seed": 50, "classes": 5, **shape}),
+             ("gmm-mlp", {"data_seed": 51, "classes": 4, **shape}))
     budgets = tuple(int(b) for b in args.budgets.split(","))
     lrs = tuple(float(x) for x in args.lrs.split(","))
     common = {"tasks": tasks, "budgets": budgets, "seeds": tuple(range(args.seeds)), "workers": args.workers}
     start = time.perf_counter()
-    constant = table(ValidationSet(lrs=ORACLE_LRS, **common).evaluate(functools.partial(from_spec, "constant"))["rows"])
+    sweep = ValidationSet(lrs=ORACLE_LRS, **common).evaluate(functools.partial(from_spec, "constant"))
+    constant = table(sweep["rows"])
     print(f"## {json.dumps(shape)}\n\nconstant LR (mean test accuracy, %):\n")
     print("| task | budget | " + " | ".join(f"{lr:g}" for lr in ORACLE_LRS) + " |")
     print("| --- | --- |" + " --- |" * len(ORACLE_LRS))
     for task, _ in tasks:
         for budget in budgets:
-            print(f"| {task} | {budget} | " + " | ".join(str(constant[(task, budget, lr)]) for lr in ORACLE_LRS) + " |")
+            cells = " | ".join(str(constant[(task, budget, lr)]) for lr in ORACLE_LRS)
+            print(f"| {task} | {budget} | {cells} |")
     specs = args.controllers.split(",")
     results = {spec: table(ValidationSet(lrs=lrs, **common).evaluate(functools.partial(from_spec, spec))["rows"])
                for spec in specs}
@@ -73,13 +76,14 @@ def main() -> None:
     for task, _ in tasks:
         for budget in budgets:
             for lr in lrs:
-                print(f"| {task} | {budget} | {lr:g} | " + " | ".join(str(results[s][(task, budget, lr)]) for s in specs)
-                      + " |")
+                cells = " | ".join(str(results[s][(task, budget, lr)]) for s in specs)
+                print(f"| {task} | {budget} | {lr:g} | {cells} |")
     print(f"\n{time.perf_counter() - start:.0f} s")
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"shape": shape, "constant": {repr(k): v for k, v in constant.items()},
-                       "controllers": {s: {repr(k): v for k, v in r.items()} for s, r in results.items()}}, out, indent=1)
+                       "controllers": {s: {repr(k): v for k, v in r.items()} for s, r in results.items()}},
+                      out, indent=1)
 
 
 if __name__ == "__main__":

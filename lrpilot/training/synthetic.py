@@ -44,8 +44,8 @@ from torch import nn
 from lrpilot.training.data import DataSplits, TensorSplit
 from lrpilot.training.task import Task
 
-__all__ = ["FAMILIES", "TRAINING_FAMILIES", "PRETRAIN_FAMILIES", "pretrained_body", "ARCHS", "load_synthetic", "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS",
-           "TaskDistribution", "TaskDraw"]
+__all__ = ["FAMILIES", "TRAINING_FAMILIES", "PRETRAIN_FAMILIES", "pretrained_body", "ARCHS", "load_synthetic",
+           "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS", "TaskDistribution", "TaskDraw"]
 
 FAMILIES = ("digits", "teacher", "gmm", "seq")
 """Data families of :func:`load_synthetic`."""
@@ -91,7 +91,8 @@ def load_synthetic(task: Task, data_dir: str | None = None) -> DataSplits:
     return data
 
 
-def _teacher(rng: np.random.Generator, n: int, opt: dict[str, Any], source: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _teacher(rng: np.random.Generator, n: int, opt: dict[str, Any],
+             source: bool = False) -> tuple[np.ndarray, np.ndarray]:
     dim, classes, hidden = int(opt["dim"]), int(opt["classes"]), 64
     w1 = rng.normal(0.0, 1.0 / math.sqrt(dim), (dim, hidden))
     w2 = rng.normal(0.0, 1.0 / math.sqrt(hidden), (hidden, classes))
@@ -103,7 +104,8 @@ def _teacher(rng: np.random.Generator, n: int, opt: dict[str, Any], source: bool
     return x, logits.argmax(axis=1)
 
 
-def _gmm(rng: np.random.Generator, n: int, opt: dict[str, Any], source: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _gmm(rng: np.random.Generator, n: int, opt: dict[str, Any],
+         source: bool = False) -> tuple[np.ndarray, np.ndarray]:
     dim, classes, blobs = int(opt["dim"]), int(opt["classes"]), 3
     centres = rng.normal(0.0, 0.6, (classes, blobs, dim))
     if source:  # the same blobs, each its own class, other points
