@@ -11,8 +11,8 @@ decade apart), then of each controller at ``--lrs``, per budget, mean over ``--s
 seeds 50 and 51, which neither the training distribution (0 to 7) nor the validation set (100 to 102) uses,
 and which no held-out task has.
 
-    PYTHONPATH=benchmarks OMP_NUM_THREADS=1 .venv/bin/python benchmarks/finetune_family.py \
-        --pretrain 8192 --width 128 --depth 2 [--json OUT.json]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/finetune_family.py \
+        --pretrain 8192 --width 128 --depth 2 [--body-scale 0.03] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--depth", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--body-scale", type=float, default=1.0, help="a fragile body (1: as pretrained)")
     parser.add_argument("--budgets", default="6,20")
     parser.add_argument("--lrs", default="1e-4,1e-3,1e-2")
     parser.add_argument("--seeds", type=int, default=2)
@@ -51,7 +52,8 @@ def main() -> None:
     parser.add_argument("--json", help="write every number here")
     args = parser.parse_args()
     shape = {"n_train": args.n_train, "width": args.width, "depth": args.depth, "batch_size": args.batch_size,
-             **({"pretrain": args.pretrain} if args.pretrain else {})}
+             **({"pretrain": args.pretrain} if args.pretrain else {}),
+             **({"body_scale": args.body_scale} if args.body_scale != 1.0 else {})}
     tasks = (("teacher-mlp", {"data_seed": 50, "classes": 5, **shape}),
              ("gmm-mlp", {"data_seed": 51, "classes": 4, **shape}))
     budgets = tuple(int(b) for b in args.budgets.split(","))

@@ -193,8 +193,21 @@ def test_a_population_member_of_a_finetune_starts_where_a_session_does() -> None
         assert torch.equal(pop.member_state_dict(1)[key], value), key
 
 
+def test_a_fragile_body_computes_the_same_function_with_a_smaller_first_layer() -> None:
+    plain = TrainingSession(_finetune(depth=3), seed=0, device="cpu")
+    fragile = TrainingSession(_finetune(depth=3, body_scale=0.03), seed=0, device="cpu")
+    a, b = plain.model.state_dict(), fragile.model.state_dict()
+    torch.testing.assert_close(b["1.weight"], 0.03 * a["1.weight"])  # Adam moves it 33x as far, relatively
+    inputs = plain.data.val.inputs[:64]
+    torch.testing.assert_close(fragile.model(inputs), plain.model(inputs), rtol=1e-4, atol=1e-5)
+
+
 def test_bad_finetune_options_name_the_value() -> None:
     with pytest.raises(ValueError, match="pretrain.*seq"):
         TrainingSession(synthetic_task("t", family="seq", arch="cnn", pretrain=512), seed=0, device="cpu")
     with pytest.raises(ValueError, match="pretrain must be an integer"):
         TrainingSession(synthetic_task("t", pretrain=-1), seed=0, device="cpu")
+    with pytest.raises(ValueError, match="body_scale.*needs pretrain"):
+        TrainingSession(synthetic_task("t", body_scale=0.1), seed=0, device="cpu")
+    with pytest.raises(ValueError, match="body_scale must be"):
+        TrainingSession(_finetune(body_scale=0.0), seed=0, device="cpu")

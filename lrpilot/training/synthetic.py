@@ -19,6 +19,10 @@ task (Adam, LR 1e-3, batch 64, :data:`PRETRAIN_EPOCHS` epochs, seeded by the dat
 of a task starts from the same body and only the head depends on the run's seed. With a small target set
 (``n_train``) the pretrained body is worth keeping: measured in docs/controller.md ("A synthetic
 fine-tune family"), with what it does and does not reproduce of a pretrained language model's fine-tune.
+``options["body_scale"]`` (default 1) makes the body *fragile* without changing what it computes: the first
+layer's weights are scaled by it and the last hidden layer's by its inverse (:func:`_rescale_body`), so that
+under Adam a raised LR damages the pretrained features sooner, as it does in a pretrained transformer whose
+weights are small.
 
 Any family takes label noise: ``options["noise"]`` is the fraction of *train* labels
 replaced by a different random label (validation and test stay clean), which makes
@@ -58,6 +62,7 @@ ARCHS = ("mlp", "cnn")
 DEFAULT_OPTIONS: dict[str, Any] = {
     "family": "teacher", "arch": "mlp", "width": 64, "depth": 2, "dim": 16, "classes": 10, "noise": 0.0,
     "data_seed": 0, "n_train": 2048, "n_val": 512, "n_test": 512, "seq_len": 32, "vocab": 8, "pretrain": 0,
+    "body_scale": 1.0,
 }
 """Every option a synthetic task understands (``with_overrides`` can change any of them)."""
 
@@ -157,6 +162,11 @@ def _check_pretrain(opt: dict[str, Any]) -> int:
     if examples and (opt["family"] not in PRETRAIN_FAMILIES or opt["arch"] != "mlp"):
         raise ValueError(f"pretrain: only {' and '.join(PRETRAIN_FAMILIES)} MLP tasks can be fine-tunes, "
                          f"got family={opt['family']!r}, arch={opt['arch']!r}")
+    scale = opt["body_scale"]
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"body_scale must be a finite number > 0, got {scale!r}")
+    if scale != 1.0 and not examples:
+        raise ValueError(f"body_scale rescales a pretrained body, so it needs pretrain > 0, got body_scale={scale!r}")
     return examples
 
 
@@ -167,7 +177,8 @@ def pretrained_body(options: dict[str, Any]) -> dict[str, torch.Tensor]:
     and its batches drawn under ``data_seed``, so it does not depend on the run's seed."""
     opt = {**DEFAULT_OPTIONS, **options}
     examples = _check_pretrain(opt)
-    key = tuple(sorted((k, v) for k, v in opt.items() if k not in ("n_train", "n_val", "n_test", "noise")))
+    target_only = ("n_train", "n_val", "n_test", "noise", "body_scale")
+    key = tuple(sorted((k, v) for k, v in opt.items() if k not in target_only))
     if key not in _BODIES:
         seed = int(opt["data_seed"])
         x, y = {"teacher": _teacher, "gmm": _gmm}[opt["family"]](np.random.default_rng(seed), examples, opt,
@@ -175,7 +186,7 @@ def pretrained_body(options: dict[str, Any]) -> dict[str, torch.Tensor]:
         inputs, labels = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
         classes = int(opt["classes"]) * (1 if opt["family"] == "teacher" else 3)
         source = Task("source", load_synthetic, build_synthetic_model, options={**opt, "classes": classes,
-                                                                                 "pretrain": 0})
+                                                                                 "pretrain": 0, "body_scale": 1.0})
         data = DataSplits(TensorSplit(inputs, labels), TensorSplit(inputs[:1], labels[:1]),
                           TensorSplit(inputs[:1], labels[:1]), classes)
         with torch.random.fork_rng(devices=[]):
@@ -193,6 +204,22 @@ def pretrained_body(options: dict[str, Any]) -> dict[str, torch.Tensor]:
         while len(_BODIES) > BODY_CACHE:
             del _BODIES[next(iter(_BODIES))]
     return _BODIES[key]
+
+
+def _rescale_body(model: nn.Sequential, scale: float) -> None:
+    """Scale the first layer's weights and every hidden bias before the last hidden layer by ``scale``, and
+    the last hidden layer's weights by ``1 / scale``: each hidden activation but the last is ``scale`` times
+    as large and the model computes the same function (ReLU is positively homogeneous), but Adam's steps,
+    about the LR per weight whatever its size, now move the first layer ``1 / scale`` times as far relative
+    to its weights. A body of one hidden layer is left as it is."""
+    hidden = [m for m in model if isinstance(m, nn.Linear)][:-1]
+    if scale == 1.0 or len(hidden) < 2:
+        return
+    with torch.no_grad():
+        hidden[0].weight.mul_(scale)
+        for layer in hidden[:-1]:
+            layer.bias.mul_(scale)
+        hidden[-1].weight.div_(scale)
 
 
 # -- models ------------------------------------------------------------------------------
@@ -222,6 +249,7 @@ def build_synthetic_model(task: Task, data: DataSplits) -> nn.Module:
         model = nn.Sequential(*layers, nn.Linear(fan_in, classes))
         if _check_pretrain(opt):  # a fine-tune: the pretrained body, the fresh (seeded) head
             model.load_state_dict(pretrained_body(opt), strict=False)
+            _rescale_body(model, float(opt["body_scale"]))
         return model
     if len(shape) == 2:  # (channels, length)
         convs: list[nn.Module] = []
