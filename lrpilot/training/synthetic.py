@@ -12,17 +12,16 @@ train / val / test splits never depend on a run's seed):
 
 A ``teacher`` or ``gmm`` MLP task can be a **fine-tune** (``options["pretrain"]`` > 0, the size of a
 *source* set): its model starts from a body pretrained on a related source task and a fresh head, as a
-pretrained BERT does (:func:`pretrained_body`). The source is ``pretrain`` other examples from the
-same generator: ``teacher``'s are labelled by the same teacher, ``gmm``'s by blob (``classes`` × 3 classes
-on the same centres, a refinement of the target's classes). The body is pretrained once per process and
-task (Adam, LR 1e-3, batch 64, :data:`PRETRAIN_EPOCHS` epochs, seeded by the data seed alone), so every run
-of a task starts from the same body and only the head depends on the run's seed. With a small target set
-(``n_train``) the pretrained body is worth keeping: measured in docs/controller.md ("A synthetic
-fine-tune family"), with what it does and does not reproduce of a pretrained language model's fine-tune.
-``options["body_scale"]`` (default 1) makes the body *fragile* without changing what it computes: the first
-layer's weights are scaled by it and the last hidden layer's by its inverse (:func:`_rescale_body`), so that
-under Adam a raised LR damages the pretrained features sooner, as it does in a pretrained transformer whose
-weights are small.
+pretrained BERT does (:func:`pretrained_body`). The source is ``pretrain`` other examples from the same
+generator: ``teacher``'s are labelled by the same teacher, ``gmm``'s by blob (``classes`` × 3 classes on
+the same centres, a refinement of the target's classes). The body is pretrained once per process and task
+(:mod:`lrpilot.training.finetune`: Adam, LR 1e-3, batch 64, 20 epochs, seeded by the data seed alone), so
+every run of a task starts from the same body and only the head depends on the run's seed. With a small
+target set (``n_train``) the pretrained body is worth keeping. ``options["body_scale"]`` (default 1) makes
+the body *fragile* without changing what it computes (:func:`~lrpilot.training.finetune.rescale_body`):
+under Adam a raised LR then damages the pretrained features sooner, as it does in a pretrained transformer
+whose weights are small. What these fine-tunes do and do not reproduce of a pretrained language model's is
+measured in docs/controller.md ("A synthetic fine-tune family does not reproduce the MiniLM miss").
 
 Any family takes label noise: ``options["noise"]`` is the fraction of *train* labels
 replaced by a different random label (validation and test stay clean), which makes
@@ -46,6 +45,7 @@ import torch
 from torch import nn
 
 from lrpilot.training.data import DataSplits, TensorSplit
+from lrpilot.training.finetune import PRETRAIN_FAMILIES, check_finetune, pretrain_body, rescale_body
 from lrpilot.training.task import Task
 
 __all__ = ["FAMILIES", "TRAINING_FAMILIES", "PRETRAIN_FAMILIES", "pretrained_body", "ARCHS", "load_synthetic",
@@ -74,7 +74,7 @@ def load_synthetic(task: Task, data_dir: str | None = None) -> DataSplits:
     family = opt["family"]
     if family not in FAMILIES:
         raise ValueError(f"synthetic family must be one of {', '.join(FAMILIES)}, got {family!r}")
-    _check_pretrain(opt)
+    check_finetune(opt)
     noise = float(opt["noise"])
     if not 0.0 <= noise < 1.0:
         raise ValueError(f"noise must be in [0, 1), got {noise!r}")
@@ -145,81 +145,26 @@ def _flip_labels(split: TensorSplit, noise: float, classes: int, seed: int) -> T
     return TensorSplit(split.inputs, labels)
 
 
-# -- pretraining -------------------------------------------------------------------------
-PRETRAIN_EPOCHS = 20
-"""Epochs of pretraining on the source set (Adam, LR 1e-3, batch 64)."""
-PRETRAIN_FAMILIES = ("teacher", "gmm")
-"""The families that can be fine-tunes (``options["pretrain"]`` > 0)."""
-BODY_CACHE = 32
-"""Pretrained bodies kept per process (the oldest is dropped first)."""
-_BODIES: dict[tuple[Any, ...], dict[str, torch.Tensor]] = {}
-
-
-def _check_pretrain(opt: dict[str, Any]) -> int:
-    examples = opt["pretrain"]
-    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
-        raise ValueError(f"pretrain must be an integer >= 0 (source examples; 0: no pretraining), got {examples!r}")
-    if examples and (opt["family"] not in PRETRAIN_FAMILIES or opt["arch"] != "mlp"):
-        raise ValueError(f"pretrain: only {' and '.join(PRETRAIN_FAMILIES)} MLP tasks can be fine-tunes, "
-                         f"got family={opt['family']!r}, arch={opt['arch']!r}")
-    scale = opt["body_scale"]
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"body_scale must be a finite number > 0, got {scale!r}")
-    if scale != 1.0 and not examples:
-        raise ValueError(f"body_scale rescales a pretrained body, so it needs pretrain > 0, got body_scale={scale!r}")
-    return examples
-
-
+# -- fine-tunes (lrpilot.training.finetune) -------------------------------------------------
 def pretrained_body(options: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """The body (every parameter but the output layer's) of the task's model pretrained on its source set.
-
-    Computed once per process and set of options, without touching the global RNG: the model is built
-    and its batches drawn under ``data_seed``, so it does not depend on the run's seed."""
+    """The body (every parameter but the output layer's) of the task's model pretrained on its source set
+    (:func:`lrpilot.training.finetune.pretrain_body`: once per process, independent of the run's seed)."""
     opt = {**DEFAULT_OPTIONS, **options}
-    examples = _check_pretrain(opt)
-    target_only = ("n_train", "n_val", "n_test", "noise", "body_scale")
-    key = tuple(sorted((k, v) for k, v in opt.items() if k not in target_only))
-    if key not in _BODIES:
-        seed = int(opt["data_seed"])
-        x, y = {"teacher": _teacher, "gmm": _gmm}[opt["family"]](np.random.default_rng(seed), examples, opt,
-                                                                 source=True)
-        inputs, labels = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
-        classes = int(opt["classes"]) * (1 if opt["family"] == "teacher" else 3)
-        source = Task("source", load_synthetic, build_synthetic_model, options={**opt, "classes": classes,
-                                                                                 "pretrain": 0, "body_scale": 1.0})
-        data = DataSplits(TensorSplit(inputs, labels), TensorSplit(inputs[:1], labels[:1]),
-                          TensorSplit(inputs[:1], labels[:1]), classes)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build_synthetic_model(source, data)
-            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-            for _ in range(PRETRAIN_EPOCHS):
-                for batch in torch.randperm(examples).split(64):
-                    optimizer.zero_grad()
-                    nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
-                    optimizer.step()
-        state = model.state_dict()
-        head = {name for name in state if name.startswith(f"{len(model) - 1}.")}
-        _BODIES[key] = {name: value.detach().clone() for name, value in state.items() if name not in head}
-        while len(_BODIES) > BODY_CACHE:
-            del _BODIES[next(iter(_BODIES))]
-    return _BODIES[key]
+    examples = check_finetune(opt)
+    classes = int(opt["classes"]) * (1 if opt["family"] == "teacher" else 3)
 
+    def source() -> tuple[torch.Tensor, torch.Tensor]:
+        generate = {"teacher": _teacher, "gmm": _gmm}[opt["family"]]
+        x, y = generate(np.random.default_rng(int(opt["data_seed"])), examples, opt, source=True)
+        return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
 
-def _rescale_body(model: nn.Sequential, scale: float) -> None:
-    """Scale the first layer's weights and every hidden bias before the last hidden layer by ``scale``, and
-    the last hidden layer's weights by ``1 / scale``: each hidden activation but the last is ``scale`` times
-    as large and the model computes the same function (ReLU is positively homogeneous), but Adam's steps,
-    about the LR per weight whatever its size, now move the first layer ``1 / scale`` times as far relative
-    to its weights. A body of one hidden layer is left as it is."""
-    hidden = [m for m in model if isinstance(m, nn.Linear)][:-1]
-    if scale == 1.0 or len(hidden) < 2:
-        return
-    with torch.no_grad():
-        hidden[0].weight.mul_(scale)
-        for layer in hidden[:-1]:
-            layer.bias.mul_(scale)
-        hidden[-1].weight.div_(scale)
+    def build(inputs: torch.Tensor, labels: torch.Tensor) -> nn.Sequential:
+        task = Task("source", load_synthetic, build_synthetic_model,
+                    options={**opt, "classes": classes, "pretrain": 0, "body_scale": 1.0})
+        one = TensorSplit(inputs[:1], labels[:1])
+        return build_synthetic_model(task, DataSplits(TensorSplit(inputs, labels), one, one, classes))
+
+    return pretrain_body(opt, source, build)
 
 
 # -- models ------------------------------------------------------------------------------
@@ -247,9 +192,9 @@ def build_synthetic_model(task: Task, data: DataSplits) -> nn.Module:
             layers += [nn.Linear(fan_in, width), nn.ReLU()]
             fan_in = width
         model = nn.Sequential(*layers, nn.Linear(fan_in, classes))
-        if _check_pretrain(opt):  # a fine-tune: the pretrained body, the fresh (seeded) head
+        if check_finetune(opt):  # a fine-tune: the pretrained body, the fresh (seeded) head
             model.load_state_dict(pretrained_body(opt), strict=False)
-            _rescale_body(model, float(opt["body_scale"]))
+            rescale_body(model, float(opt["body_scale"]))
         return model
     if len(shape) == 2:  # (channels, length)
         convs: list[nn.Module] = []

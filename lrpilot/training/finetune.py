@@ -1,0 +1,89 @@
+"""Fine-tunes of the synthetic tasks: a body pretrained once on a source set, and a fragile body.
+
+:mod:`lrpilot.training.synthetic` makes a ``teacher`` or ``gmm`` MLP task a fine-tune with
+``options["pretrain"]`` (the size of its source set) and passes what it knows of the task in: how to
+generate the source set and how to build the model. This module owns what does not depend on the
+family: the option checks, the pretraining (:func:`pretrain_body`: Adam, LR 1e-3, batch 64,
+:data:`PRETRAIN_EPOCHS` epochs, seeded by the data seed alone, cached per process), and
+:func:`rescale_body` (``options["body_scale"]``). It imports nothing of ``synthetic``, so the two
+modules form no cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = ["PRETRAIN_EPOCHS", "PRETRAIN_FAMILIES", "BODY_CACHE", "check_finetune", "pretrain_body", "rescale_body"]
+
+PRETRAIN_EPOCHS = 20
+"""Epochs of pretraining on the source set (Adam, LR 1e-3, batch 64)."""
+PRETRAIN_FAMILIES = ("teacher", "gmm")
+"""The families that can be fine-tunes (``options["pretrain"]`` > 0)."""
+BODY_CACHE = 32
+"""Pretrained bodies kept per process (the oldest is dropped first)."""
+_TARGET_ONLY = ("n_train", "n_val", "n_test", "noise", "body_scale")
+"""Options that change the target task only: the source set and its pretrained body do not depend on them."""
+_BODIES: dict[tuple[Any, ...], dict[str, torch.Tensor]] = {}
+
+
+def check_finetune(opt: dict[str, Any]) -> int:
+    """The source set's size (0: not a fine-tune); ``ValueError`` naming a bad ``pretrain`` or ``body_scale``."""
+    examples = opt["pretrain"]
+    if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
+        raise ValueError(f"pretrain must be an integer >= 0 (source examples; 0: no pretraining), got {examples!r}")
+    if examples and (opt["family"] not in PRETRAIN_FAMILIES or opt["arch"] != "mlp"):
+        raise ValueError(f"pretrain: only {' and '.join(PRETRAIN_FAMILIES)} MLP tasks can be fine-tunes, "
+                         f"got family={opt['family']!r}, arch={opt['arch']!r}")
+    scale = opt["body_scale"]
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"body_scale must be a finite number > 0, got {scale!r}")
+    if scale != 1.0 and not examples:
+        raise ValueError(f"body_scale rescales a pretrained body, so it needs pretrain > 0, got body_scale={scale!r}")
+    return examples
+
+
+def pretrain_body(opt: dict[str, Any], source: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+                  build: Callable[[torch.Tensor, torch.Tensor], nn.Sequential]) -> dict[str, torch.Tensor]:
+    """The body (every parameter but the output layer's) of ``build(inputs, labels)`` trained on ``source()``.
+
+    Computed once per process and set of options (those of the target alone aside), without touching the
+    global RNG: the model is built and its batches drawn under ``opt["data_seed"]``, so the body does not
+    depend on the run's seed."""
+    key = tuple(sorted((k, v) for k, v in opt.items() if k not in _TARGET_ONLY))
+    if key not in _BODIES:
+        inputs, labels = source()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(opt["data_seed"]))
+            model = build(inputs, labels)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            for _ in range(PRETRAIN_EPOCHS):
+                for batch in torch.randperm(len(labels)).split(64):
+                    optimizer.zero_grad()
+                    nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
+                    optimizer.step()
+        state = model.state_dict()
+        head = {name for name in state if name.startswith(f"{len(model) - 1}.")}
+        _BODIES[key] = {name: value.detach().clone() for name, value in state.items() if name not in head}
+        while len(_BODIES) > BODY_CACHE:
+            del _BODIES[next(iter(_BODIES))]
+    return _BODIES[key]
+
+
+def rescale_body(model: nn.Sequential, scale: float) -> None:
+    """Scale the first layer's weights and every hidden bias before the last hidden layer by ``scale``, and
+    the last hidden layer's weights by ``1 / scale``: each hidden activation but the last is ``scale`` times
+    as large and the model computes the same function (ReLU is positively homogeneous), but Adam's steps,
+    about the LR per weight whatever its size, now move the first layer ``1 / scale`` times as far relative
+    to its weights. A body of one hidden layer is left as it is."""
+    hidden = [m for m in model if isinstance(m, nn.Linear)][:-1]
+    if scale == 1.0 or len(hidden) < 2:
+        return
+    with torch.no_grad():
+        hidden[0].weight.mul_(scale)
+        for layer in hidden[:-1]:
+            layer.bias.mul_(scale)
+        hidden[-1].weight.div_(scale)
