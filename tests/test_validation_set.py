@@ -33,6 +33,22 @@ def test_regret_is_measured_against_the_best_constant_lr() -> None:
         assert row["regret"] == pytest.approx(100 * (oracle[("teacher-mlp", 4, None, 0)] - row["acc"]))
 
 
+def test_a_task_listed_twice_with_other_options_is_scored_against_its_own_oracle() -> None:
+    """Two entries of one task (here other data) are two tasks: each best constant LR has regret 0 against its
+    own oracle, and each is listed under its own label (one oracle for both would give one of them regret)."""
+    options = {"classes": 5, "n_train": 1024}
+    tasks = (("teacher-mlp", {**options, "data_seed": 100}), ("teacher-mlp", {**options, "data_seed": 101}))
+    twice = ValidationSet(tasks=tasks,
+                          budgets=(3,), lrs=ORACLE_LRS, seeds=(0,), epoch_examples=256)
+    assert twice.labels == ["teacher-mlp[0]", "teacher-mlp[1]"]
+    oracle = twice.oracle()
+    assert oracle[("teacher-mlp[0]", 3, None, 0)] != oracle[("teacher-mlp[1]", 3, None, 0)]
+    result = twice.evaluate(lambda: from_spec("constant"))
+    assert set(result["per_task_regret"]) == {"teacher-mlp[0]", "teacher-mlp[1]"}
+    for label in twice.labels:
+        assert min(row["regret"] for row in result["rows"] if row["label"] == label) == 0.0
+
+
 def test_validation_workers_play_the_same_runs() -> None:
     """Played in 2 processes, every run (and so the score) is the one played in this process; a lambda, which
     cannot reach a worker process, is refused in one line."""

@@ -89,22 +89,29 @@ class ValidationSet:
         return LRControlEnv(task=task, epochs=budget, task_options=overrides, epoch_examples=examples,
                             evaluate_test=True, divergence_growth_factor=None, interval=interval, undo=undo)
 
-    def _play_block(self, block: tuple[tuple[str, Mapping[str, Any]], int, str | None],
+    @property
+    def labels(self) -> list[str]:
+        """What each task is scored and listed under: its name, or ``name[i]`` (its place among the tasks of
+        that name) when the set holds the task more than once (with other options)."""
+        names = [task for task, _ in self.tasks]
+        return [name if names.count(name) == 1 else f"{name}[{names[:i].count(name)}]" for i, name in enumerate(names)]
+
+    def _play_block(self, block: tuple[tuple[str, tuple[str, Mapping[str, Any]]], int, str | None],
                     make: Callable[[], Controller], lrs: Sequence[float], undo: bool) -> list[dict[str, Any]]:
         """The runs of one task, budget and interval: every initial LR and seed."""
-        (task, options), budget, interval = block
+        (label, (task, options)), budget, interval = block
         env = self._env(task, options, budget, interval, undo)
         rows = []
         for lr, seed in itertools.product(lrs, self.seeds):
             record = run_controller(env, EvalCase(task, lr, seed), make())
             failed = record["test_acc"] is None or record["diverged"]
-            rows.append({**record, "budget": budget, "interval": interval,
+            rows.append({**record, "label": label, "budget": budget, "interval": interval,
                          "acc": 0.0 if failed else record["test_acc"]})
         return rows
 
     def _play(self, make: Callable[[], Controller], lrs: Sequence[float]) -> list[dict[str, Any]]:
         undo = make().may_undo
-        blocks = list(itertools.product(self.tasks, self.budgets, self.intervals))
+        blocks = list(itertools.product(zip(self.labels, self.tasks), self.budgets, self.intervals))
         play = functools.partial(self._play_block, make=make, lrs=tuple(lrs), undo=undo)
         if self.workers <= 1 or len(blocks) <= 1:
             return [row for block in blocks for row in play(block)]
@@ -118,11 +125,11 @@ class ValidationSet:
             return [row for rows in pool.map(play, blocks, chunksize=1) for row in rows]
 
     def oracle(self) -> dict[tuple[str, int, str | None, int], float]:
-        """The best final test accuracy of ``constant`` over :data:`ORACLE_LRS`, per (task, budget, interval,
-        seed); played on the first call only."""
+        """The best final test accuracy of ``constant`` over :data:`ORACLE_LRS`, per (task label, budget,
+        interval, seed; :attr:`labels`); played on the first call only."""
         if not self._oracle:
             for row in self._play(functools.partial(from_spec, "constant"), ORACLE_LRS):
-                key = (row["task"], row["budget"], row["interval"], row["session_seed"])
+                key = (row["label"], row["budget"], row["interval"], row["session_seed"])
                 self._oracle[key] = max(self._oracle.get(key, 0.0), row["acc"])
         return self._oracle
 
@@ -132,9 +139,9 @@ class ValidationSet:
         oracle = self.oracle()
         rows = self._play(make, self.lrs)
         for row in rows:
-            best = oracle[(row["task"], row["budget"], row["interval"], row["session_seed"])]
+            best = oracle[(row["label"], row["budget"], row["interval"], row["session_seed"])]
             row["regret"] = 100.0 * max(best - row["acc"], 0.0)
-        per_task = {task: statistics.fmean(r["regret"] for r in rows if r["task"] == task) for task, _ in self.tasks}
+        per_task = {label: statistics.fmean(r["regret"] for r in rows if r["label"] == label) for label in self.labels}
         return {"n": len(rows), "mean_regret": statistics.fmean(r["regret"] for r in rows),
                 "mean_test_acc": 100.0 * statistics.fmean(r["acc"] for r in rows),
                 "diverged": sum(r["diverged"] for r in rows), "per_task_regret": per_task, "rows": rows}
