@@ -40,17 +40,21 @@ def _runs(roots: list[Path]) -> list[dict]:
     return runs
 
 
-def _class_rates(task: str, cache: dict[str, list[float]]) -> list[float]:
-    """The test accuracy of always predicting each class (the class shares of the test split)."""
-    if task not in cache:
+def _class_rates(config: dict, cache: dict[str, list[float]]) -> list[float]:
+    """The test accuracy of always predicting each class (the class shares of the test split of the run's
+    task, with the run's task options: other data or other classes have other shares)."""
+    options = config.get("task_options") or {}
+    name = json.dumps([config["task"], options], sort_keys=True)
+    if name not in cache:
         import torch
 
         from lrpilot.training import get_task
         from lrpilot.training.loading import load_splits
 
-        labels = load_splits(get_task(task), None).test.labels
-        cache[task] = [float(c) / len(labels) for c in torch.bincount(labels)]
-    return cache[task]
+        task = get_task(config["task"])
+        labels = load_splits(task.with_overrides(**options) if options else task, config.get("data_dir")).test.labels
+        cache[name] = [float(c) / len(labels) for c in torch.bincount(labels)]
+    return cache[name]
 
 
 def _bad(final: dict, rates: list[float]) -> bool:
@@ -77,7 +81,7 @@ def count(roots: list[Path]) -> dict:
         twin = plain.get((spec[: -len(SUFFIX)], key(r["config"])))
         if twin is None:
             continue
-        rate = _class_rates(r["config"]["task"], rates)
+        rate = _class_rates(r["config"], rates)
         row = table[spec]
         undid = r["final"].get("undos", 0) > 0
         plain_bad, guarded_bad = _bad(twin["final"], rate), _bad(r["final"], rate)
