@@ -51,6 +51,18 @@ def test_report_files_and_valid_pngs(study_dir):
     assert len(analysis.summary) == 6
 
 
+def test_the_report_says_which_thread_counts_the_runs_used(study_dir, tmp_path):
+    """One count is stated; runs with different counts (numbers not bit-comparable) are flagged."""
+    build_report(study_dir, plots=False)
+    assert "Torch threads per run: 1." in (study_dir / "report.md").read_text()
+    mixed = tmp_path / "mixed"
+    shutil.copytree(study_dir, mixed)
+    path = mixed / "runs" / "digits-mlp__bold__lr0.0001__s0" / "metrics.jsonl"
+    path.write_text(path.read_text().replace('"torch_threads": 1', '"torch_threads": 2'))
+    build_report(mixed, plots=False)
+    assert "different torch thread counts: 1 (11 runs), 2 (1 run)" in (mixed / "report.md").read_text()
+
+
 def test_summary_csv_matches_the_runs(study_dir):
     build_report(study_dir, plots=False)
     with open(study_dir / "summary.csv", newline="") as fh:

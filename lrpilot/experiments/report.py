@@ -75,6 +75,24 @@ def _counts(analysis: Analysis) -> str:
             f"{status.get('failed', 0)} failed, {status.get('partial', 0) + status.get('pending', 0)} not finished.")
 
 
+def _threads(analysis: Analysis) -> list[str]:
+    """A line on the torch threads the finished runs used (recorded since 2026-12-03): one count, or a warning
+    when they differ, since a run's numbers are bit-identical only at the same count (docs/compare.md)."""
+    counts: dict[int, int] = {}
+    for record in analysis.records:
+        threads = (record.final or {}).get("torch_threads")
+        if isinstance(threads, int):
+            counts[threads] = counts.get(threads, 0) + 1
+    if not counts:
+        return []
+    if len(counts) == 1:
+        return [f"Torch threads per run: {next(iter(counts))}."]
+    spread = ", ".join(f"{threads} ({runs} run{'s' if runs > 1 else ''})"
+                       for threads, runs in sorted(counts.items()))
+    return [f"**The runs used different torch thread counts: {spread}.** A run repeated with another count can end "
+            "differently (docs/compare.md, \"Threads\"); `--workers` sets the count (cores // workers)."]
+
+
 def render_markdown(analysis: Analysis, images: list[Path]) -> str:
     """The whole ``report.md``."""
     study = analysis.study
@@ -82,7 +100,7 @@ def render_markdown(analysis: Analysis, images: list[Path]) -> str:
         "# lrpilot study report", "",
         f"Tasks: {', '.join(study.tasks)}. Controllers: {', '.join(study.controllers)}. "
         f"Seeds: {study.seeds}. Epochs: {study.epochs or 'task default'}. Device: {study.device}.", "",
-        _counts(analysis), "",
+        _counts(analysis), *_threads(analysis), "",
         "Figures are means with 95% t-based confidence intervals in brackets and the number of runs (n). "
         "Accuracies and differences of accuracy are in percent (points). A diverged run scores 0 test accuracy; "
         "its test loss, final train loss and convergence epoch are left out. Convergence epoch: first epoch whose "
