@@ -21,7 +21,7 @@ target set (``n_train``) the pretrained body is worth keeping. ``options["body_s
 the body *fragile* without changing what it computes (:func:`~lrpilot.training.finetune.rescale_body`):
 under Adam a raised LR then damages the pretrained features sooner, as it does in a pretrained transformer
 whose weights are small. What these fine-tunes do and do not reproduce of a pretrained language model's is
-measured in docs/controller.md ("A synthetic fine-tune family does not reproduce the MiniLM miss").
+measured in docs/controller.md ("Synthetic fine-tunes: MLPs do not carry the MiniLM miss, a small transformer does").
 
 Any family takes label noise: ``options["noise"]`` is the fraction of *train* labels
 replaced by a different random label (validation and test stay clean), which makes
