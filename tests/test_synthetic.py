@@ -170,27 +170,38 @@ def test_a_finetune_starts_from_one_pretrained_body_and_a_seeded_head() -> None:
         "s", family="teacher", classes=4, n_train=128, data_seed=5)).train.inputs)  # the target data is unchanged
 
 
-@pytest.mark.parametrize("family", ["teacher", "gmm"])
-def test_a_finetune_learns_its_small_target_set_faster_than_training_from_scratch(family: str) -> None:
+TRANSFORMER = {"arch": "transformer", "width": 32, "depth": 1, "seq_len": 16}
+
+
+@pytest.mark.parametrize("family, pretrain, shape", [("teacher", 4096, {}), ("gmm", 4096, {}),
+                                                     ("seq", 2048, TRANSFORMER)])
+def test_a_finetune_learns_its_small_target_set_faster_than_training_from_scratch(family: str, pretrain: int,
+                                                                                   shape: dict) -> None:
     accs = {}
-    for pretrain in (0, 4096):
-        task = synthetic_task("ft", family=family, classes=4, n_train=128, data_seed=5, pretrain=pretrain,
-                              lr=1e-3, batch_size=16)
+    for examples in (0, pretrain):
+        task = synthetic_task("ft", family=family, classes=4, n_train=128, data_seed=5, pretrain=examples,
+                              lr=1e-3, batch_size=16, **shape)
         session = TrainingSession(task, seed=0, device="cpu")
         for _ in range(3):
             session.run_epoch()
-        accs[pretrain] = session.evaluate("test")["acc"]
-    assert accs[4096] > accs[0] + 0.05, accs
+        accs[examples] = session.evaluate("test")["acc"]
+    assert accs[pretrain] > accs[0] + 0.05, accs
 
 
-def test_a_population_member_of_a_finetune_starts_where_a_session_does() -> None:
+@pytest.mark.parametrize("task", [_finetune(), synthetic_task("ft", family="seq", classes=4, n_train=128, data_seed=5,
+                                                              pretrain=512, batch_size=16, lr=1e-3, **TRANSFORMER)],
+                         ids=["mlp", "transformer"])
+def test_a_population_member_of_a_finetune_starts_and_trains_as_a_session_does(task: Task) -> None:
+    """The population trains the transformer too: it holds no dropout modules and runs under torch.vmap."""
     from lrpilot.training.population_trainer import Population
 
-    task = _finetune()
     pop = Population(task, [3, 4], [1e-3, 1e-3], epoch_examples=64)
-    session = TrainingSession(task, seed=4, device="cpu")
+    session = TrainingSession(task, seed=4, device="cpu", epoch_examples=64)
     for key, value in session.model.state_dict().items():
         assert torch.equal(pop.member_state_dict(1)[key], value), key
+    member, alone = pop.run_epoch()[1], session.run_epoch()
+    assert member.train_loss == pytest.approx(alone.train_loss, rel=1e-5)
+    assert member.val_loss == pytest.approx(alone.val_loss, rel=1e-5) and member.val_acc == alone.val_acc
 
 
 def test_a_fragile_body_computes_the_same_function_with_a_smaller_first_layer() -> None:
@@ -207,7 +218,12 @@ def test_bad_finetune_options_name_the_value() -> None:
         TrainingSession(synthetic_task("t", family="seq", arch="cnn", pretrain=512), seed=0, device="cpu")
     with pytest.raises(ValueError, match="pretrain must be an integer"):
         TrainingSession(synthetic_task("t", pretrain=-1), seed=0, device="cpu")
-    with pytest.raises(ValueError, match="body_scale.*needs pretrain"):
+    with pytest.raises(ValueError, match="body_scale.*needs pretrain > 0"):
         TrainingSession(synthetic_task("t", body_scale=0.1), seed=0, device="cpu")
     with pytest.raises(ValueError, match="body_scale must be"):
         TrainingSession(_finetune(body_scale=0.0), seed=0, device="cpu")
+    with pytest.raises(ValueError, match="transformer.*family 'seq'"):
+        TrainingSession(synthetic_task("t", family="teacher", arch="transformer"), seed=0, device="cpu")
+    with pytest.raises(ValueError, match="body_scale.*arch 'mlp'"):
+        TrainingSession(synthetic_task("t", family="seq", pretrain=512, body_scale=0.5, **TRANSFORMER), seed=0,
+                        device="cpu")

@@ -17,12 +17,16 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-__all__ = ["PRETRAIN_EPOCHS", "PRETRAIN_FAMILIES", "BODY_CACHE", "check_finetune", "pretrain_body", "rescale_body"]
+__all__ = ["PRETRAIN_EPOCHS", "PRETRAIN_FAMILIES", "PRETRAIN_ARCHS", "BODY_CACHE", "check_finetune", "pretrain_body",
+           "rescale_body", "output_layer"]
 
 PRETRAIN_EPOCHS = 20
 """Epochs of pretraining on the source set (Adam, LR 1e-3, batch 64)."""
-PRETRAIN_FAMILIES = ("teacher", "gmm")
-"""The families that can be fine-tunes (``options["pretrain"]`` > 0)."""
+PRETRAIN_FAMILIES = ("teacher", "gmm", "seq")
+"""The families that can be fine-tunes (``options["pretrain"]`` > 0): ``teacher`` and ``gmm`` as MLPs, ``seq`` as
+a transformer (:data:`PRETRAIN_ARCHS`)."""
+PRETRAIN_ARCHS = {"teacher": "mlp", "gmm": "mlp", "seq": "transformer"}
+"""The architecture a fine-tune of each family must have."""
 BODY_CACHE = 32
 """Pretrained bodies kept per process (the oldest is dropped first)."""
 _TARGET_ONLY = ("n_train", "n_val", "n_test", "noise", "body_scale")
@@ -35,20 +39,22 @@ def check_finetune(opt: dict[str, Any]) -> int:
     examples = opt["pretrain"]
     if isinstance(examples, bool) or not isinstance(examples, int) or examples < 0:
         raise ValueError(f"pretrain must be an integer >= 0 (source examples; 0: no pretraining), got {examples!r}")
-    if examples and (opt["family"] not in PRETRAIN_FAMILIES or opt["arch"] != "mlp"):
-        raise ValueError(f"pretrain: only {' and '.join(PRETRAIN_FAMILIES)} MLP tasks can be fine-tunes, "
+    if examples and PRETRAIN_ARCHS.get(opt["family"]) != opt["arch"]:
+        raise ValueError("pretrain: only teacher and gmm MLP tasks and seq transformer tasks can be fine-tunes, "
                          f"got family={opt['family']!r}, arch={opt['arch']!r}")
     scale = opt["body_scale"]
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"body_scale must be a finite number > 0, got {scale!r}")
-    if scale != 1.0 and not examples:
-        raise ValueError(f"body_scale rescales a pretrained body, so it needs pretrain > 0, got body_scale={scale!r}")
+    if scale != 1.0 and not (examples and opt["arch"] == "mlp"):
+        raise ValueError(f"body_scale rescales a pretrained MLP body, so it needs pretrain > 0 and arch 'mlp', "
+                         f"got body_scale={scale!r}")
     return examples
 
 
 def pretrain_body(opt: dict[str, Any], source: Callable[[], tuple[torch.Tensor, torch.Tensor]],
                   build: Callable[[torch.Tensor, torch.Tensor], nn.Sequential]) -> dict[str, torch.Tensor]:
-    """The body (every parameter but the output layer's) of ``build(inputs, labels)`` trained on ``source()``.
+    """The body (every parameter but the output layer's, :func:`output_layer`) of ``build(inputs, labels)``
+    trained on ``source()``.
 
     Computed once per process and set of options (those of the target alone aside), without touching the
     global RNG: the model is built and its batches drawn under ``opt["data_seed"]``, so the body does not
@@ -65,12 +71,17 @@ def pretrain_body(opt: dict[str, Any], source: Callable[[], tuple[torch.Tensor, 
                     optimizer.zero_grad()
                     nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
                     optimizer.step()
-        state = model.state_dict()
-        head = {name for name in state if name.startswith(f"{len(model) - 1}.")}
-        _BODIES[key] = {name: value.detach().clone() for name, value in state.items() if name not in head}
+        head = output_layer(model)
+        _BODIES[key] = {name: value.detach().clone() for name, value in model.state_dict().items()
+                        if not name.startswith(f"{head}.")}
         while len(_BODIES) > BODY_CACHE:
             del _BODIES[next(iter(_BODIES))]
     return _BODIES[key]
+
+
+def output_layer(model: nn.Module) -> str:
+    """The name of the model's output layer (its last ``nn.Linear``): what a fine-tune draws afresh."""
+    return [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
 
 
 def rescale_body(model: nn.Sequential, scale: float) -> None:

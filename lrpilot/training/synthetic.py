@@ -10,24 +10,27 @@ train / val / test splits never depend on a run's seed):
 * ``seq``: random token sequences (one-hot, channels first) in which one of ``classes``
   short motifs is planted at a random position; the label is the motif (a 1D conv finds it).
 
-A ``teacher`` or ``gmm`` MLP task can be a **fine-tune** (``options["pretrain"]`` > 0, the size of a
+A ``teacher`` or ``gmm`` MLP task, or a ``seq`` task as a transformer (``options["arch"] = "transformer"``:
+:mod:`lrpilot.training.transformer`), can be a **fine-tune** (``options["pretrain"]`` > 0, the size of a
 *source* set): its model starts from a body pretrained on a related source task and a fresh head, as a
 pretrained BERT does (:func:`pretrained_body`). The source is ``pretrain`` other examples from the same
 generator: ``teacher``'s are labelled by the same teacher, ``gmm``'s by blob (``classes`` × 3 classes on
-the same centres, a refinement of the target's classes). The body is pretrained once per process and task
-(:mod:`lrpilot.training.finetune`: Adam, LR 1e-3, batch 64, 20 epochs, seeded by the data seed alone), so
-every run of a task starts from the same body and only the head depends on the run's seed. With a small
-target set (``n_train``) the pretrained body is worth keeping. ``options["body_scale"]`` (default 1) makes
-the body *fragile* without changing what it computes (:func:`~lrpilot.training.finetune.rescale_body`):
-under Adam a raised LR then damages the pretrained features sooner, as it does in a pretrained transformer
-whose weights are small. What these fine-tunes do and do not reproduce of a pretrained language model's is
-measured in docs/controller.md ("Synthetic fine-tunes: MLPs do not carry the MiniLM miss, a small transformer does").
+the same centres, a refinement of the target's classes), ``seq``'s carry the same motifs. The body is
+pretrained once per process and task (:mod:`lrpilot.training.finetune`: Adam, LR 1e-3, batch 64, 20 epochs,
+seeded by the data seed alone), so every run of a task starts from the same body and only the head depends
+on the run's seed. With a small target set (``n_train``) the pretrained body is worth keeping.
+``options["body_scale"]`` (default 1; MLPs only) makes the body *fragile* without changing what it computes
+(:func:`~lrpilot.training.finetune.rescale_body`): under Adam a raised LR then damages the pretrained
+features sooner, as it does in a pretrained transformer whose weights are small. What these fine-tunes do and
+do not reproduce of a pretrained language model's is measured in docs/controller.md ("Synthetic fine-tunes:
+MLPs do not carry the MiniLM miss, a small transformer does").
 
 Any family takes label noise: ``options["noise"]`` is the fraction of *train* labels
 replaced by a different random label (validation and test stay clean), which makes
 over-fitting happen. Architectures (``options["arch"]``): ``mlp`` (``depth`` hidden
 layers of ``width`` units) or ``cnn`` (``depth`` 3-wide conv layers of ``width`` channels;
-1D with global max-pooling for sequences, 2D with a 2x2 max-pool for digit images). The
+1D with global max-pooling for sequences, 2D with a 2x2 max-pool for digit images); and, named
+only (no distribution draws it), ``transformer`` for ``seq`` (``depth`` encoder layers of ``width``). The
 models hold no buffers and no dropout, so they train in a vectorised population too.
 
 Registered names (:data:`SYNTHETIC_TASKS`, registered with the other built-ins by
@@ -47,6 +50,7 @@ from torch import nn
 from lrpilot.training.data import DataSplits, TensorSplit
 from lrpilot.training.finetune import PRETRAIN_FAMILIES, check_finetune, pretrain_body, rescale_body
 from lrpilot.training.task import Task
+from lrpilot.training.transformer import SequenceTransformer
 
 __all__ = ["FAMILIES", "TRAINING_FAMILIES", "PRETRAIN_FAMILIES", "pretrained_body", "ARCHS", "load_synthetic",
            "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS", "TaskDistribution", "TaskDraw"]
@@ -120,11 +124,14 @@ def _gmm(rng: np.random.Generator, n: int, opt: dict[str, Any],
     return centres[y, k] + rng.normal(0.0, 1.0, (n, dim)), y * blobs + k if source else y
 
 
-def _seq(rng: np.random.Generator, n: int, opt: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def _seq(rng: np.random.Generator, n: int, opt: dict[str, Any],
+         source: bool = False) -> tuple[np.ndarray, np.ndarray]:
     vocab, length, classes, motif = int(opt["vocab"]), int(opt["seq_len"]), int(opt["classes"]), 3
     if length < motif or vocab < 2:
         raise ValueError(f"seq needs seq_len >= {motif} and vocab >= 2, got seq_len={length}, vocab={vocab}")
     motifs = rng.integers(0, vocab, (classes, motif))
+    if source:  # the same motifs, other sequences
+        rng = np.random.default_rng([int(opt["data_seed"]), 2])
     tokens = rng.integers(0, vocab, (n, length))
     y = rng.integers(0, classes, n)
     start = rng.integers(0, length - motif + 1, n)
@@ -151,10 +158,10 @@ def pretrained_body(options: dict[str, Any]) -> dict[str, torch.Tensor]:
     (:func:`lrpilot.training.finetune.pretrain_body`: once per process, independent of the run's seed)."""
     opt = {**DEFAULT_OPTIONS, **options}
     examples = check_finetune(opt)
-    classes = int(opt["classes"]) * (1 if opt["family"] == "teacher" else 3)
+    classes = int(opt["classes"]) * (3 if opt["family"] == "gmm" else 1)
 
     def source() -> tuple[torch.Tensor, torch.Tensor]:
-        generate = {"teacher": _teacher, "gmm": _gmm}[opt["family"]]
+        generate = {"teacher": _teacher, "gmm": _gmm, "seq": _seq}[opt["family"]]
         x, y = generate(np.random.default_rng(int(opt["data_seed"])), examples, opt, source=True)
         return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
 
@@ -176,11 +183,12 @@ class GlobalMaxPool1d(nn.Module):
 
 
 def build_synthetic_model(task: Task, data: DataSplits) -> nn.Module:
-    """An MLP or a small CNN sized by ``task.options`` (``width``, ``depth``) for ``data``'s inputs."""
+    """An MLP, a small CNN or (``seq`` only) a small transformer sized by ``task.options`` (``width``, ``depth``)
+    for ``data``'s inputs."""
     opt = {**DEFAULT_OPTIONS, **task.options}
     arch, width, depth = opt["arch"], int(opt["width"]), int(opt["depth"])
-    if arch not in ARCHS:
-        raise ValueError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if arch not in (*ARCHS, "transformer"):
+        raise ValueError(f"arch must be one of {', '.join(ARCHS)} or transformer, got {arch!r}")
     if width < 1 or depth < 1:
         raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
     shape = tuple(data.train.inputs.shape[1:])  # type: ignore[union-attr]
@@ -195,6 +203,13 @@ def build_synthetic_model(task: Task, data: DataSplits) -> nn.Module:
         if check_finetune(opt):  # a fine-tune: the pretrained body, the fresh (seeded) head
             model.load_state_dict(pretrained_body(opt), strict=False)
             rescale_body(model, float(opt["body_scale"]))
+        return model
+    if arch == "transformer":
+        if opt["family"] != "seq":
+            raise ValueError(f"arch 'transformer' reads token sequences (family 'seq'), got family {opt['family']!r}")
+        model = SequenceTransformer(int(shape[0]), int(shape[1]), width, depth, classes)
+        if check_finetune(opt):
+            model.load_state_dict(pretrained_body(opt), strict=False)
         return model
     if len(shape) == 2:  # (channels, length)
         convs: list[nn.Module] = []
