@@ -232,13 +232,41 @@ def test_a_residual_trained_with_the_undo_action_rewinds_members_and_ships_an_un
     assert policy.may_undo and policy.base == "bold-anneal-streakup"
 
 
-def test_ppo_cannot_start_from_the_residual_default_and_says_so_in_one_line(tmp_path: Path, capsys) -> None:  # noqa: ANN001
-    """`--init-policy default` was the clone before issue #16; the default is now a residual, which PPO cannot
-    start from as a plain actor: one line names the clone instead."""
+def test_ppo_from_the_residual_default_needs_a_residual_recipe_on_its_rule_and_says_so_in_one_line(
+        tmp_path: Path, capsys) -> None:  # noqa: ANN001 - pytest fixture
+    """`--init-policy default` in a plain recipe: the default is a residual on a rule, so one line names the
+    setting that lets PPO go on from it; a residual recipe on another rule is refused the same way."""
     from lrpilot.cli import main
 
-    argv = ["train-controller", "--method", "population", "--init-policy", "default", "--finetune-timesteps", "64",
-            "--population-envs", "4", "--population-groups", "1", "--population-workers", "1", "--out", str(tmp_path)]
-    assert main(argv) == 2
+    common = ["--finetune-timesteps", "64", "--population-envs", "4", "--population-groups", "1",
+              "--population-workers", "1", "--out", str(tmp_path)]
+    assert main(["train-controller", "--method", "population", "--init-policy", "default", *common]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "residual" in err and "'clone'" in err
+    assert "\n" not in err and "residual = 'bold-anneal-streakup'" in err
+    assert main(["train-controller", "--method", "population", "--init-policy", "clone", "--residual",
+                 "bold-anneal-streakup", *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "plain policy" in err and "no residual" in err
+
+
+def test_residual_ppo_goes_on_from_the_shipped_default(tmp_path: Path) -> None:
+    """A residual recipe with ``init_policy = "default"`` starts PPO at the shipped policy's actor (with the critic
+    warming up for the whole run the actor cannot move, so it must come back unchanged) and exports a residual
+    policy on the same rule that records where it started."""
+    import json
+
+    from lrpilot.cli import main
+
+    argv = ["train-controller", "--method", "population", "--residual", "bold-anneal-streakup", "--init-policy",
+            "default", "--finetune-timesteps", "64", "--critic-warmup", "1000000", "--population-envs", "8",
+            "--population-groups", "1", "--population-workers", "1", "--n-steps", "8", "--batch-size", "32",
+            "--n-epochs", "1", "--epochs-range", "4,5", "--actions", "0.1,0.5,1,1.5,2", "--encoder-version", "2",
+            "--out", str(tmp_path),
+            "--name", "onward"]
+    assert main(argv) == 0
+    shipped, onward = load_policy("default"), load_policy(tmp_path / "onward")
+    assert onward.base == "bold-anneal-streakup"
+    for a, b in zip(shipped.actor.parameters(), onward.actor.parameters()):
+        assert torch.equal(a, b)
+    card = json.loads((tmp_path / "onward.json").read_text())
+    assert card["provenance"]["recipe"]["init_policy"] == "default"

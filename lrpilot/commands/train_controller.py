@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     add("--ent-coef", "ent_coef", type=float, help="entropy coefficient")
     add("--net-arch", "net_arch", type=_int_list, metavar="N,N", help="hidden layer sizes (default 64,64)")
     add("--encoder-version", "encoder_version", type=positive_int,
-        help="observation encoder: 1 (default, the shipped policy's) or 2 (adds the budget's size and undo)")
+        help="observation encoder: 1 (default) or 2 (adds the budget's size and undo; the shipped policy's)")
     add("--threads", "torch_threads", type=positive_int,
         help="torch threads of the training process, both methods (default 1; weights depend on it)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -125,7 +125,8 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
     add("--budget-end", "budget_end", choices=("truncated", "terminal"),
         help="how PPO episodes end at their budget (default truncated; terminal: no bootstrap past it)")
     add("--init-policy", "init_policy", metavar="POLICY",
-        help="start PPO from this policy's actor (default, or a path) instead of a clone")
+        help="start PPO from this policy's actor instead of a clone: clone, a path, or default (a residual: "
+             "with --residual bold-anneal-streakup)")
     add("--redraw", "redraw", choices=("cut", "drain"),
         help="what a task redraw does to running episodes (default cut; drain: each finishes on the old task)")
     add("--residual", "residual", metavar="TEACHER",

@@ -101,6 +101,29 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
     return actor_from_layers(saved["layers"]), record
 
 
+def _initial_actor(init_policy: str | None, residual: str | None, spec: Any, actions: str,
+                   encoder_version: int) -> Any:
+    """The actor PPO starts from (None: a clone or scratch); ``ValueError`` in one line when ``init_policy`` does
+    not fit the recipe: a residual goes on as a residual on the same rule, a plain policy as a plain one, with the
+    same actions and observation encoder."""
+    if init_policy is None:
+        return None
+    from lrpilot.controller.policy import load_policy
+
+    initial = load_policy(init_policy)
+    if initial.base != residual:
+        kind = f"a residual on the rule {initial.base!r}" if initial.base else "a plain policy"
+        wanted = f"residual = {initial.base!r}" if initial.base else "no residual"
+        raise ValueError(f"init_policy: {init_policy!r} is {kind}; set {wanted}")
+    if initial.action_spec != spec:
+        raise ValueError(f"init_policy: {init_policy!r} acts with actions = {str(initial.action_spec)!r}; "
+                         f"this recipe's are {actions!r}")
+    if initial.encoder.version != encoder_version:
+        raise ValueError(f"init_policy: {init_policy!r} reads observation encoder v{initial.encoder.version}; "
+                         f"set encoder_version = {initial.encoder.version}")
+    return initial.actor
+
+
 def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: int, finetune_timesteps: int,
                      num_envs: int, groups: int, workers: int, families: Sequence[str], net_arch: Sequence[int],
                      bc_epochs: int = 30, ppo: Mapping[str, Any] | None = None, console: Any = None,
@@ -158,8 +181,9 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         if value != defaults[key]:
             settings[key] = info[key] = value
     options = {k: v for k, v in (("twin", twin), ("budget_end", budget_end), ("redraw", redraw)) if v != defaults[k]}
-    if residual is not None and (teacher or init_policy):
-        raise ValueError("residual: PPO trains the residual from its start at the rule (no teacher or init_policy)")
+    if residual is not None and teacher:
+        raise ValueError("residual: PPO trains the residual from its start at the rule or at init_policy (no teacher)")
+    initial = _initial_actor(init_policy, residual, spec, actions, encoder_version)  # checked before any state is made
     state = PopulationCheckpoint(state_dir, settings, resume) if state_dir is not None else None
     if state is not None and state.shortened_from is not None:
         info["finetune_timesteps_planned"] = state.shortened_from
@@ -170,18 +194,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                                           seq_len=seq_len)
     env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
-    net = bc_net = None
-    if init_policy is not None:
-        from lrpilot.controller.policy import load_policy
-
-        initial = load_policy(init_policy)
-        if initial.base is not None:
-            raise ValueError(f"init_policy: {init_policy!r} is a residual on the rule {initial.base!r}; PPO starts "
-                             f"only from a plain policy (the shipped behaviour clone is 'clone')")
-        if initial.encoder.version != encoder_version:
-            raise ValueError(f"init_policy: {init_policy!r} reads observation encoder v{initial.encoder.version}; "
-                             f"set encoder_version = {initial.encoder.version}")
-        net = initial.actor
+    net, bc_net = initial, None
     if teacher:
         clone = clone_stage(teacher, env, spec, bc_steps=bc_steps, bc_epochs=bc_epochs, net_arch=net_arch,
                             augment=bc_augment, dagger_rounds=dagger_rounds, dagger_steps=dagger_steps,

@@ -96,7 +96,7 @@ class PPOConfig:
     net_arch: tuple[int, ...] = (64, 64)
     """Hidden layer sizes of the actor and of the critic (separate networks, tanh)."""
     encoder_version: int = 1
-    """Observation encoder version (1: the shipped policy's; 2 adds the budget's size and undo)."""
+    """Observation encoder version (1, the default; 2 adds the budget's size and undo, and is the shipped policy's)."""
     torch_threads: int = 1
     """torch threads per process while training (1 is fastest for these small models on a shared CPU)."""
 

@@ -103,7 +103,8 @@ class Recipe(PPOConfig):
     budget_end: str = "truncated"
     """``population``: how PPO episodes end at their budget, ``truncated`` or ``terminal`` (no bootstrap past it)."""
     init_policy: str | None = None
-    """``population``: start PPO from this policy's actor (``default``, a path) instead of a clone or scratch."""
+    """``population``: start PPO from this policy's actor (``clone``, ``default``, a path) instead of a clone or
+    scratch: a plain policy for a plain recipe, a residual one for a ``residual`` recipe on the same rule."""
     redraw: str = "cut"
     """``population``: what a group's task redraw does to running episodes: ``cut`` truncates them, ``drain``
     lets each finish on the old task (:attr:`~lrpilot.envs.population.PopulationConfig.redraw`)."""
@@ -206,9 +207,10 @@ class Recipe(PPOConfig):
         if self.residual is not None:
             from lrpilot.learn.residual import check_base
 
-            if self.teacher or self.init_policy or self.finetune_timesteps <= 0 or self.retention > 0:
-                raise ValueError("residual: PPO trains the residual from its start at the rule, so it needs "
-                                 "finetune_timesteps > 0 and no teacher, init_policy or retention")
+            if self.teacher or self.finetune_timesteps <= 0 or self.retention > 0:
+                raise ValueError("residual: PPO trains the residual from its start at the rule (or at init_policy, a "
+                                 "residual on the same rule), so it needs finetune_timesteps > 0 and no teacher or "
+                                 "retention")
             try:
                 check_base(self.residual, self.actions)
             except ValueError as exc:
