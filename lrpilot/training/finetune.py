@@ -1,7 +1,7 @@
 """Fine-tunes of the synthetic tasks: a body pretrained once on a source set, and a fragile body.
 
-:mod:`lrpilot.training.synthetic` makes a ``teacher`` or ``gmm`` MLP task a fine-tune with
-``options["pretrain"]`` (the size of its source set) and passes what it knows of the task in: how to
+:mod:`lrpilot.training.synthetic` makes a ``teacher`` or ``gmm`` MLP task, or a ``seq`` transformer, a
+fine-tune with ``options["pretrain"]`` (the size of its source set) and passes what it knows of the task in: how to
 generate the source set and how to build the model. This module owns what does not depend on the
 family: the option checks, the pretraining (:func:`pretrain_body`: Adam, LR 1e-3, batch 64,
 :data:`PRETRAIN_EPOCHS` epochs, seeded by the data seed alone, cached per process), and
@@ -52,7 +52,7 @@ def check_finetune(opt: dict[str, Any]) -> int:
 
 
 def pretrain_body(opt: dict[str, Any], source: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-                  build: Callable[[torch.Tensor, torch.Tensor], nn.Sequential]) -> dict[str, torch.Tensor]:
+                  build: Callable[[torch.Tensor, torch.Tensor], nn.Module]) -> dict[str, torch.Tensor]:
     """The body (every parameter but the output layer's, :func:`output_layer`) of ``build(inputs, labels)``
     trained on ``source()``.
 

@@ -165,7 +165,7 @@ def pretrained_body(options: dict[str, Any]) -> dict[str, torch.Tensor]:
         x, y = generate(np.random.default_rng(int(opt["data_seed"])), examples, opt, source=True)
         return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y.astype(np.int64))
 
-    def build(inputs: torch.Tensor, labels: torch.Tensor) -> nn.Sequential:
+    def build(inputs: torch.Tensor, labels: torch.Tensor) -> nn.Module:
         task = Task("source", load_synthetic, build_synthetic_model,
                     options={**opt, "classes": classes, "pretrain": 0, "body_scale": 1.0})
         one = TensorSplit(inputs[:1], labels[:1])
