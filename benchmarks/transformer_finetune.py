@@ -28,10 +28,9 @@ from statistics import fmean
 
 import torch
 
+from lrpilot.learn.validation import ORACLE_LRS
 from lrpilot.training.synthetic import synthetic_task
 from lrpilot.training.task import Task
-
-ORACLE_LRS = tuple(float(f"{10 ** (-5 + i / 2):.3g}") for i in range(9))
 
 
 def task(width: int, depth: int, epochs: int) -> Task:

@@ -84,14 +84,16 @@ def output_layer(model: nn.Module) -> str:
     return [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
 
 
-def rescale_body(model: nn.Sequential, scale: float) -> None:
+def rescale_body(model: nn.Module, scale: float) -> None:
     """Scale the first layer's weights and every hidden bias before the last hidden layer by ``scale``, and
     the last hidden layer's weights by ``1 / scale``: each hidden activation but the last is ``scale`` times
     as large and the model computes the same function (ReLU is positively homogeneous), but Adam's steps,
     about the LR per weight whatever its size, now move the first layer ``1 / scale`` times as far relative
     to its weights. A body of one hidden layer is left as it is."""
-    hidden = [m for m in model if isinstance(m, nn.Linear)][:-1]
-    if scale == 1.0 or len(hidden) < 2:
+    if scale == 1.0:
+        return
+    hidden = [m for m in model.modules() if isinstance(m, nn.Linear)][:-1]
+    if len(hidden) < 2:
         return
     with torch.no_grad():
         hidden[0].weight.mul_(scale)

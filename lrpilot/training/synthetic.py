@@ -100,13 +100,20 @@ def load_synthetic(task: Task, data_dir: str | None = None) -> DataSplits:
     return data
 
 
+def _source_rng(opt: dict[str, Any]) -> np.random.Generator:
+    """What draws a fine-tune's source examples, once its generator has drawn what source and target share
+    (the teacher, the blob centres, the motifs) from the data seed's: a stream of its own, also seeded by the
+    data seed alone, so no source example is a target one."""
+    return np.random.default_rng([int(opt["data_seed"]), 2])
+
+
 def _teacher(rng: np.random.Generator, n: int, opt: dict[str, Any],
              source: bool = False) -> tuple[np.ndarray, np.ndarray]:
     dim, classes, hidden = int(opt["dim"]), int(opt["classes"]), 64
     w1 = rng.normal(0.0, 1.0 / math.sqrt(dim), (dim, hidden))
     w2 = rng.normal(0.0, 1.0 / math.sqrt(hidden), (hidden, classes))
     if source:  # the same teacher, other inputs
-        rng = np.random.default_rng([int(opt["data_seed"]), 2])
+        rng = _source_rng(opt)
     x = rng.normal(0.0, 1.0, (n, dim))
     logits = np.tanh(x @ w1 * 2.0) @ w2
     logits -= logits.mean(axis=0)  # centred per class: every class gets examples
@@ -118,7 +125,7 @@ def _gmm(rng: np.random.Generator, n: int, opt: dict[str, Any],
     dim, classes, blobs = int(opt["dim"]), int(opt["classes"]), 3
     centres = rng.normal(0.0, 0.6, (classes, blobs, dim))
     if source:  # the same blobs, each its own class, other points
-        rng = np.random.default_rng([int(opt["data_seed"]), 2])
+        rng = _source_rng(opt)
     y = rng.integers(0, classes, n)
     k = rng.integers(0, blobs, n)
     return centres[y, k] + rng.normal(0.0, 1.0, (n, dim)), y * blobs + k if source else y
@@ -131,7 +138,7 @@ def _seq(rng: np.random.Generator, n: int, opt: dict[str, Any],
         raise ValueError(f"seq needs seq_len >= {motif} and vocab >= 2, got seq_len={length}, vocab={vocab}")
     motifs = rng.integers(0, vocab, (classes, motif))
     if source:  # the same motifs, other sequences
-        rng = np.random.default_rng([int(opt["data_seed"]), 2])
+        rng = _source_rng(opt)
     tokens = rng.integers(0, vocab, (n, length))
     y = rng.integers(0, classes, n)
     start = rng.integers(0, length - motif + 1, n)
@@ -199,18 +206,11 @@ def build_synthetic_model(task: Task, data: DataSplits) -> nn.Module:
         for _ in range(depth):
             layers += [nn.Linear(fan_in, width), nn.ReLU()]
             fan_in = width
-        model = nn.Sequential(*layers, nn.Linear(fan_in, classes))
-        if check_finetune(opt):  # a fine-tune: the pretrained body, the fresh (seeded) head
-            model.load_state_dict(pretrained_body(opt), strict=False)
-            rescale_body(model, float(opt["body_scale"]))
-        return model
+        return _finetuned(nn.Sequential(*layers, nn.Linear(fan_in, classes)), opt)
     if arch == "transformer":
         if opt["family"] != "seq":
             raise ValueError(f"arch 'transformer' reads token sequences (family 'seq'), got family {opt['family']!r}")
-        model = SequenceTransformer(int(shape[0]), int(shape[1]), width, depth, classes)
-        if check_finetune(opt):
-            model.load_state_dict(pretrained_body(opt), strict=False)
-        return model
+        return _finetuned(SequenceTransformer(int(shape[0]), int(shape[1]), width, depth, classes), opt)
     if len(shape) == 2:  # (channels, length)
         convs: list[nn.Module] = []
         for i in range(depth):
@@ -223,6 +223,14 @@ def build_synthetic_model(task: Task, data: DataSplits) -> nn.Module:
         pooled = width * (shape[1] // 2) * (shape[2] // 2)
         return nn.Sequential(*convs, nn.MaxPool2d(2), nn.Flatten(), nn.Linear(pooled, classes))
     raise ValueError(f"cnn needs inputs of shape (C, L) or (C, H, W), got {shape}")
+
+
+def _finetuned(model: nn.Module, opt: dict[str, Any]) -> nn.Module:
+    """``model`` (built under the run's seed), with the pretrained body of a fine-tune and its fresh head."""
+    if check_finetune(opt):
+        model.load_state_dict(pretrained_body(opt), strict=False)
+        rescale_body(model, float(opt["body_scale"]))  # 1 (nothing to do) unless an MLP's
+    return model
 
 
 # -- named tasks --------------------------------------------------------------------------
