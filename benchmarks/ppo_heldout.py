@@ -18,6 +18,9 @@ numbers put side by side. Printed and written:
 ``--export DIR`` also writes each grid's per-run scores (controllers renamed) to ``DIR/LABEL.json``, a few tens of
 kilobytes that ``--grid LABEL=DIR/LABEL.json`` reads back: how ``docs/data/heldout-s12/`` was made.
 
+A label given twice (``--grid e4=docs/data/heldout-s12/e4.json --grid e4=runs/new-e4``) pools both sources into
+one grid: how a new controller's runs join grids run before it (the oracle is then over both).
+
 ``--rename OLD=NEW`` renames a controller in every grid before pairing: grids run before issue #16 named
 the behaviour clone ``policy:default`` (``--rename policy:default=policy:clone`` pools them with grids that
 ran it as ``policy:clone``).
@@ -76,13 +79,17 @@ def main() -> None:
     parser.add_argument("--export", metavar="DIR", help="also write each grid's per-run scores, renamed, to DIR/LABEL.json "
                         "(what --grid LABEL=DIR/LABEL.json reads back)")
     args = parser.parse_args()
-    grids = [tuple(g.split("=", 1)) for g in args.grid]
+    grids: dict[str, list[str]] = {}
+    for g in args.grid:
+        label, root = g.split("=", 1)
+        grids.setdefault(label, []).append(root)
     rename = dict(r.split("=", 1) for r in args.rename)
     versus = [v for v in args.versus.split(",") if v]
     pooled: list[Score] = []
     out: dict = {"policy": args.policy, "grids": {}, "paired_per_grid": {}}
-    for label, root in grids:
-        scores = grid_scores(label, Path(root), rename)
+    for label, roots in grids.items():
+        scores = [s for root in roots for s in grid_scores(label, Path(root), rename)]
+        root = "+".join(roots)
         if args.export:
             Path(args.export).mkdir(parents=True, exist_ok=True)
             rows = [{**dataclasses.asdict(s), "task": s.task.rsplit("@", 1)[0]} for s in scores]

@@ -86,6 +86,7 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     assert (wide.intervals, wide.width_range) == ((1.0, 0.25), (8, 64))
     cheap = recipe_from_args(parser.parse_args(["--cnn-width-range", "4,16", "--seq-len", "16"]))
     assert (cheap.cnn_width_range, cheap.seq_len) == ((4, 16), 16)
+    assert recipe_from_args(parser.parse_args(["--finetune-prob", "0.3", "--families", "seq"])).finetune_prob == 0.3
 
 
 def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None:
@@ -96,6 +97,16 @@ def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None
     assert changed == {"cnn_width_range", "seq_len", "population_groups", "population_workers", "name", "out_dir"}
     assert (fast.cnn_width_range, fast.seq_len, fast.finetune_timesteps) == ((4, 16), 16, 1_000_000)
     assert fast.population_groups == fast.population_workers == 8 and fast.population_envs == long.population_envs
+
+
+def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_with_finetunes() -> None:
+    """configs/ppo-residual-finetune.toml is the fast recipe (policy:default's) started from its result, with half
+    of the seq draws fine-tunes, a smaller PPO step and a longer critic warm-up for the fresh critic."""
+    fast, tune = (load_recipe(ROOT / "configs" / f"ppo-residual-{n}.toml") for n in ("fast", "finetune"))
+    changed = {f.name for f in dataclasses.fields(Recipe) if getattr(fast, f.name) != getattr(tune, f.name)}
+    assert changed == {"init_policy", "finetune_prob", "finetune_timesteps", "learning_rate", "critic_warmup",
+                       "validate_every", "name", "out_dir"}
+    assert (tune.init_policy, tune.finetune_prob, tune.residual) == ("default", 0.5, fast.residual)
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -138,6 +149,8 @@ def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None
     ("cnn_width_range = [16, 4]", "cnn_width_range"),
     ("cnn_width_range = 8", "cnn_width_range must be a list"),
     ("seq_len = 2", "seq_len must be an integer in"),
+    ("finetune_prob = 1.5", "finetune_prob must be in"),
+    ("finetune_prob = 0.2\nfamilies = ['teacher', 'gmm']", "finetune_prob draws fine-tunes of the seq family"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          text: str, message: str) -> None:

@@ -227,3 +227,51 @@ def test_bad_finetune_options_name_the_value() -> None:
     with pytest.raises(ValueError, match="body_scale.*arch 'mlp'"):
         TrainingSession(synthetic_task("t", family="seq", pretrain=512, body_scale=0.5, **TRANSFORMER), seed=0,
                         device="cpu")
+
+
+def test_finetune_draws_are_pretrained_transformers_of_the_seq_family() -> None:
+    """``finetune_prob`` turns that share of the ``seq`` draws into fine-tunes of a pretrained transformer (the
+    fixed shape of ``FINETUNE_DRAW``, batches of 16, a whole 128-example train split per epoch, few data seeds);
+    the other families' draws stay as they were."""
+    from lrpilot.training.synthetic import FINETUNE_BATCH, FINETUNE_DATA_SEEDS, FINETUNE_DRAW
+
+    dist = TaskDistribution(families=("teacher", "seq"), finetune_prob=0.5, seq_len=16)
+    rng = np.random.default_rng(0)
+    draws = [dist.draw(rng) for _ in range(80)]
+    tunes = [d for d in draws if d.task.options["pretrain"]]
+    seq = [d for d in draws if d.task.options["family"] == "seq"]
+    assert 0.25 < len(tunes) / len(seq) < 0.75 and any(d.task.options["family"] == "teacher" for d in draws)
+    for d in tunes:
+        options = d.task.options
+        assert {k: options[k] for k in FINETUNE_DRAW} == FINETUNE_DRAW and options["seq_len"] == 16
+        assert d.task.batch_size == FINETUNE_BATCH and d.epoch_examples == FINETUNE_DRAW["n_train"]
+        assert options["data_seed"] < FINETUNE_DATA_SEEDS and d.task.name.endswith("seq-transformer-finetune")
+    assert {d.task.optimizer for d in tunes} == {"adam", "adamw", "sgd"}
+    assert all(d.task.options["arch"] in ("mlp", "cnn") for d in draws if d not in tunes)
+
+
+def test_a_finetune_draw_plays_in_a_population(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A population group trains a fine-tune draw (here with a smaller source set, to keep the test short): the
+    members start from one pretrained body, and their episodes report finite metrics."""
+    from lrpilot.envs.population import PopulationGymVectorEnv
+    from lrpilot.training import synthetic
+
+    monkeypatch.setitem(synthetic.FINETUNE_DRAW, "pretrain", 256)
+    monkeypatch.setitem(synthetic.FINETUNE_DRAW, "width", 8)
+    dist = TaskDistribution(families=("seq",), finetune_prob=1.0, seq_len=8, epochs_range=(2, 3))
+    venv = PopulationGymVectorEnv(num_envs=4, groups=2, distribution=dist, group_lifetime=None)
+    try:
+        venv.reset(seed=1)
+        tasks = venv.core.group_tasks()
+        assert all(t.options["arch"] == "transformer" and t.options["pretrain"] == 256 for t in tasks)
+        obs, rewards, *_ = venv.step(np.full(4, 2))
+    finally:
+        venv.close()
+    assert np.isfinite(obs).all() and np.isfinite(rewards).all()
+
+
+@pytest.mark.parametrize("kwargs", [{"finetune_prob": 1.5}, {"finetune_prob": True},
+                                    {"finetune_prob": 0.2, "families": ("teacher", "gmm")}])
+def test_bad_finetune_settings_name_the_value(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="finetune_prob"):
+        TaskDistribution(**kwargs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lrpilot.controller import from_spec
+from lrpilot.training.task import get_task
 from lrpilot.learn.validation import ORACLE_LRS, VALIDATION_DATA_SEEDS, VALIDATION_TASKS, ValidationSet
 
 
@@ -64,3 +65,23 @@ def test_validation_workers_play_the_same_runs() -> None:
     assert a["mean_regret"] == b["mean_regret"]
     with pytest.raises(ValueError, match="picklable controller factory"):
         parallel.evaluate(lambda: from_spec("bold"))
+
+
+def test_recipes_that_draw_finetunes_are_validated_on_one_of_unseen_data() -> None:
+    """A recipe with ``finetune_prob`` > 0 gets a pretrained transformer's fine-tune (Adam, batches of 16, a data
+    seed neither training nor the other validation tasks use) added to its validation set; others keep the set."""
+    from lrpilot.learn.pipeline import validation_set
+    from lrpilot.learn.validation import FINETUNE_VALIDATION_TASK
+    from lrpilot.training.synthetic import FINETUNE_DATA_SEEDS, TaskDistribution
+
+    plain = validation_set(TaskDistribution(intervals=(1.0, 0.25)), workers=1)
+    assert plain.tasks == VALIDATION_TASKS and plain.intervals == (None, "0.25")
+    tuned = validation_set(TaskDistribution(finetune_prob=0.2), workers=1)
+    assert tuned.tasks == VALIDATION_TASKS + (FINETUNE_VALIDATION_TASK,)
+    assert tuned.labels[-1] == "seq-cnn[1]"
+    seed = FINETUNE_VALIDATION_TASK[1]["data_seed"]
+    assert seed >= max(TaskDistribution().data_seeds, FINETUNE_DATA_SEEDS) and seed not in VALIDATION_DATA_SEEDS
+    env = tuned._env(*FINETUNE_VALIDATION_TASK, budget=4, interval=None, undo=False)
+    task = get_task("seq-cnn").with_overrides(**env.config.task_options)  # as the env's reset builds it
+    assert (task.optimizer, task.batch_size, task.options["arch"], task.options["pretrain"]) == \
+           ("adam", 16, "transformer", 8192)  # seq-cnn's AdamW of the set is not forced on it

@@ -120,6 +120,9 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cnn-width-range", "cnn_width_range", type=_int_list, metavar="LO,HI",
         help="channels of the drawn CNNs, log-uniform (default: --width-range)")
     add("--seq-len", "seq_len", type=positive_int, help="sequence length of the seq family's draws (default 32)")
+    add("--finetune-prob", "finetune_prob", type=float, metavar="P",
+        help="share of the seq family's draws that fine-tune a pretrained transformer (default 0); the validation "
+             "set then holds such a fine-tune too")
     add("--twin", "twin", metavar="SPEC",
         help="PPO reward against a twin of each episode driven by this controller (e.g. bold-anneal-streakup)")
     add("--budget-end", "budget_end", choices=("truncated", "terminal"),
@@ -194,7 +197,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             epochs_range=recipe.epochs_range, twin=recipe.twin, budget_end=recipe.budget_end,
             init_policy=recipe.init_policy, validate_every=recipe.validate_every, residual=recipe.residual,
             redraw=recipe.redraw, intervals=recipe.intervals, width_range=recipe.width_range,
-            cnn_width_range=recipe.cnn_width_range, seq_len=recipe.seq_len,
+            cnn_width_range=recipe.cnn_width_range, seq_len=recipe.seq_len, finetune_prob=recipe.finetune_prob,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)

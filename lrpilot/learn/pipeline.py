@@ -25,7 +25,7 @@ from lrpilot.learn.imitation import clone_stage
 from lrpilot.learn.pipeline_state import PopulationCheckpoint
 from lrpilot.learn.rollouts import synthetic_distribution
 
-__all__ = ["PopulationResult", "ppo_finetune", "train_population"]
+__all__ = ["PopulationResult", "ppo_finetune", "train_population", "validation_set"]
 
 
 def ppo_finetune(net: Any, *, distribution: Any, actions: str, timesteps: int, num_envs: int = 64, groups: int = 4,
@@ -57,6 +57,16 @@ class PopulationResult:
     """JSON-ready settings, sizes, agreement and timings (``training_seconds``...) for the policy file."""
 
 
+def validation_set(distribution: Any, workers: int) -> Any:
+    """The :class:`~lrpilot.learn.validation.ValidationSet` of a recipe training on ``distribution``: every control
+    interval it draws, and a pretrained transformer's fine-tune when it draws those (``finetune_prob`` > 0)."""
+    from lrpilot.learn.validation import FINETUNE_VALIDATION_TASK, VALIDATION_TASKS, ValidationSet
+
+    tasks = VALIDATION_TASKS + ((FINETUNE_VALIDATION_TASK,) if distribution.finetune_prob else ())
+    return ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in distribution.intervals),
+                         workers=workers, tasks=tasks)
+
+
 def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[str, Any], timesteps: int,
                     net_arch: Sequence[int], ppo: Mapping[str, Any], options: Mapping[str, Any],
                     validate_every: int, console: Any, checkpoint_every: int = 0) -> tuple[Any, dict[str, Any]]:
@@ -70,12 +80,8 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
     if saved is None:
         validation = None
         if validate_every > 0:
-            from lrpilot.learn.validation import ValidationSet
-
-            intervals = env["distribution"].intervals
-            # the population's workers wait while the validation runs, so it may use as many processes (up to a core each)
-            validation = ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in intervals),
-                                       workers=min(int(env["workers"]), os.cpu_count() or 1))
+            # the population's workers wait while the validation runs: it may use as many processes (a core each)
+            validation = validation_set(env["distribution"], min(int(env["workers"]), os.cpu_count() or 1))
         t = time.perf_counter()
         tb = str(state.dir.parent / "tb") if state is not None else None
         progress = state.load("finetune-progress") if state is not None else None
@@ -135,13 +141,15 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      checkpoint_every: int = 0, residual: str | None = None,
                      redraw: str = "cut", intervals: Sequence[float] = (1.0,),
                      width_range: Sequence[int] = (16, 128), cnn_width_range: Sequence[int] | None = None,
-                     seq_len: int = 32) -> PopulationResult:
+                     seq_len: int = 32, finetune_prob: float = 0.0) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
     which keep their positions in version 2. ``intervals`` (fractions of an epoch) are drawn per task
     group, and the validation set plays each of them; ``width_range`` bounds the drawn models' widths
-    (``cnn_width_range`` the CNNs' channels, when given; ``seq_len`` is the sequence family's length).
+    (``cnn_width_range`` the CNNs' channels, when given; ``seq_len`` is the sequence family's length);
+    ``finetune_prob`` of the ``seq`` draws are a pretrained transformer's fine-tune, and the validation set then
+    holds one too (:data:`~lrpilot.learn.validation.FINETUNE_VALIDATION_TASK`).
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
@@ -172,11 +180,12 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     extra = {"epochs_range": list(epochs_range), "twin": twin, "budget_end": budget_end, "init_policy": init_policy,
              "validate_every": validate_every, "stabilise": stabilise, "residual": residual,
              "redraw": redraw, "intervals": [float(v) for v in intervals], "width_range": list(width_range),
-             "cnn_width_range": None if cnn_width_range is None else list(cnn_width_range), "seq_len": seq_len}
+             "cnn_width_range": None if cnn_width_range is None else list(cnn_width_range), "seq_len": seq_len,
+             "finetune_prob": float(finetune_prob)}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
                 "redraw": "cut", "intervals": [1.0], "width_range": [16, 128], "cnn_width_range": None,
-                "seq_len": 32}
+                "seq_len": 32, "finetune_prob": 0.0}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -191,7 +200,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     distribution = synthetic_distribution(families, epochs_range=tuple(epochs_range),
                                           intervals=tuple(float(v) for v in intervals), width_range=tuple(width_range),
                                           cnn_width_range=None if cnn_width_range is None else tuple(cnn_width_range),
-                                          seq_len=seq_len)
+                                          seq_len=seq_len, finetune_prob=float(finetune_prob))
     env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
     net, bc_net = initial, None

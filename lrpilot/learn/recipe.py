@@ -97,6 +97,9 @@ class Recipe(PPOConfig):
     """``population``: channels of the drawn CNNs, log-uniform (inclusive); None: ``width_range``."""
     seq_len: int = 32
     """``population``: sequence length of the ``seq`` family's draws."""
+    finetune_prob: float = 0.0
+    """``population``: probability that a ``seq`` draw is a pretrained transformer's fine-tune
+    (``TaskDistribution.finetune_prob``); above 0 the validation set holds such a fine-tune too."""
     twin: str | None = None
     """``population``: PPO's reward is measured against a twin of each episode driven by this controller spec
     (:mod:`lrpilot.envs.population.twins`; e.g. the clone's teacher); None: the plain ``log_val_loss`` reward."""
@@ -169,6 +172,7 @@ class Recipe(PPOConfig):
         try:
             TaskDistribution(families=tuple(self.families), intervals=tuple(self.intervals),
                              width_range=tuple(self.width_range), seq_len=self.seq_len,
+                             finetune_prob=self.finetune_prob,
                              cnn_width_range=None if self.cnn_width_range is None else tuple(self.cnn_width_range))
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc).replace("TaskDistribution: ", "")) from None

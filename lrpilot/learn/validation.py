@@ -39,7 +39,8 @@ from typing import Any, Callable, Mapping, Sequence
 from lrpilot.controller import Controller, from_spec
 from lrpilot.envs.episodes import EvalCase, run_controller
 
-__all__ = ["ValidationSet", "VALIDATION_TASKS", "VALIDATION_DATA_SEEDS", "ORACLE_LRS", "regret_summary"]
+__all__ = ["ValidationSet", "VALIDATION_TASKS", "VALIDATION_DATA_SEEDS", "FINETUNE_VALIDATION_TASK", "ORACLE_LRS",
+           "regret_summary"]
 
 VALIDATION_DATA_SEEDS = (100, 101, 102)
 """Data seeds of the synthetic validation tasks: never drawn in training (which uses 0..7)."""
@@ -51,6 +52,13 @@ VALIDATION_TASKS: tuple[tuple[str, Mapping[str, Any]], ...] = (
     ("seq-cnn", {"data_seed": VALIDATION_DATA_SEEDS[2], "classes": 3, "n_train": 1024}),
 )
 """(task, options) of the validation set; the options override the registered task's."""
+
+FINETUNE_VALIDATION_TASK: tuple[str, Mapping[str, Any]] = (
+    "seq-cnn", {"arch": "transformer", "width": 32, "depth": 2, "classes": 4, "seq_len": 16, "n_train": 128,
+                "pretrain": 8192, "data_seed": 103, "batch_size": 16, "optimizer": "adam"})
+"""A pretrained transformer's fine-tune (``seq-cnn``'s motif task as ``TaskDistribution``'s fine-tune draws are,
+data seed 103: neither drawn in training nor a held-out task's); added to the set by recipes that draw fine-tunes
+(``finetune_prob`` > 0), and not otherwise, so the scores of other recipes are as before."""
 
 _OPTIMIZERS = {"gmm-mlp": "sgd", "seq-cnn": "adamw"}
 """Optimisers other than the task's default (Adam), so that the set spans SGD and AdamW too."""
@@ -84,7 +92,7 @@ class ValidationSet:
 
         overrides = dict(options)
         if task in _OPTIMIZERS:
-            overrides["optimizer"] = _OPTIMIZERS[task]
+            overrides.setdefault("optimizer", _OPTIMIZERS[task])
         examples = None if task == "iris-mlp" else self.epoch_examples
         return LRControlEnv(task=task, epochs=budget, task_options=overrides, epoch_examples=examples,
                             evaluate_test=True, divergence_growth_factor=None, interval=interval, undo=undo)

@@ -53,7 +53,8 @@ from lrpilot.training.task import Task
 from lrpilot.training.transformer import SequenceTransformer
 
 __all__ = ["FAMILIES", "TRAINING_FAMILIES", "PRETRAIN_FAMILIES", "pretrained_body", "ARCHS", "load_synthetic",
-           "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS", "TaskDistribution", "TaskDraw"]
+           "build_synthetic_model", "synthetic_task", "SYNTHETIC_TASKS", "TaskDistribution", "TaskDraw",
+           "FINETUNE_DRAW", "FINETUNE_BATCH", "FINETUNE_DATA_SEEDS"]
 
 FAMILIES = ("digits", "teacher", "gmm", "seq")
 """Data families of :func:`load_synthetic`."""
@@ -258,6 +259,20 @@ SYNTHETIC_TASKS: tuple[Task, ...] = (
 
 
 # -- the distribution ----------------------------------------------------------------------
+FINETUNE_DRAW: dict[str, Any] = {"family": "seq", "arch": "transformer", "width": 32, "depth": 2, "classes": 4,
+                                 "n_train": 128, "pretrain": 8192}
+"""The options of a fine-tune draw (:attr:`TaskDistribution.finetune_prob`): the ``seq`` motif task as a small
+post-LayerNorm transformer pretrained on 8,192 sequences, fine-tuned with a fresh head on 128 (in batches of
+:data:`FINETUNE_BATCH`). Smaller transformers learn too little in pretraining to behave as a fine-tune does
+(width 16 or depth 1: their best LR is 3e-3 to 1e-2, and the shipped policy matches the rule on them;
+``benchmarks/transformer_finetune.py``); the width and depth are fixed so that a worker pretrains few bodies."""
+FINETUNE_BATCH = 16
+"""Minibatch size of a fine-tune draw."""
+FINETUNE_DATA_SEEDS = 2
+"""Fine-tune draws use data seeds below this (and below ``data_seeds``): each is a body a worker pretrains once
+(about 17 s of a core), so few of them keep the pretraining a small part of training."""
+
+
 @dataclass(frozen=True)
 class TaskDraw:
     """One draw of :class:`TaskDistribution`: what a training run (or a population group) trains."""
@@ -329,6 +344,10 @@ class TaskDistribution:
     intervals: tuple[float, ...] = (1.0,)
     """Control intervals (fractions of an epoch), drawn uniformly per task by :meth:`draw_interval`; with a
     single value nothing is drawn (so draws of distributions without intervals are unchanged)."""
+    finetune_prob: float = 0.0
+    """Probability that a draw of the ``seq`` family is instead a fine-tune of a pretrained transformer
+    (:data:`FINETUNE_DRAW`; its optimiser, label noise and data seed drawn as for any task, the data seed below
+    :data:`FINETUNE_DATA_SEEDS`). At 0 nothing more is drawn, so the draws of other distributions are unchanged."""
 
     def __post_init__(self) -> None:
         for name, values, allowed in (("families", self.families, FAMILIES), ("archs", self.archs, ARCHS),
@@ -353,6 +372,12 @@ class TaskDistribution:
             raise ValueError(f"TaskDistribution: noise_prob must be in [0, 1], got {self.noise_prob!r}")
         if not isinstance(self.data_seeds, int) or self.data_seeds < 1:
             raise ValueError(f"TaskDistribution: data_seeds must be an integer >= 1, got {self.data_seeds!r}")
+        if isinstance(self.finetune_prob, bool) or not isinstance(self.finetune_prob, (int, float)) or not (
+                0.0 <= self.finetune_prob <= 1.0):
+            raise ValueError(f"TaskDistribution: finetune_prob must be in [0, 1], got {self.finetune_prob!r}")
+        if self.finetune_prob and "seq" not in self.families:
+            raise ValueError("TaskDistribution: finetune_prob draws fine-tunes of the seq family, so families must "
+                             f"include 'seq', got {self.families!r}")
         if not isinstance(self.intervals, tuple) or not self.intervals or not all(
                 not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v <= 1 for v in self.intervals):
             raise ValueError(f"TaskDistribution: intervals must be a non-empty tuple of fractions of an epoch in "
@@ -381,7 +406,17 @@ class TaskDistribution:
             task = task.with_overrides(weight_decay=0.01)
         examples = self.epoch_examples[int(rng.integers(len(self.epoch_examples)))]
         n_train = 1077 if family == "digits" else int(task.options["n_train"])
+        if family == "seq" and self.finetune_prob and rng.uniform() < self.finetune_prob:
+            return self._finetune(rng, optimizer, noise), int(FINETUNE_DRAW["n_train"])
         return task, min(examples, n_train)
+
+    def _finetune(self, rng: np.random.Generator, optimizer: str, noise: float) -> Task:
+        """A fine-tune draw (:data:`FINETUNE_DRAW`) with the drawn optimiser and label noise."""
+        options = {**FINETUNE_DRAW, "noise": round(noise, 3), "seq_len": self.seq_len,
+                   "data_seed": int(rng.integers(min(FINETUNE_DATA_SEEDS, self.data_seeds)))}
+        task = synthetic_task(f"{'noisy-' if noise else ''}seq-transformer-finetune", "drawn from TaskDistribution",
+                              optimizer=optimizer, batch_size=FINETUNE_BATCH, **options)
+        return task.with_overrides(weight_decay=0.01) if optimizer == "adamw" else task
 
     def draw_lr(self, rng: np.random.Generator) -> float:
         """An initial LR, log-uniform over :attr:`lr_range`."""
