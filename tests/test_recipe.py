@@ -107,6 +107,10 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     assert changed == {"init_policy", "finetune_prob", "finetune_timesteps", "learning_rate", "critic_warmup",
                        "validate_every", "name", "out_dir"}
     assert (tune.init_policy, tune.finetune_prob, tune.residual) == ("default", 0.5, fast.residual)
+    keep = load_recipe(ROOT / "configs" / "ppo-residual-finetune-keep.toml")  # the same, held near its start
+    changed = {f.name for f in dataclasses.fields(Recipe) if getattr(keep, f.name) != getattr(tune, f.name)}
+    assert changed == {"retention", "retention_until", "finetune_timesteps", "name", "out_dir"}
+    assert keep.retention == 1.0 and keep.retention_until > 10 * keep.finetune_timesteps
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -143,6 +147,8 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     ("method = 'population'\nteacher = 'bold'\nvalidate_every = -1", "validate_every must be an integer >= 0"),
     ("method = 'population'\nfinetune_timesteps = 8\nretention = 1.0", "retention: it keeps PPO near"),
     ("method = 'population'\nteacher = 'bold'\nretention = -1", "retention must be a number >= 0"),
+    ("method = 'population'\nfinetune_timesteps = 8\nresidual = 'bold-anneal-streakup'\nactions = '0.1,0.5,1,1.5,2'"
+     "\nretention = 1.0", "retention: it keeps PPO near its starting actor"),
     ("intervals = [0]", "intervals must be a non-empty tuple of fractions"),
     ("intervals = 0.25", "intervals must be a list"),
     ("width_range = [64, 8]", "width_range"),

@@ -211,10 +211,9 @@ class Recipe(PPOConfig):
         if self.residual is not None:
             from lrpilot.learn.residual import check_base
 
-            if self.teacher or self.finetune_timesteps <= 0 or self.retention > 0:
+            if self.teacher or self.finetune_timesteps <= 0:  # retention: only toward an init_policy (checked above)
                 raise ValueError("residual: PPO trains the residual from its start at the rule (or at init_policy, a "
-                                 "residual on the same rule), so it needs finetune_timesteps > 0 and no teacher or "
-                                 "retention")
+                                 "residual on the same rule), so it needs finetune_timesteps > 0 and no teacher")
             try:
                 check_base(self.residual, self.actions)
             except ValueError as exc:
