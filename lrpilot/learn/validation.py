@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from lrpilot.controller import Controller, from_spec
 from lrpilot.envs.episodes import EvalCase, run_controller
+from lrpilot.training.synthetic import FINETUNE_BATCH, FINETUNE_DRAW
 
 __all__ = ["ValidationSet", "VALIDATION_TASKS", "VALIDATION_DATA_SEEDS", "FINETUNE_VALIDATION_TASK", "ORACLE_LRS",
            "regret_summary"]
@@ -54,8 +55,8 @@ VALIDATION_TASKS: tuple[tuple[str, Mapping[str, Any]], ...] = (
 """(task, options) of the validation set; the options override the registered task's."""
 
 FINETUNE_VALIDATION_TASK: tuple[str, Mapping[str, Any]] = (
-    "seq-cnn", {"arch": "transformer", "width": 32, "depth": 2, "classes": 4, "seq_len": 16, "n_train": 128,
-                "pretrain": 8192, "data_seed": 103, "batch_size": 16, "optimizer": "adam"})
+    "seq-cnn", {"arch": "transformer", **{k: v for k, v in FINETUNE_DRAW.items() if k not in ("family", "arch")},
+                "seq_len": 16, "data_seed": 103, "batch_size": FINETUNE_BATCH, "optimizer": "adam"})
 """A pretrained transformer's fine-tune (``seq-cnn``'s motif task as ``TaskDistribution``'s fine-tune draws are,
 data seed 103: neither drawn in training nor a held-out task's); added to the set by recipes that draw fine-tunes
 (``finetune_prob`` > 0), and not otherwise, so the scores of other recipes are as before."""
