@@ -273,6 +273,11 @@ FINETUNE_DATA_SEEDS = 2
 (about 17 s of a core), so few of them keep the pretraining a small part of training."""
 
 
+def _drawn_weight_decay(task: Task) -> Task:
+    """A drawn task with its optimiser's settings: AdamW draws train with weight decay 0.01."""
+    return task.with_overrides(weight_decay=0.01) if task.optimizer == "adamw" else task
+
+
 @dataclass(frozen=True)
 class TaskDraw:
     """One draw of :class:`TaskDistribution`: what a training run (or a population group) trains."""
@@ -402,8 +407,7 @@ class TaskDistribution:
         name = f"{'noisy-' if noise else ''}{family}-{arch}"
         task = synthetic_task(name, "drawn from TaskDistribution", optimizer=optimizer,
                               batch_size=self.batch_sizes[int(rng.integers(len(self.batch_sizes)))], **options)
-        if optimizer == "adamw":
-            task = task.with_overrides(weight_decay=0.01)
+        task = _drawn_weight_decay(task)
         examples = self.epoch_examples[int(rng.integers(len(self.epoch_examples)))]
         n_train = 1077 if family == "digits" else int(task.options["n_train"])
         if family == "seq" and self.finetune_prob and rng.uniform() < self.finetune_prob:
@@ -416,7 +420,7 @@ class TaskDistribution:
                    "data_seed": int(rng.integers(min(FINETUNE_DATA_SEEDS, self.data_seeds)))}
         task = synthetic_task(f"{'noisy-' if noise else ''}seq-transformer-finetune", "drawn from TaskDistribution",
                               optimizer=optimizer, batch_size=FINETUNE_BATCH, **options)
-        return task.with_overrides(weight_decay=0.01) if optimizer == "adamw" else task
+        return _drawn_weight_decay(task)
 
     def draw_lr(self, rng: np.random.Generator) -> float:
         """An initial LR, log-uniform over :attr:`lr_range`."""
