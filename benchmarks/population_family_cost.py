@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/population_family_cost.py --json out.json
 
 For each setting, a one-process population environment (64 members in 4 groups, encoder v2, terminal
-budget end, no twin) over a :class:`~lrpilot.training.synthetic.TaskDistribution` restricted to that
+budget end, no twin) over a :class:`~lrpilot.training.distribution.TaskDistribution` restricted to that
 family (and architecture) is reset and stepped ``--steps`` times with the ×1.5 action; the rate is
 decisions per second (64 per vector step, as SB3 counts timesteps). The last setting, the
 three-family mix that PPO trains on, measures only the 4 tasks that its seed draws for its 4 groups

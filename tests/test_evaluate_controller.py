@@ -111,7 +111,7 @@ def test_heldout_and_validation_tasks_load_and_learn(name: str) -> None:
 def test_validation_tasks_use_no_data_of_the_heldout_grid_nor_of_the_training_distribution() -> None:
     from lrpilot.commands.evaluate_controller import HELDOUT_TASKS as GRID
     from lrpilot.training.heldout import HELDOUT_TASKS, VALIDATION_TASKS
-    from lrpilot.training.synthetic import TaskDistribution
+    from lrpilot.training.distribution import TaskDistribution
 
     names = {task.name for task in VALIDATION_TASKS}
     assert names == {"iris-mlp"} and not names & set(GRID)

@@ -15,7 +15,8 @@ from lrpilot.envs.population import PopulationSB3VecEnv, PopulationGymVectorEnv
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import DivergenceRule, Task, TrainingSession, get_task
 from lrpilot.training.population_trainer import Population
-from lrpilot.training.synthetic import TaskDistribution, load_synthetic
+from lrpilot.training.distribution import TaskDistribution
+from lrpilot.training.synthetic import load_synthetic
 
 TINY = {"task": "teacher-mlp", "task_options": {"width": 16}, "epoch_examples": 128, "device": "cpu"}
 

@@ -7,7 +7,7 @@ import pytest
 
 from lrpilot.controller.features import FEATURE_INDEX
 from lrpilot.envs.population import PopulationSB3VecEnv
-from lrpilot.training.synthetic import TaskDistribution
+from lrpilot.training.distribution import TaskDistribution
 
 DIST = TaskDistribution(epoch_examples=(128,), width_range=(8, 16), epochs_range=(3, 6), lr_range=(1e-4, 1e-2))
 

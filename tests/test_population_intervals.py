@@ -142,7 +142,7 @@ def test_a_distribution_with_two_intervals_gives_groups_their_own_decision_rate(
     """With intervals (1, 0.25) drawn per group, some groups decide once per epoch and others four times:
     every episode lasts its ``budget`` (its epochs times 1 or 4 decisions; the first is trained at the
     start, so budget - 1 steps), and both rates occur."""
-    from lrpilot.training.synthetic import TaskDistribution
+    from lrpilot.training.distribution import TaskDistribution
 
     dist = TaskDistribution(families=("teacher", "gmm"), intervals=(1.0, 0.25), epochs_range=(2, 3),
                             epoch_examples=(256,), batch_sizes=(64,), width_range=(8, 16))
@@ -167,7 +167,7 @@ def test_a_distribution_with_two_intervals_gives_groups_their_own_decision_rate(
 
 def test_intervals_are_drawn_only_when_there_is_a_choice() -> None:
     from lrpilot.envs.population import PopulationConfig
-    from lrpilot.training.synthetic import TaskDistribution
+    from lrpilot.training.distribution import TaskDistribution
 
     rng, same = np.random.default_rng(0), np.random.default_rng(0)
     assert TaskDistribution().draw_interval(rng) is None

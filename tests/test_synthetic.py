@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from lrpilot.training import Task, TrainingSession, get_task
-from lrpilot.training.synthetic import (FAMILIES, SYNTHETIC_TASKS, TRAINING_FAMILIES, TaskDistribution, load_synthetic,
-                                        synthetic_task)
+from lrpilot.training.distribution import TaskDistribution
+from lrpilot.training.synthetic import FAMILIES, SYNTHETIC_TASKS, TRAINING_FAMILIES, load_synthetic, synthetic_task
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -233,7 +233,7 @@ def test_finetune_draws_are_pretrained_transformers_of_the_seq_family() -> None:
     """``finetune_prob`` turns that share of the ``seq`` draws into fine-tunes of a pretrained transformer (the
     fixed shape of ``FINETUNE_DRAW``, batches of 16, a whole 128-example train split per epoch, few data seeds);
     the other families' draws stay as they were."""
-    from lrpilot.training.synthetic import FINETUNE_BATCH, FINETUNE_DATA_SEEDS, FINETUNE_DRAW
+    from lrpilot.training.distribution import FINETUNE_BATCH, FINETUNE_DATA_SEEDS, FINETUNE_DRAW
 
     dist = TaskDistribution(families=("teacher", "seq"), finetune_prob=0.5, seq_len=16)
     rng = np.random.default_rng(0)
@@ -254,10 +254,10 @@ def test_a_finetune_draw_plays_in_a_population(monkeypatch: pytest.MonkeyPatch) 
     """A population group trains a fine-tune draw (here with a smaller source set, to keep the test short): the
     members start from one pretrained body, and their episodes report finite metrics."""
     from lrpilot.envs.population import PopulationGymVectorEnv
-    from lrpilot.training import synthetic
+    from lrpilot.training import distribution
 
-    monkeypatch.setitem(synthetic.FINETUNE_DRAW, "pretrain", 256)
-    monkeypatch.setitem(synthetic.FINETUNE_DRAW, "width", 8)
+    monkeypatch.setitem(distribution.FINETUNE_DRAW, "pretrain", 256)
+    monkeypatch.setitem(distribution.FINETUNE_DRAW, "width", 8)
     dist = TaskDistribution(families=("seq",), finetune_prob=1.0, seq_len=8, epochs_range=(2, 3))
     venv = PopulationGymVectorEnv(num_envs=4, groups=2, distribution=dist, group_lifetime=None)
     try:

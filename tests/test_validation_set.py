@@ -12,7 +12,7 @@ from lrpilot.learn.validation import ORACLE_LRS, VALIDATION_DATA_SEEDS, VALIDATI
 
 def test_the_validation_set_shares_no_data_with_the_heldout_grid_or_the_training_distribution() -> None:
     from lrpilot.commands.evaluate_controller import HELDOUT_TASKS
-    from lrpilot.training.synthetic import TaskDistribution
+    from lrpilot.training.distribution import TaskDistribution
 
     names = {task for task, _ in VALIDATION_TASKS}
     assert not names & set(HELDOUT_TASKS) and "iris-mlp" in names
@@ -72,7 +72,7 @@ def test_recipes_that_draw_finetunes_are_validated_on_one_of_unseen_data() -> No
     seed neither training nor the other validation tasks use) added to its validation set; others keep the set."""
     from lrpilot.learn.pipeline import validation_set
     from lrpilot.learn.validation import FINETUNE_VALIDATION_TASK
-    from lrpilot.training.synthetic import FINETUNE_DATA_SEEDS, TaskDistribution
+    from lrpilot.training.distribution import FINETUNE_DATA_SEEDS, TaskDistribution
 
     plain = validation_set(TaskDistribution(intervals=(1.0, 0.25)), workers=1)
     assert plain.tasks == VALIDATION_TASKS and plain.intervals == (None, "0.25")

@@ -35,7 +35,7 @@ from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.teachers import TEACHERS
 from lrpilot.learn.ppo import RUNTIME_FIELDS, PPOConfig, recorded_recipe
 from lrpilot.tomlfile import read_toml
-from lrpilot.training.synthetic import TaskDistribution
+from lrpilot.training.distribution import TaskDistribution
 
 __all__ = ["Recipe", "load_recipe", "quick_recipe", "METHODS", "QUICK_TIMESTEPS", "QUICK_CHANGES"]
 

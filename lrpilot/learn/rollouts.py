@@ -2,7 +2,7 @@
 
 :func:`collect` plays a teacher (:data:`~lrpilot.controller.teachers.TEACHERS`) or a policy in a
 :class:`~lrpilot.envs.population.PopulationSB3VecEnv` (many members, many episodes per second) over
-a :class:`~lrpilot.training.synthetic.TaskDistribution`, and records (observation, action) pairs,
+a :class:`~lrpilot.training.distribution.TaskDistribution`, and records (observation, action) pairs,
 plus each finished episode's final test accuracy and return.
 """
 
@@ -21,7 +21,7 @@ __all__ = ["synthetic_distribution", "population_venv", "collect", "policy_predi
 
 def synthetic_distribution(families: Sequence[str] = ("teacher", "gmm", "seq"), **overrides: Any):  # noqa: ANN201
     """The population training distribution without the real-data (digits) family."""
-    from lrpilot.training.synthetic import TaskDistribution
+    from lrpilot.training.distribution import TaskDistribution
 
     return TaskDistribution(families=tuple(families), **overrides)
 

@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from lrpilot.controller import Controller, from_spec
 from lrpilot.envs.episodes import EvalCase, run_controller
-from lrpilot.training.synthetic import FINETUNE_BATCH, FINETUNE_DRAW
+from lrpilot.training.distribution import FINETUNE_BATCH, FINETUNE_DRAW
 
 __all__ = ["ValidationSet", "VALIDATION_TASKS", "VALIDATION_DATA_SEEDS", "FINETUNE_VALIDATION_TASK", "ORACLE_LRS",
            "regret_summary"]

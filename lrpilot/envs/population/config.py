@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from lrpilot.envs.config import EnvConfig
-from lrpilot.training.synthetic import TaskDistribution
+from lrpilot.training.distribution import TaskDistribution
 
 __all__ = ["PopulationConfig", "REDRAWS"]
 

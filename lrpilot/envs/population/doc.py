@@ -11,7 +11,7 @@ POPULATION_DOC = """
     (:class:`~lrpilot.training.population_trainer.Population`). Tasks come either from the
     ``task`` / ``initial_lr`` / ``epochs`` / ``epoch_examples`` fields (as in
     ``LRControlEnv``; a group draws one of the tasks) or, with ``distribution=``, from a
-    :class:`~lrpilot.training.synthetic.TaskDistribution` (architectures, optimisers, data
+    :class:`~lrpilot.training.distribution.TaskDistribution` (architectures, optimisers, data
     families, LRs and budgets all drawn). A group keeps its task for ``group_lifetime``
     steps (default 256), then every running episode of the group is truncated
     (``info["group_redrawn"]``) and a new task is drawn; with one fixed task and no
@@ -32,7 +32,7 @@ POPULATION_DOC = """
     With ``interval`` (``0.25``, ``"50steps"``) a step is one control interval of every member, as in
     ``LRControlEnv``: a member's budget is ``epochs * intervals_per_epoch`` steps (the interval
     boundaries are those of the group's batch count, which its members share). A
-    :class:`~lrpilot.training.synthetic.TaskDistribution` with several ``intervals`` (``(1.0, 0.25)``)
+    :class:`~lrpilot.training.distribution.TaskDistribution` with several ``intervals`` (``(1.0, 0.25)``)
     draws one per group instead, so groups decide at different rates. Each step's ``info`` has the
     episode's ``epochs`` and its ``budget`` in steps.
 
