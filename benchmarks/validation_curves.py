@@ -4,8 +4,9 @@
         runs/h16/scratch-twin/scratch-twin.json --out docs/img/ppo-validation-curves.png
 
 Each card's ``provenance.validation_curve`` (validation regret in points against PPO steps; lower is
-better) becomes one line, labelled with the run folder's name (the card's name when it has none); the best checkpoint is marked. Also prints
-the curves as a Markdown table.
+better) becomes one line, labelled with the run folder's name (the card's name when it has none); the best checkpoint is
+marked. The regret axis is logarithmic when the curves span more than a factor of 4 (runs from scratch), linear
+otherwise. Also prints the curves as a Markdown table.
 """
 
 from __future__ import annotations
@@ -19,26 +20,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cards", nargs="+", help="policy cards (NAME.json) with a validation curve")
     parser.add_argument("--out", required=True, help="the PNG to write")
+    parser.add_argument("--labels", help="comma-separated line labels, one per card (default: the run folders' names)")
     args = parser.parse_args()
+    labels = args.labels.split(",") if args.labels else [Path(c).parent.name or Path(c).stem for c in args.cards]
+    if len(labels) != len(args.cards):
+        parser.error(f"--labels names {len(labels)} lines for {len(args.cards)} cards")
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
-    for path in args.cards:
+    for path, label in zip(args.cards, labels):
         card = json.loads(Path(path).read_text())
         curve = card["provenance"]["validation_curve"]
         best = card["provenance"]["validation_best"]
         steps = [e["timesteps"] for e in curve]
         regret = [e["mean_regret"] for e in curve]
-        label = Path(path).parent.name or Path(path).stem
         line, = ax.plot(steps, regret, marker="o", label=label)
         ax.plot([best["timesteps"]], [best["mean_regret"]], marker="*", markersize=14, color=line.get_color())
         print(f"| {label} | " + " | ".join(f"{s}: {r:.2f}" for s, r in zip(steps, regret)) + " |")
     ax.set_xlabel("PPO steps (decisions of one member)")
     ax.set_ylabel("validation regret (points; lower is better)")
-    ax.set_yscale("log")
+    values = [y for line in ax.get_lines() for y in line.get_ydata()]
+    if max(values) > 4 * min(values):  # curves from scratch span a decade and read better on a log scale
+        ax.set_yscale("log")
     ax.set_title("PPO with the twin reward: validation regret (star: exported checkpoint)")
     ax.grid(alpha=0.3)
     ax.legend()
