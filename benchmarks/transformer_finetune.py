@@ -10,7 +10,12 @@ is pretrained once per process, and only the head depends on the run's seed).
 
 Prints the constant-LR sweep (1e-5 to 1e-1, half a decade apart) and each controller at ``--lrs``, mean test
 accuracy over ``--seeds``. Data seed 52: neither training (0 to 7), validation (100 to 102) nor a held-out task.
-``--hold-first`` replaces each controller's first decision by x1 (a diagnosis).
+``--hold-first`` replaces each controller's first decision by x1 (a diagnosis). ``--ff-scale S`` makes the
+pretrained body fragile without changing what it computes: each layer's first feed-forward weights and bias are
+multiplied by S and its second's weights divided by S (ReLU is positively homogeneous), so that Adam's steps, about
+the LR per weight, move the first feed-forward layers 1/S times as far relative to their weights (a prototype of
+``body_scale`` for the transformer; session 17). ``--attn-scale S`` does the same to attention: the query and
+value projections times S, the key projection and the output projection's weights divided by S.
 
     PYTHONPATH=benchmarks OMP_NUM_THREADS=1 .venv/bin/python benchmarks/transformer_finetune.py [--epochs 5]
 """
@@ -41,10 +46,29 @@ def task(width: int, depth: int, epochs: int) -> Task:
                           classes=4, seq_len=16, n_train=128, data_seed=52, pretrain=8192)
 
 
+def fragile_body(model: torch.nn.Module, ff: float = 1.0, attn: float = 1.0) -> None:
+    """The same function, a more fragile body: each encoder layer's ``ff1`` (weights and bias) times ``ff`` and its
+    ``ff2`` weights divided by it; the query and value rows of ``qkv`` times ``attn``, the key rows and ``out``'s
+    weights divided by it (attention scores and outputs unchanged). Adam moves the scaled-down weights ``1 / scale``
+    times as far relative to their size."""
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.ff1.weight.mul_(ff)
+            layer.ff1.bias.mul_(ff)
+            layer.ff2.weight.div_(ff)
+            width = layer.out.weight.shape[0]
+            for rows, factor in ((slice(0, width), attn), (slice(width, 2 * width), 1 / attn),
+                                 (slice(2 * width, 3 * width), attn)):
+                layer.qkv.weight[rows].mul_(factor)
+                layer.qkv.bias[rows].mul_(factor)
+            layer.out.weight.div_(attn)
+
+
 def play(spec: str, lr: float, seed: int, width: int, depth: int, epochs: int,
-         hold_first: bool = False) -> tuple[str, float, int, float]:
+         hold_first: bool = False, ff_scale: float = 1.0, attn_scale: float = 1.0) -> tuple[str, float, int, float]:
     """One run, as ``lrpilot compare`` plays it (the chance-level divergence rule; a diverged run scores 0);
-    ``hold_first`` replaces the controller's first decision by x1 (a diagnosis)."""
+    ``hold_first`` replaces the controller's first decision by x1 (a diagnosis); ``ff_scale`` and ``attn_scale``
+    rescale the pretrained body (:func:`fragile_body`)."""
     torch.set_num_threads(1)
     from lrpilot.controller import from_spec
     from lrpilot.training import TrainingSession
@@ -52,6 +76,8 @@ def play(spec: str, lr: float, seed: int, width: int, depth: int, epochs: int,
     controller = from_spec(spec)
     controller.reset(lr, epochs, 1)
     session = TrainingSession(task(width, depth, epochs).with_overrides(lr=lr), seed=seed, device="cpu")
+    if (ff_scale, attn_scale) != (1.0, 1.0):
+        fragile_body(session.model, ff_scale, attn_scale)
     for epoch in range(epochs):
         metrics = session.run_epoch()
         if metrics.diverged:
@@ -71,20 +97,26 @@ def main() -> None:
     parser.add_argument("--controllers", default="rule,bold,policy:default")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--hold-first", action="store_true", help="replace each controller's first decision by x1")
+    parser.add_argument("--ff-scale", type=float, default=1.0,
+                        help="rescale the pretrained body's feed-forward layers (a fragile body; same function)")
+    parser.add_argument("--attn-scale", type=float, default=1.0,
+                        help="rescale the pretrained body's attention projections (a fragile body; same function)")
     parser.add_argument("--json", help="write every run's accuracy here")
     args = parser.parse_args()
     lrs = [float(x) for x in args.lrs.split(",")]
     jobs = [("constant", lr, s) for lr in ORACLE_LRS for s in range(args.seeds)]
     jobs += [(spec, lr, s) for spec in args.controllers.split(",") for lr in lrs for s in range(args.seeds)]
     start = time.perf_counter()
-    run = functools.partial(play, width=args.width, depth=args.depth, epochs=args.epochs, hold_first=args.hold_first)
+    run = functools.partial(play, width=args.width, depth=args.depth, epochs=args.epochs, hold_first=args.hold_first,
+                            ff_scale=args.ff_scale, attn_scale=args.attn_scale)
     with mp.get_context("spawn").Pool(args.workers) as pool:
         results = pool.starmap(run, jobs, chunksize=1)
     cells: dict[tuple[str, float], list[float]] = defaultdict(list)
     for spec, lr, _, acc in results:
         cells[(spec, lr)].append(acc)
     mean = {key: round(100 * fmean(v), 1) for key, v in cells.items()}
-    print(f"transformer fine-tune (width {args.width}, depth {args.depth}, {args.epochs} epochs, {args.seeds} seeds)")
+    print(f"transformer fine-tune (width {args.width}, depth {args.depth}, {args.epochs} epochs, {args.seeds} seeds, "
+          f"ff scale {args.ff_scale:g}, attention scale {args.attn_scale:g})")
     print("constant: " + "  ".join(f"{lr:g}: {mean[('constant', lr)]}" for lr in ORACLE_LRS))
     for spec, lr in itertools.product(args.controllers.split(","), lrs):
         print(f"{spec:16s} {lr:g}: {mean[(spec, lr)]}")
