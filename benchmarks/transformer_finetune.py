@@ -39,14 +39,14 @@ from lrpilot.training.task import Task
 
 
 def task(width: int, depth: int, epochs: int, n_train: int = 128, classes: int = 4, noise: float = 0.0,
-         batch_size: int = 16) -> Task:
+         batch_size: int = 16, pretrain: int = 8192) -> Task:
     """The fine-tune: the ``seq`` family's motif task (``classes`` (4) motifs, 16 tokens, data seed 52) as a
-    transformer, pretrained on 8,192 sequences, fine-tuned on ``n_train`` (128) with ``noise`` label noise in
-    batches of ``batch_size`` (16) with Adam."""
+    transformer, pretrained on ``pretrain`` (8,192) sequences (0: trained from scratch), fine-tuned on ``n_train``
+    (128) with ``noise`` label noise in batches of ``batch_size`` (16) with Adam."""
     return synthetic_task("transformer-finetune", "a pretrained transformer's fine-tune", optimizer="adam", lr=1e-4,
                           batch_size=batch_size, epochs=epochs, family="seq", arch="transformer", width=width,
                           depth=depth, classes=classes, seq_len=16, n_train=n_train, noise=noise, data_seed=52,
-                          pretrain=8192)
+                          pretrain=pretrain)
 
 
 def fragile_body(model: torch.nn.Module, ff: float = 1.0, attn: float = 1.0) -> None:
@@ -69,11 +69,11 @@ def fragile_body(model: torch.nn.Module, ff: float = 1.0, attn: float = 1.0) -> 
 
 def play(spec: str, lr: float, seed: int, width: int, depth: int, epochs: int,
          hold_first: bool = False, ff_scale: float = 1.0, attn_scale: float = 1.0,
-         shape: tuple[int, int, float, int] = (128, 4, 0.0, 16)) -> tuple[str, float, int, float]:
+         shape: tuple[int, int, float, int, int] = (128, 4, 0.0, 16, 8192)) -> tuple[str, float, int, float]:
     """One run, as ``lrpilot compare`` plays it (the chance-level divergence rule; a diverged run scores 0);
     ``hold_first`` replaces the controller's first decision by x1 (a diagnosis); ``ff_scale`` and ``attn_scale``
     rescale the pretrained body (:func:`fragile_body`); ``shape`` is :func:`task`'s ``n_train``, ``classes``,
-    ``noise`` and ``batch_size``."""
+    ``noise``, ``batch_size`` and ``pretrain``."""
     torch.set_num_threads(1)
     from lrpilot.controller import from_spec
     from lrpilot.training import TrainingSession
@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=4, help="motifs, i.e. classes (MiniLM's task has 2)")
     parser.add_argument("--noise", type=float, default=0.0, help="label noise of the fine-tuning set (MiniLM's: 0.1)")
     parser.add_argument("--batch-size", type=int, default=16, help="fine-tuning batch size (MiniLM's: 32)")
+    parser.add_argument("--pretrain", type=int, default=8192, help="source-set size (0: no pretraining, from scratch)")
     parser.add_argument("--json", help="write every run's accuracy here")
     args = parser.parse_args()
     lrs = [float(x) for x in args.lrs.split(",")]
@@ -119,7 +120,7 @@ def main() -> None:
     start = time.perf_counter()
     run = functools.partial(play, width=args.width, depth=args.depth, epochs=args.epochs, hold_first=args.hold_first,
                             ff_scale=args.ff_scale, attn_scale=args.attn_scale,
-                            shape=(args.n_train, args.classes, args.noise, args.batch_size))
+                            shape=(args.n_train, args.classes, args.noise, args.batch_size, args.pretrain))
     with mp.get_context("spawn").Pool(args.workers) as pool:
         results = pool.starmap(run, jobs, chunksize=1)
     cells: dict[tuple[str, float], list[float]] = defaultdict(list)
@@ -128,7 +129,7 @@ def main() -> None:
     mean = {key: round(100 * fmean(v), 1) for key, v in cells.items()}
     print(f"transformer fine-tune (width {args.width}, depth {args.depth}, {args.epochs} epochs, {args.seeds} seeds, "
           f"ff scale {args.ff_scale:g}, attention scale {args.attn_scale:g}, {args.n_train} fine-tuning examples, "
-          f"{args.classes} classes, label noise {args.noise:g}, batch {args.batch_size})")
+          f"{args.classes} classes, label noise {args.noise:g}, batch {args.batch_size}, pretrain {args.pretrain})")
     print("constant: " + "  ".join(f"{lr:g}: {mean[('constant', lr)]}" for lr in ORACLE_LRS))
     for spec, lr in itertools.product(args.controllers.split(","), lrs):
         print(f"{spec:16s} {lr:g}: {mean[(spec, lr)]}")
