@@ -15,7 +15,9 @@ pretrained body fragile without changing what it computes: each layer's first fe
 multiplied by S and its second's weights divided by S (ReLU is positively homogeneous), so that Adam's steps, about
 the LR per weight, move the first feed-forward layers 1/S times as far relative to their weights (a prototype of
 ``body_scale`` for the transformer; session 17). ``--attn-scale S`` does the same to attention: the query and
-value projections times S, the key projection and the output projection's weights divided by S.
+value projections times S, the key projection and the output projection's weights divided by S. ``--n-train``,
+``--classes``, ``--noise``, ``--batch-size`` and ``--pretrain`` change the fine-tune's shape (``--pretrain 0``: the
+same transformer trained from scratch).
 
     PYTHONPATH=benchmarks OMP_NUM_THREADS=1 .venv/bin/python benchmarks/transformer_finetune.py [--epochs 5]
 """
@@ -114,6 +116,8 @@ def main() -> None:
     parser.add_argument("--pretrain", type=int, default=8192, help="source-set size (0: no pretraining, from scratch)")
     parser.add_argument("--json", help="write every run's accuracy here")
     args = parser.parse_args()
+    if not (args.ff_scale > 0 and args.attn_scale > 0):
+        parser.error(f"--ff-scale and --attn-scale must be > 0, got {args.ff_scale:g} and {args.attn_scale:g}")
     lrs = [float(x) for x in args.lrs.split(",")]
     jobs = [("constant", lr, s) for lr in ORACLE_LRS for s in range(args.seeds)]
     jobs += [(spec, lr, s) for spec in args.controllers.split(",") for lr in lrs for s in range(args.seeds)]
