@@ -1,4 +1,4 @@
-"""The training distribution: varied training runs drawn from the synthetic families (:mod:`lrpilot.training.synthetic`).
+"""The training distribution: varied training runs drawn from the families of :mod:`lrpilot.training.synthetic`.
 
 :class:`TaskDistribution` draws, from an explicit ``np.random.Generator``, what a training run (or a population
 group) trains: a :class:`TaskDraw` (task, initial LR, budget, epoch size). By default it draws no ``digits``,
