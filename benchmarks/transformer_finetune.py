@@ -32,6 +32,7 @@ import multiprocessing as mp
 import time
 from collections import defaultdict
 from statistics import fmean
+from typing import Any
 
 import torch
 
@@ -71,18 +72,18 @@ def fragile_body(model: torch.nn.Module, ff: float = 1.0, attn: float = 1.0) -> 
 
 def play(spec: str, lr: float, seed: int, width: int, depth: int, epochs: int,
          hold_first: bool = False, ff_scale: float = 1.0, attn_scale: float = 1.0,
-         shape: tuple[int, int, float, int, int] = (128, 4, 0.0, 16, 8192)) -> tuple[str, float, int, float]:
+         shape: dict[str, Any] | None = None) -> tuple[str, float, int, float]:
     """One run, as ``lrpilot compare`` plays it (the chance-level divergence rule; a diverged run scores 0);
     ``hold_first`` replaces the controller's first decision by x1 (a diagnosis); ``ff_scale`` and ``attn_scale``
-    rescale the pretrained body (:func:`fragile_body`); ``shape`` is :func:`task`'s ``n_train``, ``classes``,
-    ``noise``, ``batch_size`` and ``pretrain``."""
+    rescale the pretrained body (:func:`fragile_body`); ``shape`` holds :func:`task`'s keyword arguments."""
     torch.set_num_threads(1)
     from lrpilot.controller import from_spec
     from lrpilot.training import TrainingSession
 
     controller = from_spec(spec)
     controller.reset(lr, epochs, 1)
-    session = TrainingSession(task(width, depth, epochs, *shape).with_overrides(lr=lr), seed=seed, device="cpu")
+    session = TrainingSession(task(width, depth, epochs, **(shape or {})).with_overrides(lr=lr), seed=seed,
+                              device="cpu")
     if (ff_scale, attn_scale) != (1.0, 1.0):
         fragile_body(session.model, ff_scale, attn_scale)
     for epoch in range(epochs):
@@ -124,7 +125,8 @@ def main() -> None:
     start = time.perf_counter()
     run = functools.partial(play, width=args.width, depth=args.depth, epochs=args.epochs, hold_first=args.hold_first,
                             ff_scale=args.ff_scale, attn_scale=args.attn_scale,
-                            shape=(args.n_train, args.classes, args.noise, args.batch_size, args.pretrain))
+                            shape={"n_train": args.n_train, "classes": args.classes, "noise": args.noise,
+                                   "batch_size": args.batch_size, "pretrain": args.pretrain})
     with mp.get_context("spawn").Pool(args.workers) as pool:
         results = pool.starmap(run, jobs, chunksize=1)
     cells: dict[tuple[str, float], list[float]] = defaultdict(list)

@@ -31,18 +31,19 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    values: list[float] = []
     for path, label in zip(args.cards, labels):
         card = json.loads(Path(path).read_text())
         curve = card["provenance"]["validation_curve"]
         best = card["provenance"]["validation_best"]
         steps = [e["timesteps"] for e in curve]
         regret = [e["mean_regret"] for e in curve]
+        values += regret
         line, = ax.plot(steps, regret, marker="o", label=label)
         ax.plot([best["timesteps"]], [best["mean_regret"]], marker="*", markersize=14, color=line.get_color())
         print(f"| {label} | " + " | ".join(f"{s}: {r:.2f}" for s, r in zip(steps, regret)) + " |")
     ax.set_xlabel("PPO steps (decisions of one member)")
     ax.set_ylabel("validation regret (points; lower is better)")
-    values = [y for line in ax.get_lines() for y in line.get_ydata()]
     if max(values) > 4 * min(values):  # curves from scratch span a decade and read better on a log scale
         ax.set_yscale("log")
     ax.set_title("PPO with the twin reward: validation regret (star: exported checkpoint)")

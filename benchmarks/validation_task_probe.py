@@ -44,14 +44,11 @@ def main() -> None:
           f"{', '.join(f'{100 * v:.1f}' for v in oracle.values())}  ({time.perf_counter() - start:.0f} s)")
     print("| controller | mean regret | per epoch | at 0.25 | LR 1e-4 | LR 1e-3 | LR 1e-2 |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
+    columns = [lambda r: True, lambda r: r["interval"] is None, lambda r: r["interval"] == "0.25"]
+    columns += [lambda r, lr=lr: r["initial_lr"] == lr for lr in vs.lrs]
     for spec in args.controllers.split(","):
         rows = vs.evaluate(functools.partial(from_spec, spec))["rows"]
-
-        def mean(keep, rows=rows) -> str:
-            return f"{statistics.fmean(r['regret'] for r in rows if keep(r)):.2f}"
-
-        cells = [mean(lambda r: True), mean(lambda r: r["interval"] is None), mean(lambda r: r["interval"] == "0.25")]
-        cells += [mean(lambda r, lr=lr: r["initial_lr"] == lr) for lr in vs.lrs]
+        cells = [f"{statistics.fmean(r['regret'] for r in rows if keep(r)):.2f}" for keep in columns]
         print(f"| {spec} | " + " | ".join(cells) + " |", flush=True)
     print(f"{time.perf_counter() - start:.0f} s")
 
