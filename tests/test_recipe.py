@@ -87,6 +87,8 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     cheap = recipe_from_args(parser.parse_args(["--cnn-width-range", "4,16", "--seq-len", "16"]))
     assert (cheap.cnn_width_range, cheap.seq_len) == ((4, 16), 16)
     assert recipe_from_args(parser.parse_args(["--finetune-prob", "0.3", "--families", "seq"])).finetune_prob == 0.3
+    cliff = recipe_from_args(parser.parse_args(["--finetune-prob", "0.3", "--families", "seq", "--finetune-shape", "cliff"]))
+    assert cliff.finetune_shape == "cliff"
 
 
 def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None:
@@ -111,6 +113,10 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     changed = {f.name for f in dataclasses.fields(Recipe) if getattr(keep, f.name) != getattr(tune, f.name)}
     assert changed == {"retention", "retention_until", "finetune_timesteps", "name", "out_dir"}
     assert keep.retention == 1.0 and keep.retention_until > 10 * keep.finetune_timesteps
+    cliff = load_recipe(ROOT / "configs" / "ppo-residual-cliff.toml")  # the same, on the cliff fine-tune
+    changed = {f.name for f in dataclasses.fields(Recipe) if getattr(keep, f.name) != getattr(cliff, f.name)}
+    assert changed == {"finetune_shape", "finetune_timesteps", "validate_every", "name", "out_dir"}
+    assert cliff.finetune_shape == "cliff" and cliff.validate_every < cliff.finetune_timesteps
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -156,6 +162,7 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     ("cnn_width_range = 8", "cnn_width_range must be a list"),
     ("seq_len = 2", "seq_len must be an integer in"),
     ("finetune_prob = 1.5", "finetune_prob must be in"),
+    ("finetune_shape = 'steep'", "finetune_shape must be one of"),
     ("finetune_prob = 0.2\nfamilies = ['teacher', 'gmm']", "finetune_prob draws fine-tunes of the seq family"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -250,6 +250,28 @@ def test_finetune_draws_are_pretrained_transformers_of_the_seq_family() -> None:
     assert all(d.task.options["arch"] in ("mlp", "cnn") for d in draws if d not in tunes)
 
 
+def test_cliff_finetune_draws_are_deeper_smaller_and_take_smaller_batches() -> None:
+    """``finetune_shape="cliff"`` draws the fine-tune that falls to chance from 10x its best LR: the transformer of
+    ``FINETUNE_DRAW`` at depth 4, fine-tuned on 64 sequences (all of them each epoch) in batches of 8; the other
+    draws are the same as with the default shape."""
+    kwargs = {"families": ("teacher", "seq"), "finetune_prob": 0.5, "seq_len": 16}
+    cliff_dist, plain_dist = TaskDistribution(**kwargs, finetune_shape="cliff"), TaskDistribution(**kwargs)
+    cliff_rng, plain_rng = np.random.default_rng(3), np.random.default_rng(3)
+    cliff = [cliff_dist.draw(cliff_rng) for _ in range(40)]
+    plain = [plain_dist.draw(plain_rng) for _ in range(40)]
+    tunes = [(c, p) for c, p in zip(cliff, plain) if c.task.options["pretrain"]]
+    assert tunes and all(p.task.options["pretrain"] for _, p in tunes)  # the same draws are fine-tunes
+    for c, p in tunes:
+        assert (c.task.options["depth"], c.task.options["n_train"], c.task.batch_size, c.epoch_examples) == \
+               (4, 64, 8, 64)
+        assert (p.task.options["depth"], p.task.options["n_train"], p.task.batch_size) == (2, 128, 16)
+        assert c.task.optimizer == p.task.optimizer and c.task.options["width"] == p.task.options["width"] == 32
+    assert [c.task for c, p in zip(cliff, plain) if not p.task.options["pretrain"]] == \
+           [p.task for p in plain if not p.task.options["pretrain"]]
+    with pytest.raises(ValueError, match="finetune_shape must be one of .*'cliff'.*got 'steep'"):
+        TaskDistribution(finetune_shape="steep")
+
+
 def test_a_finetune_draw_plays_in_a_population(monkeypatch: pytest.MonkeyPatch) -> None:
     """A population group trains a fine-tune draw (here with a smaller source set, to keep the test short): the
     members start from one pretrained body, and their episodes report finite metrics."""

@@ -85,3 +85,7 @@ def test_recipes_that_draw_finetunes_are_validated_on_one_of_unseen_data() -> No
     task = get_task("seq-cnn").with_overrides(**env.config.task_options)  # as the env's reset builds it
     assert (task.optimizer, task.batch_size, task.options["arch"], task.options["pretrain"]) == \
            ("adam", 16, "transformer", 8192)  # seq-cnn's AdamW of the set is not forced on it
+    cliff = validation_set(TaskDistribution(finetune_prob=0.2, finetune_shape="cliff"), workers=1)
+    options = cliff.tasks[-1][1]  # a cliff recipe is validated on its own shape, at the same unseen data seed
+    assert cliff.tasks[:-1] == VALIDATION_TASKS and options["data_seed"] == seed
+    assert (options["depth"], options["n_train"], options["batch_size"]) == (4, 64, 8)

@@ -123,6 +123,8 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
     add("--finetune-prob", "finetune_prob", type=float, metavar="P",
         help="share of the seq family's draws that fine-tune a pretrained transformer (default 0); the validation "
              "set then holds such a fine-tune too")
+    add("--finetune-shape", "finetune_shape", choices=("transformer", "cliff"),
+        help="which fine-tune those draws are (default transformer; cliff: falls to chance from 10x its best LR)")
     add("--twin", "twin", metavar="SPEC",
         help="PPO reward against a twin of each episode driven by this controller (e.g. bold-anneal-streakup)")
     add("--budget-end", "budget_end", choices=("truncated", "terminal"),
@@ -198,6 +200,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             init_policy=recipe.init_policy, validate_every=recipe.validate_every, residual=recipe.residual,
             redraw=recipe.redraw, intervals=recipe.intervals, width_range=recipe.width_range,
             cnn_width_range=recipe.cnn_width_range, seq_len=recipe.seq_len, finetune_prob=recipe.finetune_prob,
+            finetune_shape=recipe.finetune_shape,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)

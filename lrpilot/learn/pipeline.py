@@ -59,10 +59,12 @@ class PopulationResult:
 
 def validation_set(distribution: Any, workers: int) -> Any:
     """The :class:`~lrpilot.learn.validation.ValidationSet` of a recipe training on ``distribution``: every control
-    interval it draws, and a pretrained transformer's fine-tune when it draws those (``finetune_prob`` > 0)."""
-    from lrpilot.learn.validation import FINETUNE_VALIDATION_TASK, VALIDATION_TASKS, ValidationSet
+    interval it draws, and a pretrained transformer's fine-tune of the shape it draws when it draws those
+    (``finetune_prob`` > 0)."""
+    from lrpilot.learn.validation import VALIDATION_TASKS, ValidationSet, finetune_validation_task
 
-    tasks = VALIDATION_TASKS + ((FINETUNE_VALIDATION_TASK,) if distribution.finetune_prob else ())
+    finetune = (finetune_validation_task(distribution.finetune_shape),) if distribution.finetune_prob else ()
+    tasks = VALIDATION_TASKS + finetune
     return ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in distribution.intervals),
                          workers=workers, tasks=tasks)
 
@@ -141,15 +143,16 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      checkpoint_every: int = 0, residual: str | None = None,
                      redraw: str = "cut", intervals: Sequence[float] = (1.0,),
                      width_range: Sequence[int] = (16, 128), cnn_width_range: Sequence[int] | None = None,
-                     seq_len: int = 32, finetune_prob: float = 0.0) -> PopulationResult:
+                     seq_len: int = 32, finetune_prob: float = 0.0,
+                     finetune_shape: str = "transformer") -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
     which keep their positions in version 2. ``intervals`` (fractions of an epoch) are drawn per task
     group, and the validation set plays each of them; ``width_range`` bounds the drawn models' widths
     (``cnn_width_range`` the CNNs' channels, when given; ``seq_len`` is the sequence family's length);
-    ``finetune_prob`` of the ``seq`` draws are a pretrained transformer's fine-tune, and the validation set then
-    holds one too (:data:`~lrpilot.learn.validation.FINETUNE_VALIDATION_TASK`).
+    ``finetune_prob`` of the ``seq`` draws are a pretrained transformer's fine-tune of ``finetune_shape``, and the
+    validation set then holds one too (:func:`~lrpilot.learn.validation.finetune_validation_task`).
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
@@ -181,11 +184,11 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
              "validate_every": validate_every, "stabilise": stabilise, "residual": residual,
              "redraw": redraw, "intervals": [float(v) for v in intervals], "width_range": list(width_range),
              "cnn_width_range": None if cnn_width_range is None else list(cnn_width_range), "seq_len": seq_len,
-             "finetune_prob": float(finetune_prob)}
+             "finetune_prob": float(finetune_prob), "finetune_shape": finetune_shape}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
                 "redraw": "cut", "intervals": [1.0], "width_range": [16, 128], "cnn_width_range": None,
-                "seq_len": 32, "finetune_prob": 0.0}
+                "seq_len": 32, "finetune_prob": 0.0, "finetune_shape": "transformer"}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -200,7 +203,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     distribution = synthetic_distribution(families, epochs_range=tuple(epochs_range),
                                           intervals=tuple(float(v) for v in intervals), width_range=tuple(width_range),
                                           cnn_width_range=None if cnn_width_range is None else tuple(cnn_width_range),
-                                          seq_len=seq_len, finetune_prob=float(finetune_prob))
+                                          seq_len=seq_len, finetune_prob=float(finetune_prob),
+                                          finetune_shape=finetune_shape)
     env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
     net, bc_net = initial, None

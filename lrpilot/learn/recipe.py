@@ -100,6 +100,9 @@ class Recipe(PPOConfig):
     finetune_prob: float = 0.0
     """``population``: probability that a ``seq`` draw is a pretrained transformer's fine-tune
     (``TaskDistribution.finetune_prob``); above 0 the validation set holds such a fine-tune too."""
+    finetune_shape: str = "transformer"
+    """``population``: which fine-tune those draws are (``TaskDistribution.finetune_shape``): ``transformer`` or
+    ``cliff`` (deeper, 64 examples in batches of 8: it falls to chance from 10x its best LR, as MiniLM does)."""
     twin: str | None = None
     """``population``: PPO's reward is measured against a twin of each episode driven by this controller spec
     (:mod:`lrpilot.envs.population.twins`; e.g. the clone's teacher); None: the plain ``log_val_loss`` reward."""
@@ -172,7 +175,7 @@ class Recipe(PPOConfig):
         try:
             TaskDistribution(families=tuple(self.families), intervals=tuple(self.intervals),
                              width_range=tuple(self.width_range), seq_len=self.seq_len,
-                             finetune_prob=self.finetune_prob,
+                             finetune_prob=self.finetune_prob, finetune_shape=self.finetune_shape,
                              cnn_width_range=None if self.cnn_width_range is None else tuple(self.cnn_width_range))
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc).replace("TaskDistribution: ", "")) from None

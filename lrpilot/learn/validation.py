@@ -38,10 +38,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 from lrpilot.controller import Controller, from_spec
 from lrpilot.envs.episodes import EvalCase, run_controller
-from lrpilot.training.distribution import FINETUNE_BATCH, FINETUNE_DRAW
+from lrpilot.training.distribution import FINETUNE_SHAPES
 
-__all__ = ["ValidationSet", "VALIDATION_TASKS", "VALIDATION_DATA_SEEDS", "FINETUNE_VALIDATION_TASK", "ORACLE_LRS",
-           "regret_summary"]
+__all__ = ["ValidationSet", "VALIDATION_TASKS", "VALIDATION_DATA_SEEDS", "FINETUNE_VALIDATION_TASK",
+           "finetune_validation_task", "ORACLE_LRS", "regret_summary"]
 
 VALIDATION_DATA_SEEDS = (100, 101, 102)
 """Data seeds of the synthetic validation tasks: never drawn in training (which uses 0..7)."""
@@ -54,12 +54,19 @@ VALIDATION_TASKS: tuple[tuple[str, Mapping[str, Any]], ...] = (
 )
 """(task, options) of the validation set; the options override the registered task's."""
 
-FINETUNE_VALIDATION_TASK: tuple[str, Mapping[str, Any]] = (
-    "seq-cnn", {"arch": "transformer", **{k: v for k, v in FINETUNE_DRAW.items() if k not in ("family", "arch")},
-                "seq_len": 16, "data_seed": 103, "batch_size": FINETUNE_BATCH, "optimizer": "adam"})
-"""A pretrained transformer's fine-tune (``seq-cnn``'s motif task as ``TaskDistribution``'s fine-tune draws are,
-data seed 103: neither drawn in training nor a held-out task's); added to the set by recipes that draw fine-tunes
-(``finetune_prob`` > 0), and not otherwise, so the scores of other recipes are as before."""
+def finetune_validation_task(shape: str = "transformer") -> tuple[str, Mapping[str, Any]]:
+    """A pretrained transformer's fine-tune of ``shape`` (``TaskDistribution.finetune_shape``) as a validation task:
+    ``seq-cnn``'s motif task as ``TaskDistribution``'s fine-tune draws of that shape are, at data seed 103 (neither
+    drawn in training nor a held-out task's), with Adam."""
+    options, batch_size = FINETUNE_SHAPES[shape]
+    return ("seq-cnn", {"arch": "transformer", **{k: v for k, v in options.items() if k not in ("family", "arch")},
+                        "seq_len": 16, "data_seed": 103, "batch_size": batch_size, "optimizer": "adam"})
+
+
+FINETUNE_VALIDATION_TASK: tuple[str, Mapping[str, Any]] = finetune_validation_task()
+"""The ``transformer`` shape's fine-tune validation task (:func:`finetune_validation_task`); added to the set by
+recipes that draw fine-tunes (``finetune_prob`` > 0; a ``cliff`` recipe adds its own shape's instead), and not
+otherwise, so the scores of other recipes are as before."""
 
 _OPTIMIZERS = {"gmm-mlp": "sgd", "seq-cnn": "adamw"}
 """Optimisers other than the task's default (Adam), so that the set spans SGD and AdamW too."""

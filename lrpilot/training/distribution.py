@@ -3,7 +3,7 @@
 :class:`TaskDistribution` draws, from an explicit ``np.random.Generator``, what a training run (or a population
 group) trains: a :class:`TaskDraw` (task, initial LR, budget, epoch size). By default it draws no ``digits``,
 the held-out tasks' data. With :attr:`TaskDistribution.finetune_prob` > 0 a share of the ``seq`` draws are
-fine-tunes of a small pretrained transformer of one fixed shape (:data:`FINETUNE_DRAW`).
+fine-tunes of a small pretrained transformer of one fixed shape (:data:`FINETUNE_SHAPES`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 from lrpilot.training.synthetic import ARCHS, DEFAULT_OPTIONS, FAMILIES, TRAINING_FAMILIES, synthetic_task
 from lrpilot.training.task import Task
 
-__all__ = ["TaskDistribution", "TaskDraw", "FINETUNE_DRAW", "FINETUNE_BATCH", "FINETUNE_DATA_SEEDS"]
+__all__ = ["TaskDistribution", "TaskDraw", "FINETUNE_DRAW", "FINETUNE_BATCH", "FINETUNE_DATA_SEEDS", "FINETUNE_SHAPES"]
 
 FINETUNE_DRAW: dict[str, Any] = {"family": "seq", "arch": "transformer", "width": 32, "depth": 2, "classes": 4,
                                  "n_train": 128, "pretrain": 8192}
@@ -28,6 +28,14 @@ post-LayerNorm transformer pretrained on 8,192 sequences, fine-tuned with a fres
 ``benchmarks/transformer_finetune.py``); the width and depth are fixed so that a worker pretrains few bodies."""
 FINETUNE_BATCH = 16
 """Minibatch size of a fine-tune draw."""
+CLIFF_DRAW: dict[str, Any] = {**FINETUNE_DRAW, "depth": 4, "n_train": 64}
+"""The options of a ``cliff`` fine-tune draw: :data:`FINETUNE_DRAW` with depth 4, fine-tuned on 64 sequences in
+batches of 8. It cannot be learned from scratch, so, as MiniLM does, it falls to chance from about 10x its best LR
+where the ``transformer`` shape needs about 30x (5 epochs, data seed 52, 6 seeds: 89.3% at 1e-3, 74.9% at 3e-3,
+28.5% at 1e-2; ``benchmarks/transformer_finetune.py``, docs/controller.md session 17)."""
+FINETUNE_SHAPES: dict[str, tuple[dict[str, Any], int]] = {"transformer": (FINETUNE_DRAW, FINETUNE_BATCH),
+                                                          "cliff": (CLIFF_DRAW, 8)}
+"""The fine-tune shapes a distribution may draw (:attr:`TaskDistribution.finetune_shape`): (options, batch size)."""
 FINETUNE_DATA_SEEDS = 2
 """Fine-tune draws use data seeds below this (and below ``data_seeds``): each is a body a worker pretrains once
 (about 17 s of a core), so few of them keep the pretraining a small part of training."""
@@ -111,8 +119,11 @@ class TaskDistribution:
     single value nothing is drawn (so draws of distributions without intervals are unchanged)."""
     finetune_prob: float = 0.0
     """Probability that a draw of the ``seq`` family is instead a fine-tune of a pretrained transformer
-    (:data:`FINETUNE_DRAW`; its optimiser, label noise and data seed drawn as for any task, the data seed below
+    (:attr:`finetune_shape`; its optimiser, label noise and data seed drawn as for any task, the data seed below
     :data:`FINETUNE_DATA_SEEDS`). At 0 nothing more is drawn, so the draws of other distributions are unchanged."""
+    finetune_shape: str = "transformer"
+    """Which fine-tune a fine-tune draw is (:data:`FINETUNE_SHAPES`): ``transformer`` (:data:`FINETUNE_DRAW`) or
+    ``cliff`` (:data:`CLIFF_DRAW`, which falls to chance from 10x its best LR)."""
 
     def __post_init__(self) -> None:
         for name, values, allowed in (("families", self.families, FAMILIES), ("archs", self.archs, ARCHS),
@@ -143,6 +154,9 @@ class TaskDistribution:
         if self.finetune_prob and "seq" not in self.families:
             raise ValueError("TaskDistribution: finetune_prob draws fine-tunes of the seq family, so families must "
                              f"include 'seq', got {self.families!r}")
+        if self.finetune_shape not in FINETUNE_SHAPES:
+            raise ValueError(f"TaskDistribution: finetune_shape must be one of {tuple(FINETUNE_SHAPES)}, "
+                             f"got {self.finetune_shape!r}")
         if not isinstance(self.intervals, tuple) or not self.intervals or not all(
                 not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v <= 1 for v in self.intervals):
             raise ValueError(f"TaskDistribution: intervals must be a non-empty tuple of fractions of an epoch in "
@@ -171,15 +185,16 @@ class TaskDistribution:
         examples = self.epoch_examples[int(rng.integers(len(self.epoch_examples)))]
         n_train = 1077 if family == "digits" else int(task.options["n_train"])
         if family == "seq" and self.finetune_prob and rng.uniform() < self.finetune_prob:
-            return self._finetune(rng, optimizer, noise), int(FINETUNE_DRAW["n_train"])
+            return self._finetune(rng, optimizer, noise), int(FINETUNE_SHAPES[self.finetune_shape][0]["n_train"])
         return task, min(examples, n_train)
 
     def _finetune(self, rng: np.random.Generator, optimizer: str, noise: float) -> Task:
-        """A fine-tune draw (:data:`FINETUNE_DRAW`) with the drawn optimiser and label noise."""
-        options = {**FINETUNE_DRAW, "noise": round(noise, 3), "seq_len": self.seq_len,
+        """A fine-tune draw (:attr:`finetune_shape`) with the drawn optimiser and label noise."""
+        shape, batch_size = FINETUNE_SHAPES[self.finetune_shape]
+        options = {**shape, "noise": round(noise, 3), "seq_len": self.seq_len,
                    "data_seed": int(rng.integers(min(FINETUNE_DATA_SEEDS, self.data_seeds)))}
         task = synthetic_task(f"{'noisy-' if noise else ''}seq-transformer-finetune", "drawn from TaskDistribution",
-                              optimizer=optimizer, batch_size=FINETUNE_BATCH, **options)
+                              optimizer=optimizer, batch_size=batch_size, **options)
         return _drawn_weight_decay(task)
 
     def draw_lr(self, rng: np.random.Generator) -> float:
