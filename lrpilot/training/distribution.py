@@ -3,7 +3,8 @@
 :class:`TaskDistribution` draws, from an explicit ``np.random.Generator``, what a training run (or a population
 group) trains: a :class:`TaskDraw` (task, initial LR, budget, epoch size). By default it draws no ``digits``,
 the held-out tasks' data. With :attr:`TaskDistribution.finetune_prob` > 0 a share of the ``seq`` draws are
-fine-tunes of a small pretrained transformer of one fixed shape (:data:`FINETUNE_SHAPES`).
+fine-tunes of a small pretrained transformer of one fixed shape (:attr:`TaskDistribution.finetune_shape`, one of
+:data:`FINETUNE_SHAPES`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import numpy as np
 from lrpilot.training.synthetic import ARCHS, DEFAULT_OPTIONS, FAMILIES, TRAINING_FAMILIES, synthetic_task
 from lrpilot.training.task import Task
 
-__all__ = ["TaskDistribution", "TaskDraw", "FINETUNE_DRAW", "FINETUNE_BATCH", "FINETUNE_DATA_SEEDS", "FINETUNE_SHAPES"]
+__all__ = ["TaskDistribution", "TaskDraw", "FINETUNE_DRAW", "FINETUNE_BATCH", "FINETUNE_DATA_SEEDS", "FINETUNE_SHAPES",
+           "CLIFF_DRAW"]
 
 FINETUNE_DRAW: dict[str, Any] = {"family": "seq", "arch": "transformer", "width": 32, "depth": 2, "classes": 4,
                                  "n_train": 128, "pretrain": 8192}

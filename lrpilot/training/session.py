@@ -19,14 +19,14 @@ import torch
 import torch.nn.functional as F
 
 from lrpilot.metrics import EpochMetrics
-from lrpilot.training.data import DataSplits, Inputs, batches_of, epoch_order, fixed_split_indices, iter_batches, \
-    sequence_lengths
+from lrpilot.training.data import DataSplits, batches_of, epoch_order, fixed_split_indices, sequence_lengths
 from lrpilot.training.devices import autocast, resolve_device
 from lrpilot.training.divergence import DivergenceRule, first_val_loss, resolve_rule
-from lrpilot.training.evidence import EvidenceAccumulator, label_statistics
+from lrpilot.training.evaluation import evaluate_split, forward
+from lrpilot.training.evidence import label_statistics
 from lrpilot.training.intervals import Interval
 from lrpilot.training.loading import load_splits
-from lrpilot.training.optim import build_optimizer, is_schedule_free, optimizer_mode
+from lrpilot.training.optim import build_optimizer, optimizer_mode
 from lrpilot.training.snapshots import UNDO_LR_FACTOR, check_lr_factor, snapshot
 from lrpilot.training.task import Task, get_task
 
@@ -36,11 +36,6 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-
 """``torch.compile`` modes a session accepts by name (``compile=True`` means ``"default"``)."""
 
 BatchCallback = Callable[[int, int], None]
-
-
-def forward(model: torch.nn.Module, inputs: Inputs) -> torch.Tensor:
-    """Logits for a batch: ``model(x)`` for a tensor, ``model(**x)`` for keyword inputs."""
-    return model(**inputs) if isinstance(inputs, dict) else model(inputs)
 
 
 class TrainingSession:
@@ -249,58 +244,12 @@ class TrainingSession:
         finite = finite and bool(torch.isfinite(torch.stack(losses)).all()) if losses else False
         return losses, norms, finite
 
-    @torch.no_grad()
     def evaluate(self, split: str = "test") -> dict[str, Any]:
-        """Mean loss and accuracy on ``split`` ("val" or "test"); no gradients, no randomness.
-
-        Also the evidence of a collapse (a model that no longer discriminates): ``top_share``, the
-        share of predictions in the most predicted class; ``majority_share`` and ``chance_loss``,
-        the share of the most common label and the entropy of the labels (the loss of the best
-        input-independent prediction); ``spread``, the standard deviation over examples of the
-        predicted log-probabilities, averaged over classes (0 when every input gets the same output).
-        """
-        data = self.data.split(split)
-        optimizer_mode(self.optimizer, train=False)
-        self._refresh_batchnorm()
-        self.model.eval()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        evidence = EvidenceAccumulator(self.data.num_classes, self.device)
-        for inputs, labels in iter_batches(data, self.task.eval_batch_size, lengths=self._lengths.get(split)):
-            with autocast(self.device):
-                logits = forward(self.model, self.data.eval_transform(inputs, None))
-            logits = logits.float()
-            loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
-            guess = logits.argmax(dim=-1)
-            correct += (guess == labels).sum()
-            evidence.add(logits, guess)
-        n = len(data)
-        loss = float(loss_sum) / n
-        majority, chance = self._label_stats[split]
-        return {"loss": loss if math.isfinite(loss) else math.nan, "acc": float(correct) / n,
-                "majority_share": majority, "chance_loss": chance, **evidence.result(n)}
-
-    def _refresh_batchnorm(self, batches: int = 50) -> None:
-        """Schedule-Free evaluates at averaged weights; as its README says, BatchNorm statistics
-        must then be recomputed at those weights: a few training batches in train mode, no
-        gradients, in a fixed order and without augmentation (no randomness consumed). The
-        statistics are recomputed from scratch as an exact average, so evaluation is repeatable."""
-        norms = [m for m in self.model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        if not norms or not is_schedule_free(self.optimizer):
-            return
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the refresh batches
-        self.model.train()
-        with torch.no_grad():
-            for i, (inputs, _) in enumerate(iter_batches(self.data.train, self.task.batch_size)):
-                if i == batches:
-                    break
-                with autocast(self.device):
-                    forward(self.model, self.data.eval_transform(inputs, None))
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
+        """Mean loss and accuracy on ``split`` ("val" or "test"), and the evidence of a collapse (``top_share``,
+        ``majority_share``, ``chance_loss``, ``spread``: :func:`~lrpilot.training.evaluation.evaluate_split`);
+        no gradients, no randomness."""
+        return evaluate_split(self.model, self.optimizer, self.task, self.data, split, self.device,
+                              self._label_stats[split], self._lengths.get(split))
 
     def _compile(self, setting: bool | str | None) -> bool:
         """Compile the model in place when asked (or, for None, on CUDA when the task says it pays)."""
