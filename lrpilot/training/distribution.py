@@ -187,7 +187,8 @@ class TaskDistribution:
         examples = self.epoch_examples[int(rng.integers(len(self.epoch_examples)))]
         n_train = 1077 if family == "digits" else int(task.options["n_train"])
         if family == "seq" and self.finetune_prob and rng.uniform() < self.finetune_prob:
-            return self._finetune(rng, optimizer, noise), int(FINETUNE_SHAPES[self.finetune_shape][0]["n_train"])
+            tune = self._finetune(rng, optimizer, noise)
+            return tune, int(tune.options["n_train"])  # the whole (small) train split every epoch
         return task, min(examples, n_train)
 
     def _finetune(self, rng: np.random.Generator, optimizer: str, noise: float) -> Task:
