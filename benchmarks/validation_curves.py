@@ -6,7 +6,9 @@
 Each card's ``provenance.validation_curve`` (validation regret in points against PPO steps; lower is
 better) becomes one line, labelled with the run folder's name (the card's name when it has none); the best checkpoint is
 marked. The regret axis is logarithmic when the curves span more than a factor of 4 (runs from scratch), linear
-otherwise. Also prints the curves as a Markdown table.
+otherwise. Also prints the curves as a Markdown table. ``--offsets`` shifts a card's curve by the PPO steps that came
+before its run (a run continued from another's result with ``--init-policy``), so that a continuation plots after its
+start.
 """
 
 from __future__ import annotations
@@ -21,10 +23,17 @@ def main() -> None:
     parser.add_argument("cards", nargs="+", help="policy cards (NAME.json) with a validation curve")
     parser.add_argument("--out", required=True, help="the PNG to write")
     parser.add_argument("--labels", help="comma-separated line labels, one per card (default: the run folders' names)")
+    parser.add_argument("--offsets", help="comma-separated PPO steps before each card's run (default: 0 each)")
     args = parser.parse_args()
     labels = args.labels.split(",") if args.labels else [Path(c).parent.name or Path(c).stem for c in args.cards]
     if len(labels) != len(args.cards):
         parser.error(f"--labels names {len(labels)} lines for {len(args.cards)} cards")
+    try:
+        offsets = [int(o) for o in args.offsets.split(",")] if args.offsets else [0] * len(args.cards)
+    except ValueError:
+        parser.error(f"--offsets: {args.offsets!r} is not comma-separated whole numbers")
+    if len(offsets) != len(args.cards):
+        parser.error(f"--offsets gives {len(offsets)} numbers for {len(args.cards)} cards")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,15 +41,15 @@ def main() -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4))
     values: list[float] = []
-    for path, label in zip(args.cards, labels):
+    for path, label, offset in zip(args.cards, labels, offsets):
         card = json.loads(Path(path).read_text())
         curve = card["provenance"]["validation_curve"]
         best = card["provenance"]["validation_best"]
-        steps = [e["timesteps"] for e in curve]
+        steps = [offset + e["timesteps"] for e in curve]
         regret = [e["mean_regret"] for e in curve]
         values += regret
         line, = ax.plot(steps, regret, marker="o", label=label)
-        ax.plot([best["timesteps"]], [best["mean_regret"]], marker="*", markersize=14, color=line.get_color())
+        ax.plot([offset + best["timesteps"]], [best["mean_regret"]], marker="*", markersize=14, color=line.get_color())
         print(f"| {label} | " + " | ".join(f"{s}: {r:.2f}" for s, r in zip(steps, regret)) + " |")
     ax.set_xlabel("PPO steps (decisions of one member)")
     ax.set_ylabel("validation regret (points; lower is better)")
