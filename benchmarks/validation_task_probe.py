@@ -2,8 +2,8 @@
 
 A task earns a place in the validation set if it separates checkpoints that the held-out grid separates. This
 plays one (task, options) pair as :class:`~lrpilot.learn.validation.ValidationSet` plays its tasks (initial LRs
-1e-4, 1e-3, 1e-2; budgets 6 and 20; per epoch and at interval 0.25; seeds 0 and 1; regret to the best constant LR)
-for each controller, and prints the mean regret and its split by interval and initial LR. Nothing here is the
+1e-4, 1e-3, 1e-2, or ``--lrs``; budgets 6 and 20; per epoch and at interval 0.25; seeds 0 and 1; regret to the best
+constant LR) for each controller, and prints the mean regret and its split by interval and initial LR. Nothing here is the
 held-out grid: use a data seed that neither training (0 to 7) nor a held-out task uses (103 and up).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/validation_task_probe.py \\
@@ -30,20 +30,25 @@ def main() -> None:
     parser.add_argument("--options", required=True, help="the task options, as JSON")
     parser.add_argument("--controllers", default="rule,bold,policy:default")
     parser.add_argument("--budgets", default="6,20")
+    parser.add_argument("--lrs", default="1e-4,1e-3,1e-2", help="initial LRs (the validation set's by default)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     try:
         options = json.loads(args.options)
     except json.JSONDecodeError as err:
         parser.error(f"--options is not JSON: {err}")
+    try:
+        lrs = tuple(float(lr) for lr in args.lrs.split(","))
+    except ValueError:
+        parser.error(f"--lrs: {args.lrs!r} is not comma-separated numbers")
     vs = ValidationSet(tasks=((args.task, options),), budgets=tuple(int(b) for b in args.budgets.split(",")),
-                       intervals=(None, "0.25"), workers=args.workers)
+                       intervals=(None, "0.25"), lrs=lrs, workers=args.workers)
     start = time.perf_counter()
     oracle = vs.oracle()
     print(f"oracle (best constant LR per budget, interval, seed): "
           f"{', '.join(f'{100 * v:.1f}' for v in oracle.values())}  ({time.perf_counter() - start:.0f} s)")
-    print("| controller | mean regret | per epoch | at 0.25 | LR 1e-4 | LR 1e-3 | LR 1e-2 |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| controller | mean regret | per epoch | at 0.25 | " + " | ".join(f"LR {lr:g}" for lr in lrs) + " |")
+    print("| --- " * (4 + len(lrs)) + "|")
     columns = [lambda r: True, lambda r: r["interval"] is None, lambda r: r["interval"] == "0.25"]
     columns += [lambda r, lr=lr: r["initial_lr"] == lr for lr in vs.lrs]
     for spec in args.controllers.split(","):
