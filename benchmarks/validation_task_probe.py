@@ -3,8 +3,8 @@
 A task earns a place in the validation set if it separates checkpoints that the held-out grid separates. This
 plays one (task, options) pair as :class:`~lrpilot.learn.validation.ValidationSet` plays its tasks (initial LRs
 1e-4, 1e-3, 1e-2, or ``--lrs``; budgets 6 and 20; per epoch and at interval 0.25; seeds 0 and 1; regret to the best
-constant LR) for each controller, and prints the mean regret and its split by interval and initial LR. Nothing here is the
-held-out grid: use a data seed that neither training (0 to 7) nor a held-out task uses (103 and up).
+constant LR) for each controller, and prints the mean regret and its split by interval and initial LR. Nothing here
+is the held-out grid: use a data seed that neither training (0 to 7) nor a held-out task uses (103 and up).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/validation_task_probe.py \\
         --options '{"arch": "transformer", "width": 32, "depth": 4, "classes": 4, "seq_len": 16, "n_train": 64,
