@@ -17,7 +17,8 @@ the LR per weight, move the first feed-forward layers 1/S times as far relative 
 ``body_scale`` for the transformer; session 17). ``--attn-scale S`` does the same to attention: the query and
 value projections times S, the key projection and the output projection's weights divided by S. ``--n-train``,
 ``--classes``, ``--noise``, ``--batch-size`` and ``--pretrain`` change the fine-tune's shape (``--pretrain 0``: the
-same transformer trained from scratch).
+same transformer trained from scratch). ``--interval 0.25`` lets the controllers decide four times per epoch
+(``hold_first`` then holds the first quarter's decision).
 
     PYTHONPATH=benchmarks OMP_NUM_THREADS=1 .venv/bin/python benchmarks/transformer_finetune.py [--epochs 5]
 """
@@ -37,6 +38,7 @@ from typing import Any
 import torch
 
 from lrpilot.learn.validation import ORACLE_LRS
+from lrpilot.training.finetune import rescale_encoder
 from lrpilot.training.synthetic import synthetic_task
 from lrpilot.training.task import Task
 
@@ -53,45 +55,35 @@ def task(width: int, depth: int, epochs: int, n_train: int = 128, classes: int =
 
 
 def fragile_body(model: torch.nn.Module, ff: float = 1.0, attn: float = 1.0) -> None:
-    """The same function, a more fragile body: each encoder layer's ``ff1`` (weights and bias) times ``ff`` and its
-    ``ff2`` weights divided by it; the query and value rows of ``qkv`` times ``attn``, the key rows and ``out``'s
-    weights divided by it (attention scores and outputs unchanged). Adam moves the scaled-down weights ``1 / scale``
-    times as far relative to their size."""
-    with torch.no_grad():
-        for layer in model.layers:
-            layer.ff1.weight.mul_(ff)
-            layer.ff1.bias.mul_(ff)
-            layer.ff2.weight.div_(ff)
-            width = layer.out.weight.shape[0]
-            for rows, factor in ((slice(0, width), attn), (slice(width, 2 * width), 1 / attn),
-                                 (slice(2 * width, 3 * width), attn)):
-                layer.qkv.weight[rows].mul_(factor)
-                layer.qkv.bias[rows].mul_(factor)
-            layer.out.weight.div_(attn)
+    """The same function, a more fragile body (:func:`lrpilot.training.finetune.rescale_encoder`; the task option
+    ``body_scale=S`` is ``ff = attn = S``): Adam moves the scaled-down weights ``1 / scale`` times as far relative
+    to their size."""
+    rescale_encoder(model, ff, attn)
 
 
 def play(spec: str, lr: float, seed: int, width: int, depth: int, epochs: int,
          hold_first: bool = False, ff_scale: float = 1.0, attn_scale: float = 1.0,
-         shape: dict[str, Any] | None = None) -> tuple[str, float, int, float]:
+         shape: dict[str, Any] | None = None, interval: str | None = None) -> tuple[str, float, int, float]:
     """One run, as ``lrpilot compare`` plays it (the chance-level divergence rule; a diverged run scores 0);
     ``hold_first`` replaces the controller's first decision by x1 (a diagnosis); ``ff_scale`` and ``attn_scale``
-    rescale the pretrained body (:func:`fragile_body`); ``shape`` holds :func:`task`'s keyword arguments."""
+    rescale the pretrained body (:func:`fragile_body`); ``shape`` holds :func:`task`'s keyword arguments;
+    ``interval`` is the control interval (None: per epoch; ``"0.25"``: four decisions per epoch)."""
     torch.set_num_threads(1)
     from lrpilot.controller import from_spec
     from lrpilot.training import TrainingSession
 
-    controller = from_spec(spec)
-    controller.reset(lr, epochs, 1)
     session = TrainingSession(task(width, depth, epochs, **(shape or {})).with_overrides(lr=lr), seed=seed,
-                              device="cpu")
+                              device="cpu", interval=interval)
+    controller = from_spec(spec)
+    controller.reset(lr, epochs, session.intervals_per_epoch)
     if (ff_scale, attn_scale) != (1.0, 1.0):
         fragile_body(session.model, ff_scale, attn_scale)
-    for epoch in range(epochs):
-        metrics = session.run_epoch()
+    for step in range(session.total_intervals(epochs)):
+        metrics = session.run_interval()
         if metrics.diverged:
             return spec, lr, seed, 0.0
         decision = controller.act(metrics)
-        session.scale_lr(1.0 if hold_first and epoch == 0 else decision)
+        session.scale_lr(1.0 if hold_first and step == 0 else decision)
     return spec, lr, seed, session.evaluate("test")["acc"]
 
 
@@ -115,10 +107,18 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=0.0, help="label noise of the fine-tuning set (MiniLM's: 0.1)")
     parser.add_argument("--batch-size", type=int, default=16, help="fine-tuning batch size (MiniLM's: 32)")
     parser.add_argument("--pretrain", type=int, default=8192, help="source-set size (0: no pretraining, from scratch)")
+    parser.add_argument("--interval", help="control interval of every run, e.g. 0.25 (default: one epoch)")
     parser.add_argument("--json", help="write every run's accuracy here")
     args = parser.parse_args()
     if not (args.ff_scale > 0 and args.attn_scale > 0):
         parser.error(f"--ff-scale and --attn-scale must be > 0, got {args.ff_scale:g} and {args.attn_scale:g}")
+    if args.interval is not None:
+        from lrpilot.training.intervals import Interval
+
+        try:
+            Interval.parse(args.interval)
+        except ValueError as err:
+            parser.error(f"--interval: {err}")
     lrs = [float(x) for x in args.lrs.split(",")]
     jobs = [("constant", lr, s) for lr in ORACLE_LRS for s in range(args.seeds)]
     jobs += [(spec, lr, s) for spec in args.controllers.split(",") for lr in lrs for s in range(args.seeds)]
@@ -126,7 +126,8 @@ def main() -> None:
     run = functools.partial(play, width=args.width, depth=args.depth, epochs=args.epochs, hold_first=args.hold_first,
                             ff_scale=args.ff_scale, attn_scale=args.attn_scale,
                             shape={"n_train": args.n_train, "classes": args.classes, "noise": args.noise,
-                                   "batch_size": args.batch_size, "pretrain": args.pretrain})
+                                   "batch_size": args.batch_size, "pretrain": args.pretrain},
+                            interval=args.interval)
     with mp.get_context("spawn").Pool(args.workers) as pool:
         results = pool.starmap(run, jobs, chunksize=1)
     cells: dict[tuple[str, float], list[float]] = defaultdict(list)
@@ -135,7 +136,8 @@ def main() -> None:
     mean = {key: round(100 * fmean(v), 1) for key, v in cells.items()}
     print(f"transformer fine-tune (width {args.width}, depth {args.depth}, {args.epochs} epochs, {args.seeds} seeds, "
           f"ff scale {args.ff_scale:g}, attention scale {args.attn_scale:g}, {args.n_train} fine-tuning examples, "
-          f"{args.classes} classes, label noise {args.noise:g}, batch {args.batch_size}, pretrain {args.pretrain})")
+          f"{args.classes} classes, label noise {args.noise:g}, batch {args.batch_size}, pretrain {args.pretrain}, "
+          f"interval {args.interval or 'one epoch'})")
     print("constant: " + "  ".join(f"{lr:g}: {mean[('constant', lr)]}" for lr in ORACLE_LRS))
     for spec, lr in itertools.product(args.controllers.split(","), lrs):
         print(f"{spec:16s} {lr:g}: {mean[(spec, lr)]}")

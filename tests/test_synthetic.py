@@ -224,9 +224,31 @@ def test_bad_finetune_options_name_the_value() -> None:
         TrainingSession(_finetune(body_scale=0.0), seed=0, device="cpu")
     with pytest.raises(ValueError, match="transformer.*family 'seq'"):
         TrainingSession(synthetic_task("t", family="teacher", arch="transformer"), seed=0, device="cpu")
-    with pytest.raises(ValueError, match="body_scale.*arch 'mlp'"):
-        TrainingSession(synthetic_task("t", family="seq", pretrain=512, body_scale=0.5, **TRANSFORMER), seed=0,
-                        device="cpu")
+    with pytest.raises(ValueError, match="body_scale.*arch 'mlp' or 'transformer', got body_scale=0.5, arch='cnn'"):
+        TrainingSession(synthetic_task("t", family="seq", arch="cnn", body_scale=0.5), seed=0, device="cpu")
+
+
+def test_a_fragile_transformer_body_computes_the_same_function_and_trains_apart_in_a_population() -> None:
+    """``body_scale`` on a transformer fine-tune shrinks the first feed-forward layer and the query and value
+    projections (and grows their partners), so the model's outputs are unchanged, but one Adam step at the same LR
+    moves it elsewhere; a population member starts and trains as the session does."""
+    from lrpilot.training.population_trainer import Population
+
+    options = {**TRANSFORMER, "depth": 2, "family": "seq", "pretrain": 512, "n_train": 64, "data_seed": 5}
+    plain = TrainingSession(synthetic_task("t", **options), seed=0, device="cpu", epoch_examples=64)
+    task = synthetic_task("t", **options, body_scale=0.03)
+    fragile = TrainingSession(task, seed=0, device="cpu", epoch_examples=64)
+    a, b = plain.model.state_dict(), fragile.model.state_dict()
+    torch.testing.assert_close(b["layers.0.ff1.weight"], 0.03 * a["layers.0.ff1.weight"])
+    torch.testing.assert_close(b["layers.1.out.weight"], a["layers.1.out.weight"] / 0.03)
+    inputs = plain.data.val.inputs[:64]
+    torch.testing.assert_close(fragile.model(inputs), plain.model(inputs), rtol=1e-4, atol=1e-4)
+    pop = Population(task, [0], [1e-3], epoch_examples=64)
+    for key, value in b.items():
+        torch.testing.assert_close(pop.member_state_dict(0)[key], value)
+    member, alone, unscaled = pop.run_epoch()[0], fragile.run_epoch(), plain.run_epoch()
+    assert member.val_loss == pytest.approx(alone.val_loss, rel=1e-4)
+    assert alone.val_loss != pytest.approx(unscaled.val_loss, rel=1e-3)  # the same function learns differently
 
 
 def test_finetune_draws_are_pretrained_transformers_of_the_seq_family() -> None:
@@ -268,8 +290,23 @@ def test_cliff_finetune_draws_are_deeper_smaller_and_take_smaller_batches() -> N
         assert c.task.optimizer == p.task.optimizer and c.task.options["width"] == p.task.options["width"] == 32
     assert [c.task for c, p in zip(cliff, plain) if not p.task.options["pretrain"]] == \
            [p.task for p in plain if not p.task.options["pretrain"]]
-    with pytest.raises(ValueError, match="finetune_shape must be one of .*'cliff'.*got 'steep'"):
-        TaskDistribution(finetune_shape="steep")
+    with pytest.raises(ValueError, match="finetune_shape must be one of .*'cliff'.*got 'sheer'"):
+        TaskDistribution(finetune_shape="sheer")
+
+
+def test_steep_finetune_draws_are_the_cliff_draws_with_a_fragile_body() -> None:
+    """``finetune_shape="steep"`` (MiniLM's window of good LRs) draws exactly the cliff fine-tunes, with
+    ``body_scale`` 0.03; every other draw is unchanged."""
+    kwargs = {"families": ("teacher", "seq"), "finetune_prob": 0.5, "seq_len": 16}
+    steep_rng, cliff_rng = np.random.default_rng(4), np.random.default_rng(4)
+    steep = [TaskDistribution(**kwargs, finetune_shape="steep").draw(steep_rng) for _ in range(40)]
+    cliff = [TaskDistribution(**kwargs, finetune_shape="cliff").draw(cliff_rng) for _ in range(40)]
+    assert any(s.task.options["pretrain"] for s in steep)
+    for s, c in zip(steep, cliff):
+        fine = bool(c.task.options["pretrain"])
+        assert s.task.options == ({**c.task.options, "body_scale": 0.03} if fine else c.task.options)
+        assert (s.task.batch_size, s.epoch_examples, s.task.optimizer) == \
+               (c.task.batch_size, c.epoch_examples, c.task.optimizer)
 
 
 def test_a_finetune_draw_plays_in_a_population(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,7 +19,7 @@ from lrpilot.training.synthetic import ARCHS, DEFAULT_OPTIONS, FAMILIES, TRAININ
 from lrpilot.training.task import Task
 
 __all__ = ["TaskDistribution", "TaskDraw", "FINETUNE_DRAW", "FINETUNE_BATCH", "FINETUNE_DATA_SEEDS", "FINETUNE_SHAPES",
-           "CLIFF_DRAW"]
+           "CLIFF_DRAW", "STEEP_DRAW"]
 
 FINETUNE_DRAW: dict[str, Any] = {"family": "seq", "arch": "transformer", "width": 32, "depth": 2, "classes": 4,
                                  "n_train": 128, "pretrain": 8192}
@@ -35,8 +35,13 @@ CLIFF_DRAW: dict[str, Any] = {**FINETUNE_DRAW, "depth": 4, "n_train": 64}
 batches of 8. It cannot be learned from scratch, so, as MiniLM does, it falls to chance from about 10x its best LR
 where the ``transformer`` shape needs about 30x (5 epochs, data seed 52, 6 seeds: 89.3% at 1e-3, 74.9% at 3e-3,
 28.5% at 1e-2; ``benchmarks/transformer_finetune.py``, docs/controller.md session 17)."""
+STEEP_DRAW: dict[str, Any] = {**CLIFF_DRAW, "body_scale": 0.03}
+"""The options of a ``steep`` fine-tune draw: :data:`CLIFF_DRAW` with a fragile body (``body_scale`` 0.03). Its
+window of good LRs is MiniLM's: best near 1e-4, at chance from 1e-3 (5 epochs, data seed 52, 4 seeds: 82.1% at 1e-4,
+64.3% at 3.16e-4, 26.1% at 1e-3), and, as on MiniLM, the shipped policy ends below ``rule`` from 1e-4 at interval
+0.25 (77.2% against 81.2%; ``benchmarks/transformer_finetune.py``, docs/controller.md session 20)."""
 FINETUNE_SHAPES: dict[str, tuple[dict[str, Any], int]] = {"transformer": (FINETUNE_DRAW, FINETUNE_BATCH),
-                                                          "cliff": (CLIFF_DRAW, 8)}
+                                                          "cliff": (CLIFF_DRAW, 8), "steep": (STEEP_DRAW, 8)}
 """The fine-tune shapes a distribution may draw (:attr:`TaskDistribution.finetune_shape`): (options, batch size)."""
 FINETUNE_DATA_SEEDS = 2
 """Fine-tune draws use data seeds below this (and below ``data_seeds``): each is a body a worker pretrains once
@@ -124,8 +129,9 @@ class TaskDistribution:
     (:attr:`finetune_shape`; its optimiser, label noise and data seed drawn as for any task, the data seed below
     :data:`FINETUNE_DATA_SEEDS`). At 0 nothing more is drawn, so the draws of other distributions are unchanged."""
     finetune_shape: str = "transformer"
-    """Which fine-tune a fine-tune draw is (:data:`FINETUNE_SHAPES`): ``transformer`` (:data:`FINETUNE_DRAW`) or
-    ``cliff`` (:data:`CLIFF_DRAW`, which falls to chance from 10x its best LR)."""
+    """Which fine-tune a fine-tune draw is (:data:`FINETUNE_SHAPES`): ``transformer`` (:data:`FINETUNE_DRAW`),
+    ``cliff`` (:data:`CLIFF_DRAW`, which falls to chance from 10x its best LR) or ``steep`` (:data:`STEEP_DRAW`: the
+    cliff with a fragile body, best near 1e-4 and at chance from 1e-3, as MiniLM)."""
 
     def __post_init__(self) -> None:
         for name, values, allowed in (("families", self.families, FAMILIES), ("archs", self.archs, ARCHS),

@@ -5,8 +5,8 @@ fine-tune with ``options["pretrain"]`` (the size of its source set) and passes w
 generate the source set and how to build the model. This module owns what does not depend on the
 family: the option checks, the pretraining (:func:`pretrain_body`: Adam, LR 1e-3, batch 64,
 :data:`PRETRAIN_EPOCHS` epochs, seeded by the data seed alone, cached per process), and
-:func:`rescale_body` (``options["body_scale"]``). It imports nothing of ``synthetic``, so the two
-modules form no cycle.
+:func:`rescale_body` (``options["body_scale"]``, for MLPs and transformers). It imports nothing of ``synthetic``, so
+the two modules form no cycle.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from lrpilot.training.transformer import EncoderLayer
+
 __all__ = ["PRETRAIN_EPOCHS", "PRETRAIN_FAMILIES", "PRETRAIN_ARCHS", "BODY_CACHE", "check_finetune", "pretrain_body",
-           "rescale_body", "output_layer"]
+           "rescale_body", "rescale_encoder", "output_layer"]
 
 PRETRAIN_EPOCHS = 20
 """Epochs of pretraining on the source set (Adam, LR 1e-3, batch 64)."""
@@ -45,9 +47,9 @@ def check_finetune(opt: dict[str, Any]) -> int:
     scale = opt["body_scale"]
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"body_scale must be a finite number > 0, got {scale!r}")
-    if scale != 1.0 and not (examples and opt["arch"] == "mlp"):
-        raise ValueError(f"body_scale rescales a pretrained MLP body, so it needs pretrain > 0 and arch 'mlp', "
-                         f"got body_scale={scale!r}")
+    if scale != 1.0 and not (examples and opt["arch"] in ("mlp", "transformer")):
+        raise ValueError(f"body_scale rescales a pretrained body, so it needs pretrain > 0 and arch 'mlp' or "
+                         f"'transformer', got body_scale={scale!r}, arch={opt['arch']!r}")
     return examples
 
 
@@ -85,12 +87,19 @@ def output_layer(model: nn.Module) -> str:
 
 
 def rescale_body(model: nn.Module, scale: float) -> None:
-    """Scale the first layer's weights and every hidden bias before the last hidden layer by ``scale``, and
-    the last hidden layer's weights by ``1 / scale``: each hidden activation but the last is ``scale`` times
-    as large and the model computes the same function (ReLU is positively homogeneous), but Adam's steps,
-    about the LR per weight whatever its size, now move the first layer ``1 / scale`` times as far relative
-    to its weights. A body of one hidden layer is left as it is."""
+    """Make a pretrained body fragile: the same function, with weights that Adam's steps, about the LR per weight
+    whatever its size, move ``1 / scale`` times as far relative to their size.
+
+    An MLP: the first layer's weights and every hidden bias before the last hidden layer times ``scale``, the last
+    hidden layer's weights divided by it (each hidden activation but the last is ``scale`` times as large; ReLU is
+    positively homogeneous). A body of one hidden layer is left as it is.
+
+    A transformer (its :class:`~lrpilot.training.transformer.EncoderLayer` modules): :func:`rescale_encoder` with
+    ``scale`` for both the feed-forward blocks and attention."""
     if scale == 1.0:
+        return
+    if any(isinstance(m, EncoderLayer) for m in model.modules()):
+        rescale_encoder(model, scale, scale)
         return
     hidden = [m for m in model.modules() if isinstance(m, nn.Linear)][:-1]
     if len(hidden) < 2:
@@ -100,3 +109,21 @@ def rescale_body(model: nn.Module, scale: float) -> None:
         for layer in hidden[:-1]:
             layer.bias.mul_(scale)
         hidden[-1].weight.div_(scale)
+
+
+def rescale_encoder(model: nn.Module, ff: float = 1.0, attn: float = 1.0) -> None:
+    """The same function, a more fragile body, in each :class:`~lrpilot.training.transformer.EncoderLayer` of
+    ``model``: the first feed-forward layer (weights and bias) times ``ff`` and the second's weights divided by it
+    (ReLU is positively homogeneous); the query and value projections times ``attn``, the key projection and the
+    attention output's weights divided by it (the attention scores and outputs are unchanged)."""
+    with torch.no_grad():
+        for layer in (m for m in model.modules() if isinstance(m, EncoderLayer)):
+            layer.ff1.weight.mul_(ff)
+            layer.ff1.bias.mul_(ff)
+            layer.ff2.weight.div_(ff)
+            width = layer.out.weight.shape[0]
+            for rows, factor in ((slice(0, width), attn), (slice(width, 2 * width), 1 / attn),
+                                 (slice(2 * width, 3 * width), attn)):
+                layer.qkv.weight[rows].mul_(factor)
+                layer.qkv.bias[rows].mul_(factor)
+            layer.out.weight.div_(attn)

@@ -21,9 +21,11 @@ the same centres, a refinement of the target's classes), ``seq``'s carry the sam
 pretrained once per process and task (:mod:`lrpilot.training.finetune`: Adam, LR 1e-3, batch 64, 20 epochs,
 seeded by the data seed alone), so every run of a task starts from the same body and only the head depends
 on the run's seed. With a small target set (``n_train``) the pretrained body is worth keeping.
-``options["body_scale"]`` (default 1; MLPs only) makes the body *fragile* without changing what it computes
-(:func:`~lrpilot.training.finetune.rescale_body`): under Adam a raised LR then damages the pretrained
-features sooner, as it does in a pretrained transformer whose weights are small. What these fine-tunes do and
+``options["body_scale"]`` (default 1) makes the body *fragile* without changing what it computes
+(:func:`~lrpilot.training.finetune.rescale_body`, MLPs and transformers): under Adam a raised LR then damages the
+pretrained features sooner, as it does in a pretrained transformer whose weights are small, and the window of good
+LRs moves down (a transformer fine-tune of depth 4 at ``body_scale=0.03`` is best near 1e-4 and at chance from
+1e-3, as MiniLM is; docs/controller.md, session 20). What these fine-tunes do and
 do not reproduce of a pretrained language model's is measured in docs/controller.md ("Synthetic fine-tunes:
 MLPs do not carry the MiniLM miss, a small transformer does").
 
@@ -230,7 +232,7 @@ def _finetuned(model: nn.Module, opt: dict[str, Any]) -> nn.Module:
     """``model`` (built under the run's seed), with the pretrained body of a fine-tune and its fresh head."""
     if check_finetune(opt):
         model.load_state_dict(pretrained_body(opt), strict=False)
-        rescale_body(model, float(opt["body_scale"]))  # 1 (nothing to do) unless an MLP's
+        rescale_body(model, float(opt["body_scale"]))
     return model
 
 
