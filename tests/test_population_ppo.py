@@ -270,3 +270,29 @@ def test_residual_ppo_goes_on_from_the_shipped_default(tmp_path: Path) -> None:
         assert torch.equal(a, b)
     card = json.loads((tmp_path / "onward.json").read_text())
     assert card["provenance"]["recipe"]["init_policy"] == "default"
+
+
+def test_a_recipe_validates_on_as_many_session_seeds_as_it_asks(monkeypatch) -> None:
+    """``validation_seeds`` reaches the validation set: every validation plays each case once per seed, and the
+    setting is recorded with the run (here a one-task set, to keep the test short)."""
+    from dataclasses import replace
+
+    from lrpilot.learn import pipeline
+
+    asked: list[int] = []
+
+    def small(distribution, workers, seeds=2):  # the recipe's set, cut to one task, budget and LR
+        asked.append(seeds)
+        return replace(pipeline_set(distribution, workers, seeds), tasks=VALIDATION_TASKS[:1], budgets=(4,),
+                       lrs=(1e-3,))
+
+    pipeline_set = pipeline.validation_set
+    monkeypatch.setattr(pipeline, "validation_set", small)
+    result = pipeline.train_population(
+        teacher=None, actions="0.1,0.5,1,1.5,2", seed=0, bc_steps=1, finetune_timesteps=128, num_envs=8, groups=1,
+        workers=1, families=("teacher",), net_arch=(16,), epochs_range=(4, 6), twin="bold-anneal-streakup",
+        budget_end="terminal", init_policy="clone", validate_every=128, validation_seeds=3,
+        ppo={"n_steps": 16, "batch_size": 64, "n_epochs": 1})
+    info = result.provenance
+    assert asked == [3] and info["validation_seeds"] == 3
+    assert [e["n"] for e in info["validation_curve"]] == [3, 3]  # 1 task x 1 budget x 1 LR x 3 seeds, twice

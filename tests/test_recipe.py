@@ -89,6 +89,9 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     assert recipe_from_args(parser.parse_args(["--finetune-prob", "0.3", "--families", "seq"])).finetune_prob == 0.3
     cliff = recipe_from_args(parser.parse_args(["--finetune-prob", "0.3", "--families", "seq", "--finetune-shape", "cliff"]))
     assert cliff.finetune_shape == "cliff"
+    steep = recipe_from_args(parser.parse_args(["--finetune-prob", "0.3", "--families", "seq", "--finetune-shape",
+                                                "steep", "--validation-seeds", "6"]))
+    assert (steep.finetune_shape, steep.validation_seeds, Recipe().validation_seeds) == ("steep", 6, 2)
 
 
 def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None:
@@ -117,6 +120,10 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     changed = {f.name for f in dataclasses.fields(Recipe) if getattr(keep, f.name) != getattr(cliff, f.name)}
     assert changed == {"finetune_shape", "finetune_timesteps", "validate_every", "name", "out_dir"}
     assert cliff.finetune_shape == "cliff" and cliff.validate_every < cliff.finetune_timesteps
+    steep = load_recipe(ROOT / "configs" / "ppo-residual-steep.toml")  # the cliff's, with a fragile body
+    changed = {f.name for f in dataclasses.fields(Recipe) if getattr(cliff, f.name) != getattr(steep, f.name)}
+    assert changed == {"finetune_shape", "validate_every", "validation_seeds", "name", "out_dir"}
+    assert (steep.finetune_shape, steep.validation_seeds) == ("steep", 4)
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -151,6 +158,7 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     ("method = 'population'\nteacher = 'bold'\ninit_policy = 'default'", "init_policy: PPO starts from it"),
     ("method = 'population'\nteacher = 'bold'\nepochs_range = [6, 4]", "epochs_range must be"),
     ("method = 'population'\nteacher = 'bold'\nvalidate_every = -1", "validate_every must be an integer >= 0"),
+    ("method = 'population'\nteacher = 'bold'\nvalidation_seeds = 0", "validation_seeds must be an integer >= 1"),
     ("method = 'population'\nfinetune_timesteps = 8\nretention = 1.0", "retention: it keeps PPO near"),
     ("method = 'population'\nteacher = 'bold'\nretention = -1", "retention must be a number >= 0"),
     ("method = 'population'\nfinetune_timesteps = 8\nresidual = 'bold-anneal-streakup'\nactions = '0.1,0.5,1,1.5,2'"
@@ -162,7 +170,7 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     ("cnn_width_range = 8", "cnn_width_range must be a list"),
     ("seq_len = 2", "seq_len must be an integer in"),
     ("finetune_prob = 1.5", "finetune_prob must be in"),
-    ("finetune_shape = 'steep'", "finetune_shape must be one of"),
+    ("finetune_shape = 'sheer'", "finetune_shape must be one of"),
     ("finetune_prob = 0.2\nfamilies = ['teacher', 'gmm']", "finetune_prob draws fine-tunes of the seq family"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -89,3 +89,6 @@ def test_recipes_that_draw_finetunes_are_validated_on_one_of_unseen_data() -> No
     options = cliff.tasks[-1][1]  # a cliff recipe is validated on its own shape, at the same unseen data seed
     assert cliff.tasks[:-1] == VALIDATION_TASKS and options["data_seed"] == seed
     assert (options["depth"], options["n_train"], options["batch_size"]) == (4, 64, 8)
+    steep = validation_set(TaskDistribution(finetune_prob=0.2, finetune_shape="steep"), workers=1, seeds=6)
+    assert steep.tasks[-1][1] == {**options, "body_scale": 0.03}  # its own shape: the cliff's, with a fragile body
+    assert steep.seeds == tuple(range(6)) and cliff.seeds == (0, 1)  # two session seeds unless told

@@ -123,8 +123,9 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
     add("--finetune-prob", "finetune_prob", type=float, metavar="P",
         help="share of the seq family's draws that fine-tune a pretrained transformer (default 0); the validation "
              "set then holds such a fine-tune too")
-    add("--finetune-shape", "finetune_shape", choices=("transformer", "cliff"),
-        help="which fine-tune those draws are (default transformer; cliff: falls to chance from 10x its best LR)")
+    add("--finetune-shape", "finetune_shape", choices=("transformer", "cliff", "steep"),
+        help="which fine-tune those draws are (default transformer; cliff: falls to chance from 10x its best LR; "
+             "steep: the cliff with a fragile body, best near 1e-4)")
     add("--twin", "twin", metavar="SPEC",
         help="PPO reward against a twin of each episode driven by this controller (e.g. bold-anneal-streakup)")
     add("--budget-end", "budget_end", choices=("truncated", "terminal"),
@@ -144,6 +145,8 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
         help="PPO step where the retention weight reaches 0 (default: half of --finetune-timesteps)")
     add("--validate-every", "validate_every", type=non_negative_int,
         help="PPO steps between validation-set scores; the best actor is exported (default 0: none)")
+    add("--validation-seeds", "validation_seeds", type=positive_int,
+        help="session seeds each validation plays every case with (default 2)")
 
 
 def recipe_from_args(args: argparse.Namespace):  # noqa: ANN201 - Recipe
@@ -200,7 +203,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             init_policy=recipe.init_policy, validate_every=recipe.validate_every, residual=recipe.residual,
             redraw=recipe.redraw, intervals=recipe.intervals, width_range=recipe.width_range,
             cnn_width_range=recipe.cnn_width_range, seq_len=recipe.seq_len, finetune_prob=recipe.finetune_prob,
-            finetune_shape=recipe.finetune_shape,
+            finetune_shape=recipe.finetune_shape, validation_seeds=recipe.validation_seeds,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)

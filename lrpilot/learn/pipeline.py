@@ -57,21 +57,22 @@ class PopulationResult:
     """JSON-ready settings, sizes, agreement and timings (``training_seconds``...) for the policy file."""
 
 
-def validation_set(distribution: Any, workers: int) -> Any:
+def validation_set(distribution: Any, workers: int, seeds: int = 2) -> Any:
     """The :class:`~lrpilot.learn.validation.ValidationSet` of a recipe training on ``distribution``: every control
     interval it draws, and a pretrained transformer's fine-tune of the shape it draws when it draws those
-    (``finetune_prob`` > 0)."""
+    (``finetune_prob`` > 0), played with session seeds ``0 .. seeds - 1``."""
     from lrpilot.learn.validation import VALIDATION_TASKS, ValidationSet, finetune_validation_task
 
     finetune = (finetune_validation_task(distribution.finetune_shape),) if distribution.finetune_prob else ()
     tasks = VALIDATION_TASKS + finetune
     return ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in distribution.intervals),
-                         workers=workers, tasks=tasks)
+                         workers=workers, tasks=tasks, seeds=tuple(range(seeds)))
 
 
 def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[str, Any], timesteps: int,
                     net_arch: Sequence[int], ppo: Mapping[str, Any], options: Mapping[str, Any],
-                    validate_every: int, console: Any, checkpoint_every: int = 0) -> tuple[Any, dict[str, Any]]:
+                    validate_every: int, console: Any, checkpoint_every: int = 0,
+                    validation_seeds: int = 2) -> tuple[Any, dict[str, Any]]:
     """The fine-tuned actor (saved in ``state``, or trained and saved; with ``validate_every``, the one with the
     lowest validation regret) and what to record of the stage (seconds, steps/s, the validation curve).
     With ``state``, PPO's progress is saved every ``checkpoint_every`` steps (``finetune-progress``) and a
@@ -83,7 +84,8 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
         validation = None
         if validate_every > 0:
             # the population's workers wait while the validation runs: it may use as many processes (a core each)
-            validation = validation_set(env["distribution"], min(int(env["workers"]), os.cpu_count() or 1))
+            validation = validation_set(env["distribution"], min(int(env["workers"]), os.cpu_count() or 1),
+                                        validation_seeds)
         t = time.perf_counter()
         tb = str(state.dir.parent / "tb") if state is not None else None
         progress = state.load("finetune-progress") if state is not None else None
@@ -144,7 +146,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      redraw: str = "cut", intervals: Sequence[float] = (1.0,),
                      width_range: Sequence[int] = (16, 128), cnn_width_range: Sequence[int] | None = None,
                      seq_len: int = 32, finetune_prob: float = 0.0,
-                     finetune_shape: str = "transformer") -> PopulationResult:
+                     finetune_shape: str = "transformer", validation_seeds: int = 2) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
@@ -152,7 +154,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     group, and the validation set plays each of them; ``width_range`` bounds the drawn models' widths
     (``cnn_width_range`` the CNNs' channels, when given; ``seq_len`` is the sequence family's length);
     ``finetune_prob`` of the ``seq`` draws are a pretrained transformer's fine-tune of ``finetune_shape``, and the
-    validation set then holds one too (:func:`~lrpilot.learn.validation.finetune_validation_task`).
+    validation set then holds one too (:func:`~lrpilot.learn.validation.finetune_validation_task`); each validation
+    plays every case with ``validation_seeds`` session seeds.
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
@@ -184,11 +187,12 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
              "validate_every": validate_every, "stabilise": stabilise, "residual": residual,
              "redraw": redraw, "intervals": [float(v) for v in intervals], "width_range": list(width_range),
              "cnn_width_range": None if cnn_width_range is None else list(cnn_width_range), "seq_len": seq_len,
-             "finetune_prob": float(finetune_prob), "finetune_shape": finetune_shape}
+             "finetune_prob": float(finetune_prob), "finetune_shape": finetune_shape,
+             "validation_seeds": validation_seeds}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
                 "redraw": "cut", "intervals": [1.0], "width_range": [16, 128], "cnn_width_range": None,
-                "seq_len": 32, "finetune_prob": 0.0, "finetune_shape": "transformer"}
+                "seq_len": 32, "finetune_prob": 0.0, "finetune_shape": "transformer", "validation_seeds": 2}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -217,7 +221,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     if finetune_timesteps > 0:
         ppo_options = {**(ppo or {}), **stabilise, **({"base": residual} if residual else {})}
         net, record = _finetune_stage(net, state, env, finetune_timesteps, net_arch, ppo_options,
-                                      options, validate_every, console, checkpoint_every)
+                                      options, validate_every, console, checkpoint_every, validation_seeds)
         info.update(record)
     info["training_seconds"] = round(time.perf_counter() - start, 1)
     return PopulationResult(actor=net, bc_actor=bc_net if bc_net is not net else None, provenance=info)
