@@ -2,7 +2,7 @@
 
 ``lrpilot train-controller`` keeps the checkpoint with the lowest regret on its validation set, played with
 session seeds 0 and 1. Between two validations one PPO update apart the score moves by up to 0.9 points
-(session 19), so the lowest of seven scores is partly chosen for its noise. This plays the same set (the same tasks,
+(session 19), so the lowest of eight scores is partly chosen for its noise. This plays the same set (the same tasks,
 initial LRs, budgets and intervals; the oracle's constant LRs too) with other session seeds, which change the
 initial weights and the data order and nothing else, and prints each controller's mean regret, its split by task,
 and its paired difference from the first controller (mean over the runs, wins/ties/losses, and a two-sided

@@ -228,10 +228,10 @@ def test_bad_finetune_options_name_the_value() -> None:
         TrainingSession(synthetic_task("t", family="seq", arch="cnn", body_scale=0.5), seed=0, device="cpu")
 
 
-def test_a_fragile_transformer_body_computes_the_same_function_and_trains_apart_in_a_population() -> None:
+def test_a_fragile_transformer_body_computes_the_same_function_but_learns_differently() -> None:
     """``body_scale`` on a transformer fine-tune shrinks the first feed-forward layer and the query and value
-    projections (and grows their partners), so the model's outputs are unchanged, but one Adam step at the same LR
-    moves it elsewhere; a population member starts and trains as the session does."""
+    projections (and grows their partners), so the model's outputs are unchanged, but an epoch of Adam at the same
+    LR ends elsewhere; a population member starts and trains as the session does."""
     from lrpilot.training.population_trainer import Population
 
     options = {**TRANSFORMER, "depth": 2, "family": "seq", "pretrain": 512, "n_train": 64, "data_seed": 5}

@@ -130,7 +130,7 @@ class Recipe(PPOConfig):
     the lowest validation regret is exported and the curve recorded in its card. 0: no validation."""
     validation_seeds: int = 2
     """``population``: session seeds (0, 1, ...) each validation plays every case with. Each adds the set's runs
-    once more (60 per seed with one interval and no fine-tune). With 2 seeds a checkpoint's score moved by up to 0.9
+    once more (60 per seed for a recipe with both intervals and a fine-tune). With 2 seeds a checkpoint's score moved by up to 0.9
     points between validations one PPO update apart, and the best of 8 checkpoints, 1.24 points below its start,
     was 0.21 below it on 6 other seeds (docs/controller.md, session 20)."""
 
