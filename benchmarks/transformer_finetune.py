@@ -54,19 +54,13 @@ def task(width: int, depth: int, epochs: int, n_train: int = 128, classes: int =
                           pretrain=pretrain)
 
 
-def fragile_body(model: torch.nn.Module, ff: float = 1.0, attn: float = 1.0) -> None:
-    """The same function, a more fragile body (:func:`lrpilot.training.finetune.rescale_encoder`; the task option
-    ``body_scale=S`` is ``ff = attn = S``): Adam moves the scaled-down weights ``1 / scale`` times as far relative
-    to their size."""
-    rescale_encoder(model, ff, attn)
-
-
 def play(spec: str, lr: float, seed: int, width: int, depth: int, epochs: int,
          hold_first: bool = False, ff_scale: float = 1.0, attn_scale: float = 1.0,
          shape: dict[str, Any] | None = None, interval: str | None = None) -> tuple[str, float, int, float]:
     """One run, as ``lrpilot compare`` plays it (the chance-level divergence rule; a diverged run scores 0);
     ``hold_first`` replaces the controller's first decision by x1 (a diagnosis); ``ff_scale`` and ``attn_scale``
-    rescale the pretrained body (:func:`fragile_body`); ``shape`` holds :func:`task`'s keyword arguments;
+    rescale the pretrained body (:func:`lrpilot.training.finetune.rescale_encoder`; the task option
+    ``body_scale=S`` is both at ``S``); ``shape`` holds :func:`task`'s keyword arguments;
     ``interval`` is the control interval (None: per epoch; ``"0.25"``: four decisions per epoch)."""
     torch.set_num_threads(1)
     from lrpilot.controller import from_spec
@@ -77,7 +71,7 @@ def play(spec: str, lr: float, seed: int, width: int, depth: int, epochs: int,
     controller = from_spec(spec)
     controller.reset(lr, epochs, session.intervals_per_epoch)
     if (ff_scale, attn_scale) != (1.0, 1.0):
-        fragile_body(session.model, ff_scale, attn_scale)
+        rescale_encoder(session.model, ff_scale, attn_scale)
     for step in range(session.total_intervals(epochs)):
         metrics = session.run_interval()
         if metrics.diverged:

@@ -20,25 +20,21 @@ import argparse
 import functools
 import statistics
 import time
-import tomllib
 from dataclasses import replace
 from pathlib import Path
 
 from lrpilot.controller import from_spec
 from lrpilot.learn.pipeline import validation_set
-from lrpilot.training.distribution import TaskDistribution
+from lrpilot.learn.recipe import load_recipe
+from lrpilot.learn.rollouts import synthetic_distribution
 
 
-def recipe_distribution(path: Path) -> TaskDistribution:
+def recipe_distribution(path: Path):  # noqa: ANN201 - TaskDistribution
     """The task distribution a recipe draws from, as far as it shapes the validation set (its fine-tune
     probability and shape, and its intervals)."""
-    recipe = tomllib.loads(path.read_text())
-    fields = {k: recipe[k] for k in ("finetune_prob", "finetune_shape") if k in recipe}
-    if "families" in recipe:
-        fields["families"] = tuple(recipe["families"])
-    if "intervals" in recipe:
-        fields["intervals"] = tuple(float(v) for v in recipe["intervals"])
-    return TaskDistribution(**fields)
+    recipe = load_recipe(path)
+    return synthetic_distribution(recipe.families, intervals=tuple(recipe.intervals),
+                                  finetune_prob=recipe.finetune_prob, finetune_shape=recipe.finetune_shape)
 
 
 def paired(new: list[float], old: list[float]) -> str:
@@ -59,14 +55,16 @@ def main() -> None:
                         help="comma-separated controller specs; differences are taken from the first")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    if not args.recipe.is_file():
-        parser.error(f"no recipe at {args.recipe}")
+    try:
+        distribution = recipe_distribution(args.recipe)
+    except (OSError, ValueError) as err:
+        parser.error(str(err))
     try:
         seeds = tuple(int(s) for s in args.seeds.split(","))
     except ValueError:
         parser.error(f"--seeds: {args.seeds!r} is not comma-separated whole numbers")
     specs = args.controllers.split(",")
-    vs = replace(validation_set(recipe_distribution(args.recipe), args.workers), seeds=seeds)
+    vs = replace(validation_set(distribution, args.workers), seeds=seeds)
     start = time.perf_counter()
     vs.oracle()
     print(f"{args.recipe}, seeds {seeds}: {len(vs.tasks)} tasks, oracle played in {time.perf_counter() - start:.0f} s",
