@@ -133,6 +133,7 @@ def test_ppo_progress_saved_every_n_steps_resumes_with_its_curve_and_best_actor(
     assert [s["timesteps"] for s in saved] == [128, 256]  # at rollout starts, after an update
     mid = saved[0]
     assert [e["timesteps"] for e in mid["curve"]] == [0, 128]
+    assert set(mid["curve"][0]["per_task_regret"]) == {"iris-mlp"}  # each validation task's score is kept
     resumed = train_population_ppo(None, resume_from=mid, **run)
     assert resumed.curve[:2] == whole.curve[:2]  # the validations before the kill are kept, not redone
     assert [e["timesteps"] for e in resumed.curve] == [0, 128, 256, 384]

@@ -92,6 +92,9 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     steep = recipe_from_args(parser.parse_args(["--finetune-prob", "0.3", "--families", "seq", "--finetune-shape",
                                                 "steep", "--validation-seeds", "6"]))
     assert (steep.finetune_shape, steep.validation_seeds, Recipe().validation_seeds) == ("steep", 6, 2)
+    window = recipe_from_args(parser.parse_args(["--finetune-prob", "1", "--families", "seq", "--finetune-lr-range",
+                                                 "1e-5,1e-3"]))
+    assert (window.finetune_lr_range, Recipe().finetune_lr_range) == ((1e-5, 1e-3), None)
 
 
 def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None:
@@ -171,6 +174,8 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     ("seq_len = 2", "seq_len must be an integer in"),
     ("finetune_prob = 1.5", "finetune_prob must be in"),
     ("finetune_shape = 'sheer'", "finetune_shape must be one of"),
+    ("finetune_lr_range = [1e-3, 1e-5]", "finetune_lr_range must be a pair"),
+    ("finetune_lr_range = 1e-4", "finetune_lr_range must be a list"),
     ("finetune_prob = 0.2\nfamilies = ['teacher', 'gmm']", "finetune_prob draws fine-tunes of the seq family"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -309,6 +309,24 @@ def test_steep_finetune_draws_are_the_cliff_draws_with_a_fragile_body() -> None:
                (c.task.batch_size, c.epoch_examples, c.task.optimizer)
 
 
+def test_finetune_draws_start_from_their_own_lr_range_and_other_draws_are_unchanged() -> None:
+    """``finetune_lr_range`` sets the initial LRs of the fine-tune draws only (as practitioners fine-tune near their
+    model's good LRs): each falls in it, they spread over it, and every other draw, LR included, is the one the
+    distribution without it makes."""
+    kwargs = {"families": ("teacher", "seq"), "finetune_prob": 0.5, "seq_len": 16, "finetune_shape": "steep"}
+    narrow_rng, plain_rng = np.random.default_rng(5), np.random.default_rng(5)
+    narrow = [TaskDistribution(**kwargs, finetune_lr_range=(1e-5, 1e-3)).draw(narrow_rng) for _ in range(120)]
+    plain = [TaskDistribution(**kwargs).draw(plain_rng) for _ in range(120)]
+    tunes = [n.lr for n in narrow if n.task.options["pretrain"]]
+    assert len(tunes) >= 10 and all(1e-5 <= lr <= 1e-3 for lr in tunes)
+    assert min(tunes) < 1e-4 < max(tunes)  # log-uniform over the range, not a point
+    assert max(p.lr for p in plain if p.task.options["pretrain"]) > 1e-3  # the whole range otherwise
+    others = [(n, p) for n, p in zip(narrow, plain) if not p.task.options["pretrain"]]
+    assert others and all(n == p for n, p in others)
+    with pytest.raises(ValueError, match="finetune_lr_range must be a pair"):
+        TaskDistribution(finetune_lr_range=(1e-3, 1e-5))
+
+
 def test_a_finetune_draw_plays_in_a_population(monkeypatch: pytest.MonkeyPatch) -> None:
     """A population group trains a fine-tune draw (here with a smaller source set, to keep the test short): the
     members start from one pretrained body, and their episodes report finite metrics."""
@@ -317,12 +335,14 @@ def test_a_finetune_draw_plays_in_a_population(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setitem(distribution.FINETUNE_DRAW, "pretrain", 256)
     monkeypatch.setitem(distribution.FINETUNE_DRAW, "width", 8)
-    dist = TaskDistribution(families=("seq",), finetune_prob=1.0, seq_len=8, epochs_range=(2, 3))
+    dist = TaskDistribution(families=("seq",), finetune_prob=1.0, seq_len=8, epochs_range=(2, 3),
+                            finetune_lr_range=(1e-5, 1e-4))
     venv = PopulationGymVectorEnv(num_envs=4, groups=2, distribution=dist, group_lifetime=None)
     try:
-        venv.reset(seed=1)
+        _, infos = venv.reset(seed=1)
         tasks = venv.core.group_tasks()
         assert all(t.options["arch"] == "transformer" and t.options["pretrain"] == 256 for t in tasks)
+        assert all(1e-5 <= lr <= 1e-4 for lr in infos["initial_lr"])  # the members' LRs: the fine-tunes' range
         obs, rewards, *_ = venv.step(np.full(4, 2))
     finally:
         venv.close()

@@ -126,6 +126,8 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
     add("--finetune-shape", "finetune_shape", choices=("transformer", "cliff", "steep"),
         help="which fine-tune those draws are (default transformer; cliff: falls to chance from 10x its best LR; "
              "steep: the cliff with a fragile body, best near 1e-4)")
+    add("--finetune-lr-range", "finetune_lr_range", type=_float_list, metavar="LO,HI",
+        help="initial LRs of the fine-tune draws, log-uniform (default: those of every draw, 1e-5,1e-1)")
     add("--twin", "twin", metavar="SPEC",
         help="PPO reward against a twin of each episode driven by this controller (e.g. bold-anneal-streakup)")
     add("--budget-end", "budget_end", choices=("truncated", "terminal"),
@@ -204,6 +206,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             redraw=recipe.redraw, intervals=recipe.intervals, width_range=recipe.width_range,
             cnn_width_range=recipe.cnn_width_range, seq_len=recipe.seq_len, finetune_prob=recipe.finetune_prob,
             finetune_shape=recipe.finetune_shape, validation_seeds=recipe.validation_seeds,
+            finetune_lr_range=recipe.finetune_lr_range,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)

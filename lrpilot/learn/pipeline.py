@@ -146,7 +146,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      redraw: str = "cut", intervals: Sequence[float] = (1.0,),
                      width_range: Sequence[int] = (16, 128), cnn_width_range: Sequence[int] | None = None,
                      seq_len: int = 32, finetune_prob: float = 0.0,
-                     finetune_shape: str = "transformer", validation_seeds: int = 2) -> PopulationResult:
+                     finetune_shape: str = "transformer", validation_seeds: int = 2,
+                     finetune_lr_range: Sequence[float] | None = None) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
@@ -154,7 +155,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     group, and the validation set plays each of them; ``width_range`` bounds the drawn models' widths
     (``cnn_width_range`` the CNNs' channels, when given; ``seq_len`` is the sequence family's length);
     ``finetune_prob`` of the ``seq`` draws are a pretrained transformer's fine-tune of ``finetune_shape``, and the
-    validation set then holds one too (:func:`~lrpilot.learn.validation.finetune_validation_task`); each validation
+    validation set then holds one too (:func:`~lrpilot.learn.validation.finetune_validation_task`), and they start
+    from an initial LR drawn from ``finetune_lr_range`` (None: the range of every draw); each validation
     plays every case with ``validation_seeds`` session seeds.
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
@@ -188,11 +190,13 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
              "redraw": redraw, "intervals": [float(v) for v in intervals], "width_range": list(width_range),
              "cnn_width_range": None if cnn_width_range is None else list(cnn_width_range), "seq_len": seq_len,
              "finetune_prob": float(finetune_prob), "finetune_shape": finetune_shape,
-             "validation_seeds": validation_seeds}
+             "validation_seeds": validation_seeds,
+             "finetune_lr_range": None if finetune_lr_range is None else [float(v) for v in finetune_lr_range]}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
                 "redraw": "cut", "intervals": [1.0], "width_range": [16, 128], "cnn_width_range": None,
-                "seq_len": 32, "finetune_prob": 0.0, "finetune_shape": "transformer", "validation_seeds": 2}
+                "seq_len": 32, "finetune_prob": 0.0, "finetune_shape": "transformer", "validation_seeds": 2,
+                "finetune_lr_range": None}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -208,7 +212,9 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                                           intervals=tuple(float(v) for v in intervals), width_range=tuple(width_range),
                                           cnn_width_range=None if cnn_width_range is None else tuple(cnn_width_range),
                                           seq_len=seq_len, finetune_prob=float(finetune_prob),
-                                          finetune_shape=finetune_shape)
+                                          finetune_shape=finetune_shape,
+                                          finetune_lr_range=None if finetune_lr_range is None else tuple(
+                                              float(v) for v in finetune_lr_range))
     env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
     net, bc_net = initial, None

@@ -48,7 +48,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "net_arch": (tuple,), "lr_range": (tuple,), "task_options": (Mapping,), "epoch_examples": (int, type(None)),
     "twin": (str, type(None)), "budget_end": (str,), "init_policy": (str, type(None)), "epochs_range": (tuple,),
     "residual": (str, type(None)), "redraw": (str,), "intervals": (tuple,), "width_range": (tuple,),
-    "cnn_width_range": (tuple, type(None)),
+    "cnn_width_range": (tuple, type(None)), "finetune_lr_range": (tuple, type(None)),
 }
 """Fields checked for their type before any value check (numbers are checked with their ranges)."""
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
@@ -104,6 +104,9 @@ class Recipe(PPOConfig):
     """``population``: which fine-tune those draws are (``TaskDistribution.finetune_shape``): ``transformer``,
     ``cliff`` (deeper, 64 examples in batches of 8: it falls to chance from 10x its best LR, as MiniLM does) or
     ``steep`` (the cliff with a fragile body: best near 1e-4 and at chance from 1e-3, MiniLM's window)."""
+    finetune_lr_range: tuple[float, float] | None = None
+    """``population``: initial LRs of the fine-tune draws, log-uniform (``TaskDistribution.finetune_lr_range``);
+    None: the same range as every draw (1e-5 to 1e-1)."""
     twin: str | None = None
     """``population``: PPO's reward is measured against a twin of each episode driven by this controller spec
     (:mod:`lrpilot.envs.population.twins`; e.g. the clone's teacher); None: the plain ``log_val_loss`` reward."""
@@ -162,7 +165,7 @@ class Recipe(PPOConfig):
         if isinstance(self.families, str):
             self.families = tuple(f.strip() for f in self.families.split(",") if f.strip())
         for key in ("tasks", "families", "net_arch", "lr_range", "epochs_range", "intervals", "width_range",
-                    "cnn_width_range"):
+                    "cnn_width_range", "finetune_lr_range"):
             if isinstance(getattr(self, key), list):
                 setattr(self, key, tuple(getattr(self, key)))
         _check_types(self)
@@ -182,7 +185,8 @@ class Recipe(PPOConfig):
             TaskDistribution(families=tuple(self.families), intervals=tuple(self.intervals),
                              width_range=tuple(self.width_range), seq_len=self.seq_len,
                              finetune_prob=self.finetune_prob, finetune_shape=self.finetune_shape,
-                             cnn_width_range=None if self.cnn_width_range is None else tuple(self.cnn_width_range))
+                             cnn_width_range=None if self.cnn_width_range is None else tuple(self.cnn_width_range),
+                             finetune_lr_range=self.finetune_lr_range)
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc).replace("TaskDistribution: ", "")) from None
         self._validate_method()

@@ -190,7 +190,7 @@ class PopulationCore:
     def _draw_episode(self, task: Task) -> Episode:
         cfg, rng, dist = self.config.env, self._rng(), self.config.distribution
         if dist is not None:
-            lr, epochs = dist.draw_lr(rng), dist.draw_epochs(rng)
+            lr, epochs = dist.draw_lr(rng, task), dist.draw_epochs(rng)
         else:
             lr, epochs = cfg.initial_lr, task.epochs
             draw = float(rng.uniform(0.0, 1.0))
