@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 
+from lrpilot.controller.actions import ActionSpec
 from lrpilot.controller.policy import load_policy
 from lrpilot.learn.population_ppo import train_population_ppo
 from lrpilot.learn.rollouts import synthetic_distribution
@@ -297,3 +298,49 @@ def test_a_recipe_validates_on_as_many_session_seeds_as_it_asks(monkeypatch) -> 
     info = result.provenance
     assert asked == [3] and info["validation_seeds"] == 3
     assert [e["n"] for e in info["validation_curve"]] == [3, 3]  # 1 task x 1 budget x 1 LR x 3 seeds, twice
+
+
+def test_a_pick_that_its_further_seeds_do_not_confirm_is_not_exported(monkeypatch) -> None:
+    """With ``confirm_seeds``, the best validated checkpoint is replayed with seeds the pick did not see, beside
+    PPO's start: a checkpoint worse there (here one that always cuts the LR tenfold, as if PPO had picked it) is not
+    exported, the start is, and the card records the replay; a better one would be kept (see the second check)."""
+    import copy
+    from dataclasses import replace
+
+    from lrpilot.learn import pipeline, population_ppo
+    from lrpilot.learn.export import actor_layers
+    from lrpilot.learn.population_ppo import PopulationPPOResult
+
+    first_seeds: list[int] = []
+
+    def small(distribution, workers, seeds=2, first_seed=0):  # one task, budget and LR
+        first_seeds.append(first_seed)
+        return replace(pipeline_set(distribution, workers, seeds, first_seed), tasks=VALIDATION_TASKS[:1],
+                       budgets=(4,), lrs=(1e-3,))
+
+    def cutter(start):
+        net = copy.deepcopy(start)
+        with torch.no_grad():
+            net[-1].bias.copy_(torch.tensor([50.0, 0.0, 0.0, 0.0, 0.0]))  # always x0.1
+        return net
+
+    def fake_ppo(net, **kwargs):  # PPO whose best checkpoint (at step 128) is the cutter
+        return PopulationPPOResult(net, cutter(net), [{"timesteps": 0, "mean_regret": 5.0},
+                                                      {"timesteps": 128, "mean_regret": 1.0}], 1.0, 128.0)
+
+    pipeline_set = pipeline.validation_set
+    monkeypatch.setattr(pipeline, "validation_set", small)
+    monkeypatch.setattr(population_ppo, "train_population_ppo", fake_ppo)
+    run = dict(teacher=None, actions="0.1,0.5,1,1.5,2", seed=0, bc_steps=1, finetune_timesteps=128, num_envs=8,
+               groups=1, workers=1, families=("teacher",), net_arch=(16,), epochs_range=(4, 6),
+               init_policy="clone", validate_every=128, validation_seeds=1, confirm_seeds=2)
+    result = pipeline.train_population(**run)
+    confirm = result.provenance["validation_confirm"]
+    assert first_seeds == [0, 1] and confirm["seeds"] == [1, 2] and confirm["n"] == 2
+    assert not confirm["confirmed"] and confirm["best"] > confirm["start"]
+    start = pipeline._initial_actor("clone", None, ActionSpec.parse(run["actions"]), run["actions"], 1)
+    for (w, b), (w0, b0) in zip(actor_layers(result.actor)[0], actor_layers(start)[0]):
+        assert torch.equal(w, w0) and torch.equal(b, b0)  # the start was exported, not the cutter
+    fresh = small(synthetic_distribution(), 1, 2, first_seed=1)
+    swapped = pipeline.confirm_best(cutter(start), start, fresh, run["actions"])
+    assert swapped["confirmed"] and swapped["best_minus_start"] < 0 and swapped["wins"] >= 1

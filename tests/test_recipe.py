@@ -95,6 +95,9 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     window = recipe_from_args(parser.parse_args(["--finetune-prob", "1", "--families", "seq", "--finetune-lr-range",
                                                  "1e-5,1e-3"]))
     assert (window.finetune_lr_range, Recipe().finetune_lr_range) == ((1e-5, 1e-3), None)
+    confirmed = recipe_from_args(parser.parse_args(["--bc-from", "bold", "--validate-every", "9", "--confirm-seeds",
+                                                    "4"]))
+    assert (confirmed.confirm_seeds, Recipe().confirm_seeds) == (4, 0)
 
 
 def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None:
@@ -127,6 +130,10 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     changed = {f.name for f in dataclasses.fields(Recipe) if getattr(cliff, f.name) != getattr(steep, f.name)}
     assert changed == {"finetune_shape", "validate_every", "validation_seeds", "name", "out_dir"}
     assert (steep.finetune_shape, steep.validation_seeds) == ("steep", 4)
+    window = load_recipe(ROOT / "configs" / "ppo-residual-window.toml")  # the steep's, started near its LRs
+    changed = {f.name for f in dataclasses.fields(Recipe) if getattr(steep, f.name) != getattr(window, f.name)}
+    assert changed == {"finetune_lr_range", "finetune_prob", "retention_until", "name", "out_dir"}
+    assert (window.finetune_lr_range, window.finetune_prob, window.retention_until) == ((1e-5, 1e-3), 0.75, 150000)
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -176,6 +183,9 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     ("finetune_shape = 'sheer'", "finetune_shape must be one of"),
     ("finetune_lr_range = [1e-3, 1e-5]", "finetune_lr_range must be a pair"),
     ("finetune_lr_range = 1e-4", "finetune_lr_range must be a list"),
+    ("method = 'population'\nteacher = 'bold'\nconfirm_seeds = 2", "confirm_seeds: it checks the best validated"),
+    ("method = 'population'\nteacher = 'bold'\nvalidate_every = 9\nconfirm_seeds = -1",
+     "confirm_seeds must be an integer >= 0"),
     ("finetune_prob = 0.2\nfamilies = ['teacher', 'gmm']", "finetune_prob draws fine-tunes of the seq family"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],

@@ -149,6 +149,9 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
         help="PPO steps between validation-set scores; the best actor is exported (default 0: none)")
     add("--validation-seeds", "validation_seeds", type=positive_int,
         help="session seeds each validation plays every case with (default 2)")
+    add("--confirm-seeds", "confirm_seeds", type=non_negative_int,
+        help="replay the best checkpoint and PPO's start with this many further seeds; export the best only if "
+             "it is lower there too (default 0: no check)")
 
 
 def recipe_from_args(args: argparse.Namespace):  # noqa: ANN201 - Recipe
@@ -206,7 +209,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             redraw=recipe.redraw, intervals=recipe.intervals, width_range=recipe.width_range,
             cnn_width_range=recipe.cnn_width_range, seq_len=recipe.seq_len, finetune_prob=recipe.finetune_prob,
             finetune_shape=recipe.finetune_shape, validation_seeds=recipe.validation_seeds,
-            finetune_lr_range=recipe.finetune_lr_range,
+            finetune_lr_range=recipe.finetune_lr_range, confirm_seeds=recipe.confirm_seeds,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)

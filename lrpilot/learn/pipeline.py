@@ -57,24 +57,43 @@ class PopulationResult:
     """JSON-ready settings, sizes, agreement and timings (``training_seconds``...) for the policy file."""
 
 
-def validation_set(distribution: Any, workers: int, seeds: int = 2) -> Any:
+def validation_set(distribution: Any, workers: int, seeds: int = 2, first_seed: int = 0) -> Any:
     """The :class:`~lrpilot.learn.validation.ValidationSet` of a recipe training on ``distribution``: every control
     interval it draws, and a pretrained transformer's fine-tune of the shape it draws when it draws those
-    (``finetune_prob`` > 0), played with session seeds ``0 .. seeds - 1``."""
+    (``finetune_prob`` > 0), played with ``seeds`` session seeds from ``first_seed``."""
     from lrpilot.learn.validation import VALIDATION_TASKS, ValidationSet, finetune_validation_task
 
     finetune = (finetune_validation_task(distribution.finetune_shape),) if distribution.finetune_prob else ()
     tasks = VALIDATION_TASKS + finetune
     return ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in distribution.intervals),
-                         workers=workers, tasks=tasks, seeds=tuple(range(seeds)))
+                         workers=workers, tasks=tasks, seeds=tuple(range(first_seed, first_seed + seeds)))
+
+
+def confirm_best(start: Any, best: Any, validation: Any, actions: str, base: str | None = None) -> dict[str, Any]:
+    """Play PPO's starting actor and its best checkpoint on ``validation`` (seeds the pick did not see): their mean
+    regrets, the paired difference (best minus start; wins are runs where the best's regret is lower) and whether
+    the best is lower (``confirmed``)."""
+    from scipy import stats
+
+    from lrpilot.learn.population_ppo import validate_actor
+
+    first, second = (validate_actor(a, actions, validation, base) for a in (start, best))
+    diffs = [b["regret"] - a["regret"] for a, b in zip(first["rows"], second["rows"])]
+    nonzero = [d for d in diffs if d != 0]
+    p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None
+    return {"seeds": list(validation.seeds), "n": len(diffs), "start": round(first["mean_regret"], 4),
+            "best": round(second["mean_regret"], 4), "best_minus_start": round(sum(diffs) / len(diffs), 4),
+            "wins": sum(d < 0 for d in diffs), "ties": len(diffs) - len(nonzero), "losses": sum(d > 0 for d in diffs),
+            "wilcoxon_p": None if p is None else round(p, 4), "confirmed": second["mean_regret"] < first["mean_regret"]}
 
 
 def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[str, Any], timesteps: int,
                     net_arch: Sequence[int], ppo: Mapping[str, Any], options: Mapping[str, Any],
                     validate_every: int, console: Any, checkpoint_every: int = 0,
-                    validation_seeds: int = 2) -> tuple[Any, dict[str, Any]]:
+                    validation_seeds: int = 2, confirm_seeds: int = 0) -> tuple[Any, dict[str, Any]]:
     """The fine-tuned actor (saved in ``state``, or trained and saved; with ``validate_every``, the one with the
-    lowest validation regret) and what to record of the stage (seconds, steps/s, the validation curve).
+    lowest validation regret, and with ``confirm_seeds``, only if it is lower than the start on that many further
+    seeds too: :func:`confirm_best`) and what to record of the stage (seconds, steps/s, the validation curve).
     With ``state``, PPO's progress is saved every ``checkpoint_every`` steps (``finetune-progress``) and a
     resumed run continues from it."""
     from lrpilot.learn.population_ppo import train_population_ppo
@@ -103,7 +122,15 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
             record.update(validation_curve=result.curve, validation_best=result.best)
         if result.return_trend:
             record["return_trend"] = result.return_trend
-        saved = {"layers": actor_layers(result.best_actor)[0], "record": record}
+        chosen = result.best_actor
+        if confirm_seeds and net is not None and result.best is not None and result.best["timesteps"] > 0:
+            fresh = validation_set(env["distribution"], validation.workers, confirm_seeds, first_seed=validation_seeds)
+            record["validation_confirm"] = confirm = confirm_best(net, chosen, fresh, env["actions"], ppo.get("base"))
+            chosen = chosen if confirm["confirmed"] else net
+            if console is not None:
+                console.print(f"confirmation on seeds {confirm['seeds']}: best {confirm['best']:.2f}, start "
+                              f"{confirm['start']:.2f} points: exporting the {'best' if confirm['confirmed'] else 'start'}")
+        saved = {"layers": actor_layers(chosen)[0], "record": record}
         if state is not None:
             state.save("finetune", saved)
             state.path("finetune-progress").unlink(missing_ok=True)
@@ -147,7 +174,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      width_range: Sequence[int] = (16, 128), cnn_width_range: Sequence[int] | None = None,
                      seq_len: int = 32, finetune_prob: float = 0.0,
                      finetune_shape: str = "transformer", validation_seeds: int = 2,
-                     finetune_lr_range: Sequence[float] | None = None) -> PopulationResult:
+                     finetune_lr_range: Sequence[float] | None = None, confirm_seeds: int = 0) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
@@ -157,7 +184,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     ``finetune_prob`` of the ``seq`` draws are a pretrained transformer's fine-tune of ``finetune_shape``, and the
     validation set then holds one too (:func:`~lrpilot.learn.validation.finetune_validation_task`), and they start
     from an initial LR drawn from ``finetune_lr_range`` (None: the range of every draw); each validation
-    plays every case with ``validation_seeds`` session seeds.
+    plays every case with ``validation_seeds`` session seeds, and ``confirm_seeds`` more check the pick
+    (:func:`confirm_best`).
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
@@ -191,12 +219,13 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
              "cnn_width_range": None if cnn_width_range is None else list(cnn_width_range), "seq_len": seq_len,
              "finetune_prob": float(finetune_prob), "finetune_shape": finetune_shape,
              "validation_seeds": validation_seeds,
-             "finetune_lr_range": None if finetune_lr_range is None else [float(v) for v in finetune_lr_range]}
+             "finetune_lr_range": None if finetune_lr_range is None else [float(v) for v in finetune_lr_range],
+             "confirm_seeds": confirm_seeds}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
                 "redraw": "cut", "intervals": [1.0], "width_range": [16, 128], "cnn_width_range": None,
                 "seq_len": 32, "finetune_prob": 0.0, "finetune_shape": "transformer", "validation_seeds": 2,
-                "finetune_lr_range": None}
+                "finetune_lr_range": None, "confirm_seeds": 0}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -227,7 +256,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     if finetune_timesteps > 0:
         ppo_options = {**(ppo or {}), **stabilise, **({"base": residual} if residual else {})}
         net, record = _finetune_stage(net, state, env, finetune_timesteps, net_arch, ppo_options,
-                                      options, validate_every, console, checkpoint_every, validation_seeds)
+                                      options, validate_every, console, checkpoint_every, validation_seeds,
+                                      confirm_seeds)
         info.update(record)
     info["training_seconds"] = round(time.perf_counter() - start, 1)
     return PopulationResult(actor=net, bc_actor=bc_net if bc_net is not net else None, provenance=info)

@@ -55,7 +55,7 @@ _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an in
 
 _POPULATION_INTS = {"bc_steps": 1, "bc_epochs": 1, "bc_augment": 0, "dagger_rounds": 0, "finetune_timesteps": 0,
                     "population_envs": 1, "population_groups": 1, "population_workers": 1, "validate_every": 0,
-                    "critic_warmup": 0, "retention_until": 0, "validation_seeds": 1}
+                    "critic_warmup": 0, "retention_until": 0, "validation_seeds": 1, "confirm_seeds": 0}
 
 
 @dataclass
@@ -136,6 +136,11 @@ class Recipe(PPOConfig):
     once more (60 per seed for a recipe with both intervals and a fine-tune). With 2 seeds a checkpoint's score moved by up to 0.9
     points between validations one PPO update apart, and the best of 8 checkpoints, 1.24 points below its start,
     was 0.21 below it on 6 other seeds (docs/controller.md, session 20)."""
+    confirm_seeds: int = 0
+    """``population``: when above 0 and the best checkpoint is not PPO's start, both are played on the validation set
+    with this many further session seeds (after ``validation_seeds``'), and the best is exported only if it is
+    lower there too; otherwise the start is, and the card says so (``validation_confirm``). A best-of-N pick on
+    the same seeds favours noise: session 21's pick, 0.21 below its start on seeds 0-3, was 0.09 above it on 4-7."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "recipe") -> "Recipe":
@@ -214,6 +219,9 @@ class Recipe(PPOConfig):
             raise ValueError(f"retention must be a number >= 0, got {self.retention!r}")
         if self.retention > 0 and not (self.teacher or self.init_policy):
             raise ValueError("retention: it keeps PPO near its starting actor, so it needs a teacher or init_policy")
+        if self.confirm_seeds and not (self.validate_every > 0 and (self.teacher or self.init_policy)):
+            raise ValueError("confirm_seeds: it checks the best validated checkpoint against PPO's starting actor, "
+                             "so it needs validate_every > 0 and a teacher or init_policy")
         if self.init_policy is not None and (self.teacher or self.finetune_timesteps <= 0):
             raise ValueError("init_policy: PPO starts from it instead of a clone, so it needs finetune_timesteps > 0 "
                              "and no teacher")
