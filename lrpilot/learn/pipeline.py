@@ -128,8 +128,9 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
             record["validation_confirm"] = confirm = confirm_best(net, chosen, fresh, env["actions"], ppo.get("base"))
             chosen = chosen if confirm["confirmed"] else net
             if console is not None:
+                which = "best" if confirm["confirmed"] else "start"
                 console.print(f"confirmation on seeds {confirm['seeds']}: best {confirm['best']:.2f}, start "
-                              f"{confirm['start']:.2f} points: exporting the {'best' if confirm['confirmed'] else 'start'}")
+                              f"{confirm['start']:.2f} points: exporting the {which}")
         saved = {"layers": actor_layers(chosen)[0], "record": record}
         if state is not None:
             state.save("finetune", saved)
