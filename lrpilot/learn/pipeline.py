@@ -200,6 +200,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     import torch
 
     torch.manual_seed(seed)
+    finetune_lr_range = None if finetune_lr_range is None else tuple(float(v) for v in finetune_lr_range)
     spec = ActionSpec.parse(actions)
     if spec.kind != "discrete":
         raise ValueError("population training needs a discrete action set")
@@ -220,7 +221,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
              "cnn_width_range": None if cnn_width_range is None else list(cnn_width_range), "seq_len": seq_len,
              "finetune_prob": float(finetune_prob), "finetune_shape": finetune_shape,
              "validation_seeds": validation_seeds,
-             "finetune_lr_range": None if finetune_lr_range is None else [float(v) for v in finetune_lr_range],
+             "finetune_lr_range": None if finetune_lr_range is None else list(finetune_lr_range),
              "confirm_seeds": confirm_seeds}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
@@ -242,9 +243,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                                           intervals=tuple(float(v) for v in intervals), width_range=tuple(width_range),
                                           cnn_width_range=None if cnn_width_range is None else tuple(cnn_width_range),
                                           seq_len=seq_len, finetune_prob=float(finetune_prob),
-                                          finetune_shape=finetune_shape,
-                                          finetune_lr_range=None if finetune_lr_range is None else tuple(
-                                              float(v) for v in finetune_lr_range))
+                                          finetune_shape=finetune_shape, finetune_lr_range=finetune_lr_range)
     env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
     net, bc_net = initial, None

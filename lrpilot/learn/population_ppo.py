@@ -113,15 +113,14 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
             began = time.perf_counter()
             result = evaluate(self.model)
             entry = {"timesteps": int(self.num_timesteps), **{k: result[k] for k in
-                                                                ("mean_regret", "mean_test_acc", "diverged", "n")}}
-            if "per_task_regret" in result:
-                entry["per_task_regret"] = {k: round(v, 3) for k, v in result["per_task_regret"].items()}
+                                                                ("mean_regret", "mean_test_acc", "diverged", "n")},
+                     "per_task_regret": {k: round(v, 3) for k, v in result["per_task_regret"].items()}}
             if not self.curve or entry["mean_regret"] < min(e["mean_regret"] for e in self.curve):
                 self.best_layers = actor_layers(self.model)[0]
             self.curve.append(entry)
             self.logger.record("validation/regret", entry["mean_regret"])
             self.logger.record("validation/test_acc", entry["mean_test_acc"])
-            for label, regret in entry.get("per_task_regret", {}).items():
+            for label, regret in entry["per_task_regret"].items():
                 self.logger.record(f"validation/regret/{label}", regret)
             self.logger.dump(self.num_timesteps)
             self.seconds += time.perf_counter() - began
