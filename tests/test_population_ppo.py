@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from lrpilot.controller.actions import ActionSpec
@@ -313,7 +314,7 @@ def test_a_pick_that_its_further_seeds_do_not_confirm_is_not_exported(monkeypatc
 
     first_seeds: list[int] = []
 
-    def small(distribution, workers, seeds=2, first_seed=0):  # one task, budget and LR
+    def small(distribution, workers, seeds=2, first_seed=0, finetune_lrs=None):  # one task, budget and LR
         first_seeds.append(first_seed)
         return replace(pipeline_set(distribution, workers, seeds, first_seed), tasks=VALIDATION_TASKS[:1],
                        budgets=(4,), lrs=(1e-3,))
@@ -344,3 +345,34 @@ def test_a_pick_that_its_further_seeds_do_not_confirm_is_not_exported(monkeypatc
     fresh = small(synthetic_distribution(), 1, 2, first_seed=1)
     swapped = pipeline.confirm_best(cutter(start), start, fresh, run["actions"])
     assert swapped["confirmed"] and swapped["best_minus_start"] < 0 and swapped["wins"] >= 1
+
+
+def test_the_validation_fine_tune_is_played_from_the_recipes_lrs(monkeypatch, tmp_path) -> None:
+    """``finetune_validation_lrs`` reach both the validation set and the confirmation replay, are recorded with the
+    run's settings (a resume with other LRs is refused), and without fine-tune draws are refused in one line."""
+    from lrpilot.learn import pipeline, population_ppo
+    from lrpilot.learn.population_ppo import PopulationPPOResult
+
+    asked: list[tuple[int, object]] = []
+
+    def recording(distribution, workers, seeds=2, first_seed=0, finetune_lrs=None):
+        asked.append((first_seed, finetune_lrs))
+        return pipeline_set(distribution, workers, seeds, first_seed, finetune_lrs)
+
+    def fake_ppo(net, validation=None, **kwargs):  # its best checkpoint is PPO's start: nothing to confirm
+        assert validation.task_lrs == {"seq-cnn[1]": (1e-5, 3e-5)}
+        return PopulationPPOResult(net, net, [{"timesteps": 0, "mean_regret": 5.0}], 1.0, 128.0)
+
+    pipeline_set = pipeline.validation_set
+    monkeypatch.setattr(pipeline, "validation_set", recording)
+    monkeypatch.setattr(population_ppo, "train_population_ppo", fake_ppo)
+    run = dict(teacher=None, actions="0.1,0.5,1,1.5,2", seed=0, bc_steps=1, finetune_timesteps=128, num_envs=8,
+               groups=1, workers=1, families=("seq",), net_arch=(16,), epochs_range=(4, 6), init_policy="clone",
+               validate_every=128, finetune_prob=0.5, finetune_validation_lrs=(1e-5, 3e-5))
+    result = pipeline.train_population(**run, state_dir=str(tmp_path / "state"))
+    assert asked == [(0, [1e-5, 3e-5])] and result.provenance["finetune_validation_lrs"] == [1e-5, 3e-5]
+    with pytest.raises(ValueError, match="finetune_validation_lrs"):  # the state was made with other LRs
+        pipeline.train_population(**{**run, "finetune_validation_lrs": (1e-4,)}, state_dir=str(tmp_path / "state"),
+                                  resume=True)
+    with pytest.raises(ValueError, match="need finetune_prob > 0 and validate_every > 0"):
+        pipeline.train_population(**{**run, "finetune_prob": 0.0})

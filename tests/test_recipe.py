@@ -98,6 +98,9 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     confirmed = recipe_from_args(parser.parse_args(["--bc-from", "bold", "--validate-every", "9", "--confirm-seeds",
                                                     "4"]))
     assert (confirmed.confirm_seeds, Recipe().confirm_seeds) == (4, 0)
+    played = recipe_from_args(parser.parse_args(["--bc-from", "bold", "--validate-every", "9", "--families", "seq",
+                                                 "--finetune-prob", "0.5", "--finetune-validation-lrs", "1e-5,3e-5"]))
+    assert (played.finetune_validation_lrs, Recipe().finetune_validation_lrs) == ((1e-5, 3e-5), None)
 
 
 def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None:
@@ -187,6 +190,11 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     ("method = 'population'\nteacher = 'bold'\nvalidate_every = 9\nconfirm_seeds = -1",
      "confirm_seeds must be an integer >= 0"),
     ("finetune_prob = 0.2\nfamilies = ['teacher', 'gmm']", "finetune_prob draws fine-tunes of the seq family"),
+    ("method = 'population'\nteacher = 'bold'\nfinetune_validation_lrs = [1e-5]",
+     "finetune_validation_lrs: they are the validation fine-tune's initial LRs, so they need finetune_prob > 0"),
+    ("method = 'population'\nteacher = 'bold'\nfinetune_validation_lrs = [0.0]",
+     "finetune_validation_lrs must be a list of LRs > 0"),
+    ("finetune_validation_lrs = 1e-4", "finetune_validation_lrs must be a list"),
 ])
 def test_a_bad_recipe_fails_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                          text: str, message: str) -> None:

@@ -92,3 +92,29 @@ def test_recipes_that_draw_finetunes_are_validated_on_one_of_unseen_data() -> No
     steep = validation_set(TaskDistribution(finetune_prob=0.2, finetune_shape="steep"), workers=1, seeds=6)
     assert steep.tasks[-1][1] == {**options, "body_scale": 0.03}  # its own shape: the cliff's, with a fragile body
     assert steep.seeds == tuple(range(6)) and cliff.seeds == (0, 1)  # two session seeds unless told
+
+
+def test_a_task_can_be_played_from_lrs_of_its_own() -> None:
+    """``task_lrs`` plays the named task from its own initial LRs (e.g. a fine-tune from the LRs fine-tunes start
+    at) and every other task from the set's, each scored against its own oracle as before; a label the set does
+    not hold is refused in one line. ``validation_set(..., finetune_lrs=...)`` gives them to the fine-tune."""
+    from lrpilot.learn.pipeline import validation_set
+    from lrpilot.training.distribution import TaskDistribution
+
+    options = {"classes": 5, "n_train": 1024}
+    tasks = (("teacher-mlp", {**options, "data_seed": 100}), ("teacher-mlp", {**options, "data_seed": 101}))
+    mixed = ValidationSet(tasks=tasks, budgets=(3,), lrs=(1e-2,), seeds=(0,), epoch_examples=256,
+                          task_lrs={"teacher-mlp[1]": (1e-5, 1e-3)})
+    result = mixed.evaluate(lambda: from_spec("constant"))
+    played = [(row["label"], row["initial_lr"]) for row in result["rows"]]
+    assert played == [("teacher-mlp[0]", 1e-2), ("teacher-mlp[1]", 1e-5), ("teacher-mlp[1]", 1e-3)]
+    regret = {lr: row["regret"] for row in result["rows"] if row["label"] == "teacher-mlp[1]"
+              for lr in [row["initial_lr"]]}
+    assert regret[1e-5] > regret[1e-3] >= 0.0  # 3 epochs at 1e-5 learn little: its own oracle says so
+    with pytest.raises(ValueError, match=r"no task labelled seq-cnn\[1\]; the labels are teacher-mlp\[0\]"):
+        ValidationSet(tasks=tasks, task_lrs={"seq-cnn[1]": (1e-4,)}).evaluate(lambda: from_spec("constant"))
+    steep = validation_set(TaskDistribution(finetune_prob=0.2, finetune_shape="steep"), workers=1,
+                           finetune_lrs=[1e-5, 3e-5])
+    assert steep.task_lrs == {"seq-cnn[1]": (1e-5, 3e-5)} and steep.lrs == (1e-4, 1e-3, 1e-2)
+    with pytest.raises(ValueError, match="holds a fine-tune only when the recipe draws fine-tunes"):
+        validation_set(TaskDistribution(), workers=1, finetune_lrs=[1e-5])

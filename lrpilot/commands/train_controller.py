@@ -128,6 +128,8 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
              "steep: the cliff with a fragile body, best near 1e-4)")
     add("--finetune-lr-range", "finetune_lr_range", type=_float_list, metavar="LO,HI",
         help="initial LRs of the fine-tune draws, log-uniform (default: those of every draw, 1e-5,1e-1)")
+    add("--finetune-validation-lrs", "finetune_validation_lrs", type=_float_list, metavar="LRS",
+        help="initial LRs the validation set's fine-tune is played from (default: the set's, 1e-4,1e-3,1e-2)")
     add("--twin", "twin", metavar="SPEC",
         help="PPO reward against a twin of each episode driven by this controller (e.g. bold-anneal-streakup)")
     add("--budget-end", "budget_end", choices=("truncated", "terminal"),
@@ -210,6 +212,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             cnn_width_range=recipe.cnn_width_range, seq_len=recipe.seq_len, finetune_prob=recipe.finetune_prob,
             finetune_shape=recipe.finetune_shape, validation_seeds=recipe.validation_seeds,
             finetune_lr_range=recipe.finetune_lr_range, confirm_seeds=recipe.confirm_seeds,
+            finetune_validation_lrs=recipe.finetune_validation_lrs,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until},
             checkpoint_every=recipe.checkpoint_every)

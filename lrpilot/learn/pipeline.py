@@ -57,16 +57,24 @@ class PopulationResult:
     """JSON-ready settings, sizes, agreement and timings (``training_seconds``...) for the policy file."""
 
 
-def validation_set(distribution: Any, workers: int, seeds: int = 2, first_seed: int = 0) -> Any:
+def validation_set(distribution: Any, workers: int, seeds: int = 2, first_seed: int = 0,
+                   finetune_lrs: Sequence[float] | None = None) -> Any:
     """The :class:`~lrpilot.learn.validation.ValidationSet` of a recipe training on ``distribution``: every control
     interval it draws, and a pretrained transformer's fine-tune of the shape it draws when it draws those
-    (``finetune_prob`` > 0), played with ``seeds`` session seeds from ``first_seed``."""
+    (``finetune_prob`` > 0; played from ``finetune_lrs`` when given, else from the set's LRs), played with
+    ``seeds`` session seeds from ``first_seed``."""
     from lrpilot.learn.validation import VALIDATION_TASKS, ValidationSet, finetune_validation_task
 
     finetune = (finetune_validation_task(distribution.finetune_shape),) if distribution.finetune_prob else ()
+    if finetune_lrs is not None and not finetune:
+        raise ValueError("finetune_validation_lrs: the validation set holds a fine-tune only when the recipe draws "
+                         "fine-tunes (finetune_prob > 0)")
     tasks = VALIDATION_TASKS + finetune
-    return ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in distribution.intervals),
-                         workers=workers, tasks=tasks, seeds=tuple(range(first_seed, first_seed + seeds)))
+    validation = ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in distribution.intervals),
+                               workers=workers, tasks=tasks, seeds=tuple(range(first_seed, first_seed + seeds)))
+    if finetune_lrs is not None:
+        validation.task_lrs = {validation.labels[-1]: tuple(float(v) for v in finetune_lrs)}
+    return validation
 
 
 def confirm_best(start: Any, best: Any, validation: Any, actions: str, base: str | None = None) -> dict[str, Any]:
@@ -90,7 +98,8 @@ def confirm_best(start: Any, best: Any, validation: Any, actions: str, base: str
 def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[str, Any], timesteps: int,
                     net_arch: Sequence[int], ppo: Mapping[str, Any], options: Mapping[str, Any],
                     validate_every: int, console: Any, checkpoint_every: int = 0,
-                    validation_seeds: int = 2, confirm_seeds: int = 0) -> tuple[Any, dict[str, Any]]:
+                    validation_seeds: int = 2, confirm_seeds: int = 0,
+                    finetune_validation_lrs: Sequence[float] | None = None) -> tuple[Any, dict[str, Any]]:
     """The fine-tuned actor (saved in ``state``, or trained and saved; with ``validate_every``, the one with the
     lowest validation regret, and with ``confirm_seeds``, only if it is lower than the start on that many further
     seeds too: :func:`confirm_best`) and what to record of the stage (seconds, steps/s, the validation curve).
@@ -104,7 +113,7 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
         if validate_every > 0:
             # the population's workers wait while the validation runs: it may use as many processes (a core each)
             validation = validation_set(env["distribution"], min(int(env["workers"]), os.cpu_count() or 1),
-                                        validation_seeds)
+                                        validation_seeds, finetune_lrs=finetune_validation_lrs)
         t = time.perf_counter()
         tb = str(state.dir.parent / "tb") if state is not None else None
         progress = state.load("finetune-progress") if state is not None else None
@@ -124,7 +133,8 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
             record["return_trend"] = result.return_trend
         chosen = result.best_actor
         if confirm_seeds and net is not None and result.best is not None and result.best["timesteps"] > 0:
-            fresh = validation_set(env["distribution"], validation.workers, confirm_seeds, first_seed=validation_seeds)
+            fresh = validation_set(env["distribution"], validation.workers, confirm_seeds, first_seed=validation_seeds,
+                                   finetune_lrs=finetune_validation_lrs)
             record["validation_confirm"] = confirm = confirm_best(net, chosen, fresh, env["actions"], ppo.get("base"))
             chosen = chosen if confirm["confirmed"] else net
             if console is not None:
@@ -175,7 +185,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      width_range: Sequence[int] = (16, 128), cnn_width_range: Sequence[int] | None = None,
                      seq_len: int = 32, finetune_prob: float = 0.0,
                      finetune_shape: str = "transformer", validation_seeds: int = 2,
-                     finetune_lr_range: Sequence[float] | None = None, confirm_seeds: int = 0) -> PopulationResult:
+                     finetune_lr_range: Sequence[float] | None = None, confirm_seeds: int = 0,
+                     finetune_validation_lrs: Sequence[float] | None = None) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
@@ -185,8 +196,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     ``finetune_prob`` of the ``seq`` draws are a pretrained transformer's fine-tune of ``finetune_shape``, and the
     validation set then holds one too (:func:`~lrpilot.learn.validation.finetune_validation_task`), and they start
     from an initial LR drawn from ``finetune_lr_range`` (None: the range of every draw); each validation
-    plays every case with ``validation_seeds`` session seeds, and ``confirm_seeds`` more check the pick
-    (:func:`confirm_best`).
+    plays every case with ``validation_seeds`` session seeds (the fine-tune from ``finetune_validation_lrs`` when
+    given), and ``confirm_seeds`` more check the pick (:func:`confirm_best`).
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
@@ -201,6 +212,11 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
 
     torch.manual_seed(seed)
     finetune_lr_range = None if finetune_lr_range is None else tuple(float(v) for v in finetune_lr_range)
+    if finetune_validation_lrs is not None:
+        finetune_validation_lrs = [float(v) for v in finetune_validation_lrs]
+        if not finetune_prob or validate_every <= 0:
+            raise ValueError("finetune_validation_lrs: they are the validation fine-tune's initial LRs, so they need "
+                             "finetune_prob > 0 and validate_every > 0")
     spec = ActionSpec.parse(actions)
     if spec.kind != "discrete":
         raise ValueError("population training needs a discrete action set")
@@ -222,12 +238,12 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
              "finetune_prob": float(finetune_prob), "finetune_shape": finetune_shape,
              "validation_seeds": validation_seeds,
              "finetune_lr_range": None if finetune_lr_range is None else list(finetune_lr_range),
-             "confirm_seeds": confirm_seeds}
+             "confirm_seeds": confirm_seeds, "finetune_validation_lrs": finetune_validation_lrs}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
                 "redraw": "cut", "intervals": [1.0], "width_range": [16, 128], "cnn_width_range": None,
                 "seq_len": 32, "finetune_prob": 0.0, "finetune_shape": "transformer", "validation_seeds": 2,
-                "finetune_lr_range": None, "confirm_seeds": 0}
+                "finetune_lr_range": None, "confirm_seeds": 0, "finetune_validation_lrs": None}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -257,7 +273,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         ppo_options = {**(ppo or {}), **stabilise, **({"base": residual} if residual else {})}
         net, record = _finetune_stage(net, state, env, finetune_timesteps, net_arch, ppo_options,
                                       options, validate_every, console, checkpoint_every, validation_seeds,
-                                      confirm_seeds)
+                                      confirm_seeds, finetune_validation_lrs)
         info.update(record)
     info["training_seconds"] = round(time.perf_counter() - start, 1)
     return PopulationResult(actor=net, bc_actor=bc_net if bc_net is not net else None, provenance=info)

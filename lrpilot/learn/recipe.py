@@ -49,6 +49,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "twin": (str, type(None)), "budget_end": (str,), "init_policy": (str, type(None)), "epochs_range": (tuple,),
     "residual": (str, type(None)), "redraw": (str,), "intervals": (tuple,), "width_range": (tuple,),
     "cnn_width_range": (tuple, type(None)), "finetune_lr_range": (tuple, type(None)),
+    "finetune_validation_lrs": (tuple, type(None)),
 }
 """Fields checked for their type before any value check (numbers are checked with their ranges)."""
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
@@ -107,6 +108,10 @@ class Recipe(PPOConfig):
     finetune_lr_range: tuple[float, float] | None = None
     """``population``: initial LRs of the fine-tune draws, log-uniform (``TaskDistribution.finetune_lr_range``);
     None: the same range as every draw (1e-5 to 1e-1)."""
+    finetune_validation_lrs: tuple[float, ...] | None = None
+    """``population``: initial LRs the validation set's fine-tune is played from; None: the set's (1e-4, 1e-3,
+    1e-2). From 1e-3 and 1e-2 the ``steep`` fine-tune ends near chance under every controller (two thirds of its
+    runs), which adds noise and no signal (docs/controller.md, session 20)."""
     twin: str | None = None
     """``population``: PPO's reward is measured against a twin of each episode driven by this controller spec
     (:mod:`lrpilot.envs.population.twins`; e.g. the clone's teacher); None: the plain ``log_val_loss`` reward."""
@@ -170,7 +175,7 @@ class Recipe(PPOConfig):
         if isinstance(self.families, str):
             self.families = tuple(f.strip() for f in self.families.split(",") if f.strip())
         for key in ("tasks", "families", "net_arch", "lr_range", "epochs_range", "intervals", "width_range",
-                    "cnn_width_range", "finetune_lr_range"):
+                    "cnn_width_range", "finetune_lr_range", "finetune_validation_lrs"):
             if isinstance(getattr(self, key), list):
                 setattr(self, key, tuple(getattr(self, key)))
         _check_types(self)
@@ -222,6 +227,14 @@ class Recipe(PPOConfig):
         if self.confirm_seeds and not (self.validate_every > 0 and (self.teacher or self.init_policy)):
             raise ValueError("confirm_seeds: it checks the best validated checkpoint against PPO's starting actor, "
                              "so it needs validate_every > 0 and a teacher or init_policy")
+        if self.finetune_validation_lrs is not None:
+            lrs = self.finetune_validation_lrs
+            if not lrs or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
+                                  for v in lrs):
+                raise ValueError(f"finetune_validation_lrs must be a list of LRs > 0, got {list(lrs)!r}")
+            if not (self.finetune_prob > 0 and self.validate_every > 0):
+                raise ValueError("finetune_validation_lrs: they are the validation fine-tune's initial LRs, so they "
+                                 "need finetune_prob > 0 and validate_every > 0")
         if self.init_policy is not None and (self.teacher or self.finetune_timesteps <= 0):
             raise ValueError("init_policy: PPO starts from it instead of a clone, so it needs finetune_timesteps > 0 "
                              "and no teacher")

@@ -93,6 +93,9 @@ class ValidationSet:
     """(task, options) pairs."""
     workers: int = 1
     """Processes that play the runs (one torch thread each); the scores do not depend on it."""
+    task_lrs: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Initial LRs of the tasks (by :attr:`labels`) that are played from other LRs than :attr:`lrs`: e.g. a
+    fine-tune from the LRs fine-tunes start at, not from LRs where every controller ends at chance."""
     _oracle: dict[tuple[str, int, str | None, int], float] = field(default_factory=dict, repr=False)
 
     def _env(self, task: str, options: Mapping[str, Any], budget: int, interval: str | None, undo: bool) -> Any:
@@ -113,22 +116,27 @@ class ValidationSet:
         return [name if names.count(name) == 1 else f"{name}[{names[:i].count(name)}]" for i, name in enumerate(names)]
 
     def _play_block(self, block: tuple[tuple[str, tuple[str, Mapping[str, Any]]], int, str | None],
-                    make: Callable[[], Controller], lrs: Sequence[float], undo: bool) -> list[dict[str, Any]]:
-        """The runs of one task, budget and interval: every initial LR and seed."""
+                    make: Callable[[], Controller], lrs: Sequence[float] | None, undo: bool) -> list[dict[str, Any]]:
+        """The runs of one task, budget and interval: every initial LR (``lrs``, or the task's) and seed."""
         (label, (task, options)), budget, interval = block
         env = self._env(task, options, budget, interval, undo)
         rows = []
-        for lr, seed in itertools.product(lrs, self.seeds):
+        for lr, seed in itertools.product(lrs or self.task_lrs.get(label, self.lrs), self.seeds):
             record = run_controller(env, EvalCase(task, lr, seed), make())
             failed = record["test_acc"] is None or record["diverged"]
             rows.append({**record, "label": label, "budget": budget, "interval": interval,
                          "acc": 0.0 if failed else record["test_acc"]})
         return rows
 
-    def _play(self, make: Callable[[], Controller], lrs: Sequence[float]) -> list[dict[str, Any]]:
+    def _play(self, make: Callable[[], Controller], lrs: Sequence[float] | None = None) -> list[dict[str, Any]]:
+        """Every run with a controller from ``make()``, from ``lrs`` (None: :attr:`lrs`, or a task's own)."""
         undo = make().may_undo
+        unknown = sorted(set(self.task_lrs) - set(self.labels))
+        if unknown:
+            raise ValueError(f"ValidationSet.task_lrs: no task labelled {', '.join(unknown)}; "
+                             f"the labels are {', '.join(self.labels)}")
         blocks = list(itertools.product(zip(self.labels, self.tasks), self.budgets, self.intervals))
-        play = functools.partial(self._play_block, make=make, lrs=tuple(lrs), undo=undo)
+        play = functools.partial(self._play_block, make=make, lrs=None if lrs is None else tuple(lrs), undo=undo)
         if self.workers <= 1 or len(blocks) <= 1:
             return [row for block in blocks for row in play(block)]
         try:
@@ -153,7 +161,7 @@ class ValidationSet:
         """Play every case with a fresh controller from ``make()``; mean regret (points), mean test accuracy
         (percent), divergences, and every run's row (with its ``regret``)."""
         oracle = self.oracle()
-        rows = self._play(make, self.lrs)
+        rows = self._play(make)
         for row in rows:
             best = oracle[(row["label"], row["budget"], row["interval"], row["session_seed"])]
             row["regret"] = 100.0 * max(best - row["acc"], 0.0)
