@@ -11,13 +11,17 @@ Wilcoxon signed-rank p). Nothing here is the held-out grid.
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/validation_reseed.py configs/ppo-residual-cliff.toml \\
         --seeds 2,3 --controllers policy:default,policy:docs/data/s19/cont-s2/ppo-residual-cliff --workers 2
 
-``--seeds 0,1`` reproduces the scores the training run recorded (a check of this script).
+``--seeds 0,1`` reproduces the scores the training run recorded (a check of this script). The fine-tune of a
+recipe with ``finetune_validation_lrs`` is played from those LRs, as in training (``--finetune-validation-lrs``
+overrides them); ``--only LABEL,...`` plays some of the tasks, and ``--per-lr`` adds each task's mean test accuracy
+per initial LR.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import statistics
 import time
 from dataclasses import replace
@@ -37,6 +41,13 @@ def recipe_distribution(path: Path):  # noqa: ANN201 - TaskDistribution
                                   finetune_prob=recipe.finetune_prob, finetune_shape=recipe.finetune_shape)
 
 
+def labels_of(tasks: list) -> list[str]:  # noqa: ANN001
+    """The labels a validation set holding ``tasks`` gives them (``ValidationSet.labels``)."""
+    from lrpilot.learn.validation import ValidationSet
+
+    return ValidationSet(tasks=tuple(tasks)).labels
+
+
 def paired(new: list[float], old: list[float]) -> str:
     """Mean difference in regret (new minus old; negative: new is better), wins/ties/losses of new, Wilcoxon p."""
     from scipy.stats import wilcoxon
@@ -54,6 +65,10 @@ def main() -> None:
     parser.add_argument("--controllers", default="policy:default",
                         help="comma-separated controller specs; differences are taken from the first")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--finetune-validation-lrs", metavar="LRS",
+                        help="the fine-tune's initial LRs (default: the recipe's finetune_validation_lrs, or the set's)")
+    parser.add_argument("--only", metavar="LABELS", help="play only these tasks (labels as printed: seq-cnn[1], ...)")
+    parser.add_argument("--per-lr", action="store_true", help="also print mean test accuracy per task and initial LR")
     args = parser.parse_args()
     try:
         distribution = recipe_distribution(args.recipe)
@@ -64,7 +79,25 @@ def main() -> None:
     except ValueError:
         parser.error(f"--seeds: {args.seeds!r} is not comma-separated whole numbers")
     specs = args.controllers.split(",")
-    vs = replace(validation_set(distribution, args.workers), seeds=seeds)
+    lrs = load_recipe(args.recipe).finetune_validation_lrs
+    if args.finetune_validation_lrs:
+        try:
+            lrs = tuple(float(v) for v in args.finetune_validation_lrs.split(","))
+        except ValueError:
+            parser.error(f"--finetune-validation-lrs: {args.finetune_validation_lrs!r} is not comma-separated numbers")
+    try:
+        vs = replace(validation_set(distribution, args.workers, finetune_lrs=lrs), seeds=seeds)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.only:
+        keep = args.only.split(",")
+        unknown = sorted(set(keep) - set(vs.labels))
+        if unknown:
+            parser.error(f"--only: no task labelled {', '.join(unknown)}; the labels are {', '.join(vs.labels)}")
+        pairs = [(label, task) for label, task in zip(vs.labels, vs.tasks) if label in keep]
+        vs = replace(vs, tasks=tuple(task for _, task in pairs),
+                     task_lrs={new: vs.task_lrs[old] for new, (old, _) in zip(labels_of([t for _, t in pairs]), pairs)
+                               if old in vs.task_lrs})
     start = time.perf_counter()
     vs.oracle()
     print(f"{args.recipe}, seeds {seeds}: {len(vs.tasks)} tasks, oracle played in {time.perf_counter() - start:.0f} s",
@@ -79,6 +112,13 @@ def main() -> None:
         first = regrets if first is None else first
         cells = [f"{result['per_task_regret'][label]:.2f}" for label in vs.labels]
         print(f"| {spec} | {result['mean_regret']:.2f} | " + " | ".join(cells) + f" | {versus} |", flush=True)
+        if args.per_lr:
+            for label, interval in itertools.product(vs.labels, vs.intervals):
+                rows = [r for r in result["rows"] if r["label"] == label and r["interval"] == interval]
+                by_lr = {lr: statistics.fmean(100 * r["acc"] for r in rows if r["initial_lr"] == lr)
+                         for lr in sorted({r["initial_lr"] for r in rows})}
+                print(f"  {spec} {label} interval {interval or 1}: "
+                      + "  ".join(f"{lr:g}: {acc:.1f}%" for lr, acc in by_lr.items()), flush=True)
     print(f"{time.perf_counter() - start:.0f} s")
 
 
