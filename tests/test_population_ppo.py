@@ -28,6 +28,11 @@ def test_ppo_from_the_clone_is_validated_from_its_start_and_keeps_the_best_actor
     assert any(not torch.equal(a, b) for a, b in zip(first, start.parameters()))  # PPO moved the actor
     if result.best["timesteps"] == 0:  # nothing beat the start: the best actor is the clone itself
         assert all(torch.equal(a, b) for a, b in zip(result.best_actor.parameters(), start.parameters()))
+    assert sorted(result.validated) == [0, 256, 512]  # every scored actor is kept, the best among them
+    assert all(torch.equal(a, b) for a, b in zip(result.validated[0].parameters(), start.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(result.validated[512].parameters(), result.actor.parameters()))
+    best = result.validated[result.best["timesteps"]]
+    assert all(torch.equal(a, b) for a, b in zip(best.parameters(), result.best_actor.parameters()))
     events = list((tmp_path / "tb").rglob("events.out.tfevents.*"))
     assert events and result.steps_per_second > 0
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -55,6 +60,14 @@ def test_train_controller_fine_tunes_a_policy_against_its_twin_and_records_the_v
     assert prov["validation_best"] in prov["validation_curve"] and prov["twin"] == "bold-anneal-streakup"
     assert prov["recipe"]["init_policy"] == "clone" and prov["recipe"]["budget_end"] == "terminal"
     assert "validation @ 0 steps" in done.stdout and list((out / "tb").rglob("events.out.tfevents.*"))
+    for entry in prov["validation_curve"]:  # every validated checkpoint is a policy file, its score in its card
+        kept = load_policy(out / "validated" / f"tuned-{entry['timesteps']}")
+        assert kept.card["provenance"]["validation"] == entry
+        assert kept.card["provenance"]["timesteps"] == entry["timesteps"]
+    assert len(list((out / "validated").glob("*.json"))) == 3
+    exported = load_policy(out / "tuned").actor  # the exported policy is the best of them
+    best = load_policy(out / "validated" / f"tuned-{prov['validation_best']['timesteps']}").actor
+    assert all(torch.equal(a, b) for a, b in zip(exported.parameters(), best.parameters()))
 
 
 def test_a_critic_warm_up_leaves_the_actor_alone() -> None:
@@ -139,6 +152,10 @@ def test_ppo_progress_saved_every_n_steps_resumes_with_its_curve_and_best_actor(
     resumed = train_population_ppo(None, resume_from=mid, **run)
     assert resumed.curve[:2] == whole.curve[:2]  # the validations before the kill are kept, not redone
     assert [e["timesteps"] for e in resumed.curve] == [0, 128, 256, 384]
+    assert sorted(resumed.validated) == [0, 128, 256, 384]  # the actors validated before the kill come back too
+    for step in (0, 128):
+        assert all(torch.equal(a, b) for a, b in zip(resumed.validated[step].parameters(),
+                                                     whole.validated[step].parameters()))
     assert resumed.best == min(resumed.curve, key=lambda e: (e["mean_regret"], e["timesteps"]))
     done = train_population_ppo(None, resume_from=saved[-1], **{**run, "timesteps": 256})  # already there
     assert [e["timesteps"] for e in done.curve] == [0, 128, 256]
@@ -284,7 +301,7 @@ def test_a_recipe_validates_on_as_many_session_seeds_as_it_asks(monkeypatch) -> 
 
     asked: list[int] = []
 
-    def small(distribution, workers, seeds=2):  # the recipe's set, cut to one task, budget and LR
+    def small(distribution, workers, seeds=2, finetune_lrs=None):  # the recipe's set, cut to one task, budget and LR
         asked.append(seeds)
         return replace(pipeline_set(distribution, workers, seeds), tasks=VALIDATION_TASKS[:1], budgets=(4,),
                        lrs=(1e-3,))

@@ -229,6 +229,13 @@ def _run_population(recipe: Any, console: Any) -> int:
     card, weights = export_policy(result.actor, out / recipe.name, recipe.actions, {**base, **info},
                                   base=recipe.residual)
     console.print(f"trained in {info['training_seconds']:.0f} s; policy written to {card} and {weights}")
+    if result.validated:  # every checkpoint the validation scored, to replay or pick again without retraining
+        scores = {entry["timesteps"]: entry for entry in info.get("validation_curve", [])}
+        for step, actor in sorted(result.validated.items()):
+            export_policy(actor, out / "validated" / f"{recipe.name}-{step}", recipe.actions,
+                          {**base, "stage": "validated checkpoint", "timesteps": step,
+                           "validation": scores.get(step)}, base=recipe.residual)
+        console.print(f"{len(result.validated)} validated checkpoints written to {out / 'validated'}")
     return 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from lrpilot.controller.actions import ActionSpec
@@ -55,6 +55,8 @@ class PopulationResult:
     """The cloned actor before PPO fine-tuning (exported beside the final one); None without both stages."""
     provenance: dict[str, Any]
     """JSON-ready settings, sizes, agreement and timings (``training_seconds``...) for the policy file."""
+    validated: dict[int, Any] = field(default_factory=dict)
+    """PPO's validated actors by step (the validation curve's ``timesteps``); empty without validation."""
 
 
 def validation_set(distribution: Any, workers: int, seeds: int = 2, first_seed: int = 0,
@@ -99,10 +101,12 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
                     net_arch: Sequence[int], ppo: Mapping[str, Any], options: Mapping[str, Any],
                     validate_every: int, console: Any, checkpoint_every: int = 0,
                     validation_seeds: int = 2, confirm_seeds: int = 0,
-                    finetune_validation_lrs: Sequence[float] | None = None) -> tuple[Any, dict[str, Any]]:
+                    finetune_validation_lrs: Sequence[float] | None = None
+                    ) -> tuple[Any, dict[str, Any], dict[int, Any]]:
     """The fine-tuned actor (saved in ``state``, or trained and saved; with ``validate_every``, the one with the
     lowest validation regret, and with ``confirm_seeds``, only if it is lower than the start on that many further
-    seeds too: :func:`confirm_best`) and what to record of the stage (seconds, steps/s, the validation curve).
+    seeds too: :func:`confirm_best`), what to record of the stage (seconds, steps/s, the validation curve) and
+    every validated actor by step.
     With ``state``, PPO's progress is saved every ``checkpoint_every`` steps (``finetune-progress``) and a
     resumed run continues from it."""
     from lrpilot.learn.population_ppo import train_population_ppo
@@ -141,12 +145,14 @@ def _finetune_stage(net: Any, state: PopulationCheckpoint | None, env: Mapping[s
                 which = "best" if confirm["confirmed"] else "start"
                 console.print(f"confirmation on seeds {confirm['seeds']}: best {confirm['best']:.2f}, start "
                               f"{confirm['start']:.2f} points: exporting the {which}")
-        saved = {"layers": actor_layers(chosen)[0], "record": record}
+        saved = {"layers": actor_layers(chosen)[0], "record": record,
+                 "validated": {str(step): actor_layers(actor)[0] for step, actor in result.validated.items()}}
         if state is not None:
             state.save("finetune", saved)
             state.path("finetune-progress").unlink(missing_ok=True)
     record = saved.get("record") or {"ppo_seconds": saved["ppo_seconds"]}  # states saved before the record
-    return actor_from_layers(saved["layers"]), record
+    validated = {int(step): actor_from_layers(layers) for step, layers in saved.get("validated", {}).items()}
+    return actor_from_layers(saved["layers"]), record, validated
 
 
 def _initial_actor(init_policy: str | None, residual: str | None, spec: Any, actions: str,
@@ -262,7 +268,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                                           finetune_shape=finetune_shape, finetune_lr_range=finetune_lr_range)
     env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
-    net, bc_net = initial, None
+    net, bc_net, validated = initial, None, {}
     if teacher:
         clone = clone_stage(teacher, env, spec, bc_steps=bc_steps, bc_epochs=bc_epochs, net_arch=net_arch,
                             augment=bc_augment, dagger_rounds=dagger_rounds, dagger_steps=dagger_steps,
@@ -271,9 +277,10 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
         info.update(clone.provenance())
     if finetune_timesteps > 0:
         ppo_options = {**(ppo or {}), **stabilise, **({"base": residual} if residual else {})}
-        net, record = _finetune_stage(net, state, env, finetune_timesteps, net_arch, ppo_options,
+        net, record, validated = _finetune_stage(net, state, env, finetune_timesteps, net_arch, ppo_options,
                                       options, validate_every, console, checkpoint_every, validation_seeds,
                                       confirm_seeds, finetune_validation_lrs)
         info.update(record)
     info["training_seconds"] = round(time.perf_counter() - start, 1)
-    return PopulationResult(actor=net, bc_actor=bc_net if bc_net is not net else None, provenance=info)
+    return PopulationResult(actor=net, bc_actor=bc_net if bc_net is not net else None, provenance=info,
+                            validated=validated)

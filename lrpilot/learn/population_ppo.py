@@ -4,8 +4,10 @@
 on :class:`~lrpilot.envs.population.PopulationSB3VecEnv` over the synthetic training distribution,
 with any population options (``twin="bold-anneal-streakup"``: the twin reward; ``budget_end="terminal"``;
 ``interval``; ``undo``). With a :class:`~lrpilot.learn.validation.ValidationSet`, the policy is
-exported and scored on it before the first update and every ``validate_every`` steps; the actor with
-the lowest validation regret is returned beside the last one, with the whole curve. TensorBoard
+exported and scored on it before the first update, every ``validate_every`` steps (at the first rollout start
+from there: the actor that acts after an update) and after the last update; the actor with
+the lowest validation regret is returned beside the last one, with the whole curve and every validated
+actor (:attr:`PopulationPPOResult.validated`: a pick can be replayed or made again later). TensorBoard
 logs go to ``tensorboard_log`` (``validation/regret``, ``validation/test_acc``, SB3's ``rollout/`` and
 ``train/`` scalars, ``train/env_steps_per_second``); a rich progress bar shows the mean return of the
 last episodes (with a twin: the final log-loss gained over the reference, per episode).
@@ -24,7 +26,8 @@ still random (the "clone with retention" start of issue #16):
 **Resuming** (``checkpoint_every`` with ``save_progress``, then ``resume_from``): at the start of a
 rollout (after an update, so no transition is half-collected), every ``checkpoint_every`` steps,
 ``save_progress`` receives the training state: the policy's and its optimizer's state dicts, the step
-and update counts, the validation curve with the best actor so far and the next validation step, the
+and update counts, the validation curve with the best actor so far, every validated actor and the next
+validation step, the
 global RNG states, the seconds trained (validations excluded) and the wall seconds. Tensors and plain
 values only: it loads with ``torch.load(..., weights_only=True)``. ``resume_from`` (such a state) continues PPO from there to
 ``timesteps``. The population environment's own state (hundreds of member runs in worker processes) is
@@ -67,6 +70,9 @@ class PopulationPPOResult:
     return_trend: list[dict[str, Any]] = field(default_factory=list)
     """The progress bar's reports (:attr:`~lrpilot.learn.sb3_callbacks.ProgressCallback.trend`): the mean
     episode return (with a twin: relative to it) over each tenth of the run, since this process started."""
+    validated: dict[int, Any] = field(default_factory=dict)
+    """Every validated actor, by the step it was scored at (the keys are the curve's ``timesteps``; a run
+    resumed from a state saved before these were kept has the later ones only)."""
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -89,12 +95,14 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
     from stable_baselines3.common.callbacks import BaseCallback
 
     class ValidationCallback(BaseCallback):
-        """Score the current actor at the start and every ``every`` steps; keep the best one's layers."""
+        """Score the current actor at the start and every ``every`` steps; keep its layers (``validated``) and
+        which is best."""
 
         def __init__(self) -> None:
             super().__init__()
             self.curve: list[dict[str, Any]] = []
             self.best_layers: Any = None
+            self.validated: dict[int, Any] = {}
             self.seconds = 0.0
             self.next_at = 0
 
@@ -103,10 +111,13 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
                 self.run()
                 self.next_at = self.num_timesteps + every
 
-        def _on_step(self) -> bool:
+        def _on_rollout_start(self) -> None:  # after an update: the actor scored is the one that acts from here
             if self.num_timesteps >= self.next_at:
-                self.next_at += every
+                while self.next_at <= self.num_timesteps:  # once per actor, however long the rollouts
+                    self.next_at += every
                 self.run()
+
+        def _on_step(self) -> bool:
             return True
 
         def run(self) -> None:
@@ -115,8 +126,9 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
             entry = {"timesteps": int(self.num_timesteps), **{k: result[k] for k in
                                                                 ("mean_regret", "mean_test_acc", "diverged", "n")},
                      "per_task_regret": {k: round(v, 3) for k, v in result["per_task_regret"].items()}}
+            self.validated[entry["timesteps"]] = layers = actor_layers(self.model)[0]
             if not self.curve or entry["mean_regret"] < min(e["mean_regret"] for e in self.curve):
-                self.best_layers = actor_layers(self.model)[0]
+                self.best_layers = layers
             self.curve.append(entry)
             self.logger.record("validation/regret", entry["mean_regret"])
             self.logger.record("validation/test_acc", entry["mean_test_acc"])
@@ -204,7 +216,9 @@ def progress_state(model: Any, validator: Any, seconds: float, wall_seconds: flo
                              "rng": rng_state(), "seconds": float(seconds), "wall_seconds": float(wall_seconds)}
     if validator is not None:
         state.update(curve=[dict(e) for e in validator.curve], next_validation=int(validator.next_at),
-                     best_layers=[list(pair) for pair in validator.best_layers])
+                     best_layers=[list(pair) for pair in validator.best_layers],
+                     validated={str(step): [list(pair) for pair in layers]
+                                for step, layers in validator.validated.items()})
     return state
 
 
@@ -219,6 +233,8 @@ def _resume(model: Any, venv: Any, state: dict[str, Any], validator: Any, seed: 
         validator.curve = [dict(e) for e in state["curve"]]
         validator.next_at = int(state["next_validation"])
         validator.best_layers = [tuple(pair) for pair in state["best_layers"]]
+        validator.validated = {int(step): [tuple(pair) for pair in layers]
+                               for step, layers in state.get("validated", {}).items()}
     venv.seed(seed + int(state["timesteps"]))  # new episodes: the ones in flight at the kill are not saved
     set_rng_state(state["rng"])
 
@@ -326,5 +342,6 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
         venv.close()
     last = actor_from_layers(actor_layers(model)[0])
     best = actor_from_layers(validator.best_layers) if validator is not None else last
+    validated = {step: actor_from_layers(layers) for step, layers in validator.validated.items()} if validator else {}
     return PopulationPPOResult(last, best, list(validator.curve) if validator else [], seconds,
-                               model.num_timesteps / seconds if seconds > 0 else 0.0, bar.trend)
+                               model.num_timesteps / seconds if seconds > 0 else 0.0, bar.trend, validated)
