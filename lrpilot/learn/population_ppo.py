@@ -27,8 +27,7 @@ still random (the "clone with retention" start of issue #16):
 rollout (after an update, so no transition is half-collected), every ``checkpoint_every`` steps,
 ``save_progress`` receives the training state: the policy's and its optimizer's state dicts, the step
 and update counts, the validation curve with the best actor so far, every validated actor and the next
-validation step, the
-global RNG states, the seconds trained (validations excluded) and the wall seconds. Tensors and plain
+validation step, the global RNG states, the seconds trained (validations excluded) and the wall seconds. Tensors and plain
 values only: it loads with ``torch.load(..., weights_only=True)``. ``resume_from`` (such a state) continues PPO from there to
 ``timesteps``. The population environment's own state (hundreds of member runs in worker processes) is
 not saved: the resumed run starts new episodes from a reset seeded with ``seed + steps done``, so it
