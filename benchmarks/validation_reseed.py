@@ -41,13 +41,6 @@ def recipe_distribution(path: Path):  # noqa: ANN201 - TaskDistribution
                                   finetune_prob=recipe.finetune_prob, finetune_shape=recipe.finetune_shape)
 
 
-def labels_of(tasks: list) -> list[str]:  # noqa: ANN001
-    """The labels a validation set holding ``tasks`` gives them (``ValidationSet.labels``)."""
-    from lrpilot.learn.validation import ValidationSet
-
-    return ValidationSet(tasks=tuple(tasks)).labels
-
-
 def paired(new: list[float], old: list[float]) -> str:
     """Mean difference in regret (new minus old; negative: new is better), wins/ties/losses of new, Wilcoxon p."""
     from scipy.stats import wilcoxon
@@ -94,10 +87,9 @@ def main() -> None:
         unknown = sorted(set(keep) - set(vs.labels))
         if unknown:
             parser.error(f"--only: no task labelled {', '.join(unknown)}; the labels are {', '.join(vs.labels)}")
-        pairs = [(label, task) for label, task in zip(vs.labels, vs.tasks) if label in keep]
-        vs = replace(vs, tasks=tuple(task for _, task in pairs),
-                     task_lrs={new: vs.task_lrs[old] for new, (old, _) in zip(labels_of([t for _, t in pairs]), pairs)
-                               if old in vs.task_lrs})
+        old = [label for label in vs.labels if label in keep]
+        kept = replace(vs, tasks=tuple(task for label, task in zip(vs.labels, vs.tasks) if label in keep), task_lrs={})
+        vs = replace(kept, task_lrs={new: vs.task_lrs[was] for new, was in zip(kept.labels, old) if was in vs.task_lrs})
     start = time.perf_counter()
     vs.oracle()
     print(f"{args.recipe}, seeds {seeds}: {len(vs.tasks)} tasks, oracle played in {time.perf_counter() - start:.0f} s",

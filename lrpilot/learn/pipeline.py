@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 from lrpilot.controller.actions import ActionSpec
@@ -75,7 +75,7 @@ def validation_set(distribution: Any, workers: int, seeds: int = 2, first_seed: 
     validation = ValidationSet(intervals=tuple(None if v == 1.0 else str(v) for v in distribution.intervals),
                                workers=workers, tasks=tasks, seeds=tuple(range(first_seed, first_seed + seeds)))
     if finetune_lrs is not None:
-        validation.task_lrs = {validation.labels[-1]: tuple(float(v) for v in finetune_lrs)}
+        validation = replace(validation, task_lrs={validation.labels[-1]: tuple(float(v) for v in finetune_lrs)})
     return validation
 
 

@@ -26,7 +26,7 @@ still random (the "clone with retention" start of issue #16):
 **Resuming** (``checkpoint_every`` with ``save_progress``, then ``resume_from``): at the start of a
 rollout (after an update, so no transition is half-collected), every ``checkpoint_every`` steps,
 ``save_progress`` receives the training state: the policy's and its optimizer's state dicts, the step
-and update counts, the validation curve with the best actor so far, every validated actor and the next
+and update counts, the validation curve, every validated actor (the best among them) and the next
 validation step, the global RNG states, the seconds trained (validations excluded) and the wall seconds. Tensors and plain
 values only: it loads with ``torch.load(..., weights_only=True)``. ``resume_from`` (such a state) continues PPO from there to
 ``timesteps``. The population environment's own state (hundreds of member runs in worker processes) is
@@ -71,12 +71,17 @@ class PopulationPPOResult:
     episode return (with a twin: relative to it) over each tenth of the run, since this process started."""
     validated: dict[int, Any] = field(default_factory=dict)
     """Every validated actor, by the step it was scored at (the keys are the curve's ``timesteps``; a run
-    resumed from a state saved before these were kept has the later ones only)."""
+    resumed from a state saved before these were kept has its best one and the later ones only)."""
 
     @property
     def best(self) -> dict[str, Any] | None:
         """The curve's entry of :attr:`best_actor` (None without validation)."""
-        return min(self.curve, key=lambda e: (e["mean_regret"], e["timesteps"])) if self.curve else None
+        return best_entry(self.curve) if self.curve else None
+
+
+def best_entry(curve: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The validation curve's entry with the lowest regret (the earliest of equals)."""
+    return min(curve, key=lambda e: (e["mean_regret"], e["timesteps"]))
 
 
 def validate_actor(actor: Any, actions: str, validation: Any, base: str | None = None) -> dict[str, Any]:
@@ -100,7 +105,6 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
         def __init__(self) -> None:
             super().__init__()
             self.curve: list[dict[str, Any]] = []
-            self.best_layers: Any = None
             self.validated: dict[int, Any] = {}
             self.seconds = 0.0
             self.next_at = 0
@@ -119,15 +123,18 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
         def _on_step(self) -> bool:
             return True
 
+        @property
+        def best_layers(self) -> Any:
+            """The layers of the actor with the lowest validation regret (the earliest of equals)."""
+            return self.validated[best_entry(self.curve)["timesteps"]]
+
         def run(self) -> None:
             began = time.perf_counter()
             result = evaluate(self.model)
             entry = {"timesteps": int(self.num_timesteps), **{k: result[k] for k in
                                                                 ("mean_regret", "mean_test_acc", "diverged", "n")},
                      "per_task_regret": {k: round(v, 3) for k, v in result["per_task_regret"].items()}}
-            self.validated[entry["timesteps"]] = layers = actor_layers(self.model)[0]
-            if not self.curve or entry["mean_regret"] < min(e["mean_regret"] for e in self.curve):
-                self.best_layers = layers
+            self.validated[entry["timesteps"]] = actor_layers(self.model)[0]
             self.curve.append(entry)
             self.logger.record("validation/regret", entry["mean_regret"])
             self.logger.record("validation/test_acc", entry["mean_test_acc"])
@@ -215,7 +222,6 @@ def progress_state(model: Any, validator: Any, seconds: float, wall_seconds: flo
                              "rng": rng_state(), "seconds": float(seconds), "wall_seconds": float(wall_seconds)}
     if validator is not None:
         state.update(curve=[dict(e) for e in validator.curve], next_validation=int(validator.next_at),
-                     best_layers=[list(pair) for pair in validator.best_layers],
                      validated={str(step): [list(pair) for pair in layers]
                                 for step, layers in validator.validated.items()})
     return state
@@ -231,9 +237,11 @@ def _resume(model: Any, venv: Any, state: dict[str, Any], validator: Any, seed: 
     if validator is not None and state.get("curve"):
         validator.curve = [dict(e) for e in state["curve"]]
         validator.next_at = int(state["next_validation"])
-        validator.best_layers = [tuple(pair) for pair in state["best_layers"]]
         validator.validated = {int(step): [tuple(pair) for pair in layers]
                                for step, layers in state.get("validated", {}).items()}
+        if "best_layers" in state:  # saved before every validated actor was kept: the best one is all there is
+            best = best_entry(validator.curve)["timesteps"]
+            validator.validated.setdefault(best, [tuple(pair) for pair in state["best_layers"]])
     venv.seed(seed + int(state["timesteps"]))  # new episodes: the ones in flight at the kill are not saved
     set_rng_state(state["rng"])
 

@@ -98,6 +98,12 @@ class ValidationSet:
     fine-tune from the LRs fine-tunes start at, not from LRs where every controller ends at chance."""
     _oracle: dict[tuple[str, int, str | None, int], float] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.task_lrs) - set(self.labels))
+        if unknown:
+            raise ValueError(f"ValidationSet.task_lrs: no task labelled {', '.join(unknown)}; "
+                             f"the labels are {', '.join(self.labels)}")
+
     def _env(self, task: str, options: Mapping[str, Any], budget: int, interval: str | None, undo: bool) -> Any:
         from lrpilot.envs.lr_control import LRControlEnv
 
@@ -131,10 +137,6 @@ class ValidationSet:
     def _play(self, make: Callable[[], Controller], lrs: Sequence[float] | None = None) -> list[dict[str, Any]]:
         """Every run with a controller from ``make()``, from ``lrs`` (None: :attr:`lrs`, or a task's own)."""
         undo = make().may_undo
-        unknown = sorted(set(self.task_lrs) - set(self.labels))
-        if unknown:
-            raise ValueError(f"ValidationSet.task_lrs: no task labelled {', '.join(unknown)}; "
-                             f"the labels are {', '.join(self.labels)}")
         blocks = list(itertools.product(zip(self.labels, self.tasks), self.budgets, self.intervals))
         play = functools.partial(self._play_block, make=make, lrs=None if lrs is None else tuple(lrs), undo=undo)
         if self.workers <= 1 or len(blocks) <= 1:
