@@ -14,7 +14,7 @@ Wilcoxon signed-rank p). Nothing here is the held-out grid.
 ``--seeds 0,1`` reproduces the scores the training run recorded (a check of this script). The fine-tune of a
 recipe with ``finetune_validation_lrs`` is played from those LRs, as in training (``--finetune-validation-lrs``
 overrides them); ``--only LABEL,...`` plays some of the tasks, and ``--per-lr`` adds each task's mean test accuracy
-per initial LR.
+and mean log final validation loss (what the twin reward optimises) per initial LR.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import functools
 import itertools
+import math
 import statistics
 import time
 from dataclasses import replace
@@ -51,6 +52,15 @@ def paired(new: list[float], old: list[float]) -> str:
     return f"{statistics.fmean(diff):+.2f} ({wins}/{len(diff) - wins - losses}/{losses}, p = {p:.2g})"
 
 
+def mean_log_loss(rows: list[dict]) -> str:
+    """The mean log of the final validation loss (the twin reward's objective) over ``rows``' finite ones, and how
+    many were not finite."""
+    logs = [math.log(r["final_val_loss"]) for r in rows
+            if r["final_val_loss"] is not None and math.isfinite(r["final_val_loss"]) and r["final_val_loss"] > 0]
+    shown = f"{statistics.fmean(logs):+.3f}" if logs else "n/a"
+    return shown + (f", {len(rows) - len(logs)} not finite" if len(logs) < len(rows) else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", type=Path, help="the recipe (TOML) whose validation set to play")
@@ -61,7 +71,7 @@ def main() -> None:
     parser.add_argument("--finetune-validation-lrs", metavar="LRS",
                         help="the fine-tune's initial LRs (default: the recipe's finetune_validation_lrs, or the set's)")
     parser.add_argument("--only", metavar="LABELS", help="play only these tasks (labels as printed: seq-cnn[1], ...)")
-    parser.add_argument("--per-lr", action="store_true", help="also print mean test accuracy per task and initial LR")
+    parser.add_argument("--per-lr", action="store_true", help="also print mean test accuracy and log final val loss per task and initial LR")
     args = parser.parse_args()
     try:
         distribution = recipe_distribution(args.recipe)
@@ -107,10 +117,10 @@ def main() -> None:
         if args.per_lr:
             for label, interval in itertools.product(vs.labels, vs.intervals):
                 rows = [r for r in result["rows"] if r["label"] == label and r["interval"] == interval]
-                by_lr = {lr: statistics.fmean(100 * r["acc"] for r in rows if r["initial_lr"] == lr)
-                         for lr in sorted({r["initial_lr"] for r in rows})}
+                by_lr = {lr: [r for r in rows if r["initial_lr"] == lr] for lr in sorted({r["initial_lr"] for r in rows})}
                 print(f"  {spec} {label} interval {interval or 1}: "
-                      + "  ".join(f"{lr:g}: {acc:.1f}%" for lr, acc in by_lr.items()), flush=True)
+                      + "  ".join(f"{lr:g}: {statistics.fmean(100 * r['acc'] for r in runs):.1f}% "
+                                  f"(log val loss {mean_log_loss(runs)})" for lr, runs in by_lr.items()), flush=True)
     print(f"{time.perf_counter() - start:.0f} s")
 
 

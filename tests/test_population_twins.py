@@ -50,6 +50,18 @@ def test_an_agent_that_does_what_its_twin_does_earns_nothing() -> None:
         assert info["twin"]["lr"] == pytest.approx(info["lr"])
 
 
+def test_a_learned_policy_can_be_the_twin() -> None:
+    # the twin of a fine-tune from policy:default can be policy:default itself (docs/controller.md, session 23)
+    env = PopulationSB3VecEnv(num_envs=4, twin="policy:default", **SMALL)
+    ended = _episodes(env, action=2, steps=5)  # the agent holds its LR
+    assert len(ended) >= 4 and not any(info["diverged"] for _, info in ended)
+    for ret, info in ended:
+        expected = math.log(info["twin"]["val_loss"]) - math.log(info["metrics"]["val_loss"])
+        assert ret == pytest.approx(expected, abs=1e-5)
+    # the policy moved its twin's LR where the agent held: the twin is driven by the policy, not by the actions
+    assert any(info["twin"]["lr"] != pytest.approx(info["lr"]) for _, info in ended)
+
+
 def test_the_twin_reports_its_test_metrics_beside_the_agents() -> None:
     env = PopulationSB3VecEnv(num_envs=2, twin="bold", evaluate_test=True, **SMALL)
     (_, info), *_ = _episodes(env, action=2, steps=3)

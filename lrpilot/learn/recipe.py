@@ -114,7 +114,9 @@ class Recipe(PPOConfig):
     runs), which adds noise and no signal (docs/controller.md, session 20)."""
     twin: str | None = None
     """``population``: PPO's reward is measured against a twin of each episode driven by this controller spec
-    (:mod:`lrpilot.envs.population.twins`; e.g. the clone's teacher); None: the plain ``log_val_loss`` reward."""
+    (:mod:`lrpilot.envs.population.twins`; e.g. the clone's teacher, or ``policy:default``, the policy a fine-tune
+    starts from, so each return measures what PPO's deviations from it did); None: the plain ``log_val_loss``
+    reward."""
     budget_end: str = "truncated"
     """``population``: how PPO episodes end at their budget, ``truncated`` or ``terminal`` (no bootstrap past it)."""
     init_policy: str | None = None

@@ -52,9 +52,9 @@ class PopulationConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     """Task names, LR range, budget, actions, reward, LR bounds, divergence, seeds, device."""
     twin: str | None = None
-    """A reference controller's spec (``"bold"``, ``"bold-anneal-streakup"``): every episode gets a twin
-    driven by it, and each step's reward is the agent's ``log_val_loss`` improvement minus the twin's
-    (:mod:`lrpilot.envs.population.twins`); needs ``reward="log_val_loss"``. None: no twins."""
+    """A reference controller's spec (``"bold"``, ``"bold-anneal-streakup"``, ``"policy:default"``): every
+    episode gets a twin driven by it, and each step's reward is the agent's ``log_val_loss`` improvement minus
+    the twin's (:mod:`lrpilot.envs.population.twins`); needs ``reward="log_val_loss"``. None: no twins."""
 
     def __post_init__(self) -> None:
         _positive_int("num_envs", self.num_envs)
