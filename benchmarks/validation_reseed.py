@@ -31,15 +31,6 @@ from pathlib import Path
 from lrpilot.controller import from_spec
 from lrpilot.learn.pipeline import validation_set
 from lrpilot.learn.recipe import load_recipe
-from lrpilot.learn.rollouts import synthetic_distribution
-
-
-def recipe_distribution(path: Path):  # noqa: ANN201 - TaskDistribution
-    """The task distribution a recipe draws from, as far as it shapes the validation set (its fine-tune
-    probability and shape, and its intervals)."""
-    recipe = load_recipe(path)
-    return synthetic_distribution(recipe.families, intervals=tuple(recipe.intervals),
-                                  finetune_prob=recipe.finetune_prob, finetune_shape=recipe.finetune_shape)
 
 
 def paired(new: list[float], old: list[float]) -> str:
@@ -74,15 +65,16 @@ def main() -> None:
     parser.add_argument("--per-lr", action="store_true", help="also print mean test accuracy and log final val loss per task and initial LR")
     args = parser.parse_args()
     try:
-        distribution = recipe_distribution(args.recipe)
+        recipe = load_recipe(args.recipe)
     except (OSError, ValueError) as err:
         parser.error(str(err))
+    distribution = recipe.distribution()
     try:
         seeds = tuple(int(s) for s in args.seeds.split(","))
     except ValueError:
         parser.error(f"--seeds: {args.seeds!r} is not comma-separated whole numbers")
     specs = args.controllers.split(",")
-    lrs = load_recipe(args.recipe).finetune_validation_lrs
+    lrs = recipe.finetune_validation_lrs
     if args.finetune_validation_lrs:
         try:
             lrs = tuple(float(v) for v in args.finetune_validation_lrs.split(","))

@@ -8,6 +8,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from lrpilot.cli import main
@@ -137,6 +138,10 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     changed = {f.name for f in dataclasses.fields(Recipe) if getattr(steep, f.name) != getattr(window, f.name)}
     assert changed == {"finetune_lr_range", "finetune_prob", "retention_until", "name", "out_dir"}
     assert (window.finetune_lr_range, window.finetune_prob, window.retention_until) == ((1e-5, 1e-3), 0.75, 150000)
+    draws = [window.distribution().draw(np.random.default_rng(i)) for i in range(40)]  # what training draws
+    assert {d.task.options["family"] for d in draws} <= {"teacher", "gmm", "seq"}
+    finetunes = [d for d in draws if d.task.options.get("pretrain")]
+    assert finetunes and all(1e-5 <= d.lr <= 1e-3 for d in finetunes)
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -194,14 +194,19 @@ class Recipe(PPOConfig):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{key} must be an integer >= {low}, got {value!r}")
         try:
-            TaskDistribution(families=tuple(self.families), intervals=tuple(self.intervals),
-                             width_range=tuple(self.width_range), seq_len=self.seq_len,
-                             finetune_prob=self.finetune_prob, finetune_shape=self.finetune_shape,
-                             cnn_width_range=None if self.cnn_width_range is None else tuple(self.cnn_width_range),
-                             finetune_lr_range=self.finetune_lr_range)
+            self.distribution()
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc).replace("TaskDistribution: ", "")) from None
         self._validate_method()
+
+    def distribution(self) -> TaskDistribution:
+        """The task distribution a ``population`` recipe draws from (its families, intervals, widths, sequence
+        length and fine-tunes; the budgets are drawn by the population from ``epochs_range``)."""
+        return TaskDistribution(families=tuple(self.families), intervals=tuple(self.intervals),
+                                width_range=tuple(self.width_range), seq_len=self.seq_len,
+                                finetune_prob=self.finetune_prob, finetune_shape=self.finetune_shape,
+                                cnn_width_range=None if self.cnn_width_range is None else tuple(self.cnn_width_range),
+                                finetune_lr_range=self.finetune_lr_range)
 
     def _validate_method(self) -> None:
         if self.teacher is not None and self.teacher not in TEACHERS:
