@@ -22,23 +22,25 @@ import numpy as np
 
 from lrpilot.controller import from_spec
 from lrpilot.controller.features import ObservationEncoder
-from lrpilot.envs.lr_control import LRControlEnv
 from lrpilot.learn.pipeline import validation_set
 from lrpilot.learn.recipe import load_recipe
+from lrpilot.learn.validation import ValidationSet
 from lrpilot.metrics import EpochMetrics
 
 
-def first_observations(task: str, options: dict, lr: float, seed: int, budget: int, decisions: int) -> list[np.ndarray]:
-    """The encoder-v2 observations at the first ``decisions`` decisions of ``policy:default`` (per epoch)."""
-    env = LRControlEnv(task=task, epochs=budget, task_options=options, encoder_version=2,
-                       epoch_examples=None if task == "iris-mlp" else 512, divergence_growth_factor=None)
+def first_observations(vs: ValidationSet, task: str, options: dict, lr: float, seed: int, budget: int,
+                       decisions: int) -> list[np.ndarray]:
+    """The encoder-v2 observations at the first ``decisions`` decisions of ``policy:default`` (per epoch) on the
+    validation set's environment of ``task`` (its optimiser and epoch size)."""
+    env = vs._env(task, options, budget, None, undo=False)
+    encoder = ObservationEncoder(2)
     controller = from_spec("policy:default")
-    obs, info = env.reset(options={"task": task, "initial_lr": lr, "session_seed": seed})
+    _, info = env.reset(options={"task": task, "initial_lr": lr, "session_seed": seed})
     controller.reset(lr, budget, env.intervals_per_epoch)
     seen = []
     for _ in range(decisions):
-        seen.append(np.asarray(obs, dtype=float))
-        obs, _, terminated, truncated, info = env.step_decision(controller.act(EpochMetrics.from_dict(info["metrics"])))
+        seen.append(np.asarray(encoder.encode(env.history, lr, budget), dtype=float))
+        _, _, terminated, truncated, info = env.step_decision(controller.act(EpochMetrics.from_dict(info["metrics"])))
         if terminated or truncated:
             break
     return seen
@@ -87,7 +89,8 @@ def main() -> None:
         for lr in ft_lrs if finetune else scratch_lrs:
             for seed in seeds:
                 for budget in budgets:
-                    for d, obs in enumerate(first_observations(task, dict(options), lr, seed, budget, args.decisions)):
+                    for d, obs in enumerate(first_observations(vs, task, dict(options), lr, seed, budget,
+                                                                 args.decisions)):
                         rows.append((d, finetune, seed, label, obs))
     print(f"{args.recipe}: {len(rows)} observations in {time.perf_counter() - start:.0f} s "
           f"(fine-tune from {args.finetune_lrs}, the other tasks from {args.scratch_lrs}; seeds {args.seeds})")

@@ -62,7 +62,8 @@ def main() -> None:
     parser.add_argument("--finetune-validation-lrs", metavar="LRS",
                         help="the fine-tune's initial LRs (default: the recipe's finetune_validation_lrs, or the set's)")
     parser.add_argument("--only", metavar="LABELS", help="play only these tasks (labels as printed: seq-cnn[1], ...)")
-    parser.add_argument("--per-lr", action="store_true", help="also print mean test accuracy and log final val loss per task and initial LR")
+    parser.add_argument("--per-lr", action="store_true",
+                        help="also print mean test accuracy and log final val loss per task and initial LR")
     args = parser.parse_args()
     try:
         recipe = load_recipe(args.recipe)
