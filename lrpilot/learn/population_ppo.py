@@ -123,11 +123,6 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
         def _on_step(self) -> bool:
             return True
 
-        @property
-        def best_layers(self) -> Any:
-            """The layers of the actor with the lowest validation regret (the earliest of equals)."""
-            return self.validated[best_entry(self.curve)["timesteps"]]
-
         def run(self) -> None:
             began = time.perf_counter()
             result = evaluate(self.model)
@@ -348,7 +343,7 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
     finally:
         venv.close()
     last = actor_from_layers(actor_layers(model)[0])
-    best = actor_from_layers(validator.best_layers) if validator is not None else last
     validated = {step: actor_from_layers(layers) for step, layers in validator.validated.items()} if validator else {}
+    best = validated[best_entry(validator.curve)["timesteps"]] if validator is not None else last
     return PopulationPPOResult(last, best, list(validator.curve) if validator else [], seconds,
                                model.num_timesteps / seconds if seconds > 0 else 0.0, bar.trend, validated)

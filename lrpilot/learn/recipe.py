@@ -200,8 +200,9 @@ class Recipe(PPOConfig):
         self._validate_method()
 
     def distribution(self) -> TaskDistribution:
-        """The task distribution a ``population`` recipe draws from (its families, intervals, widths, sequence
-        length and fine-tunes; the budgets are drawn by the population from ``epochs_range``)."""
+        """The task distribution a ``population`` recipe draws from: its families, intervals, widths, sequence
+        length and fine-tunes, with the default budgets (training passes ``epochs_range`` on its own; here it would
+        refuse a ``ppo`` recipe's unused one)."""
         return TaskDistribution(families=tuple(self.families), intervals=tuple(self.intervals),
                                 width_range=tuple(self.width_range), seq_len=self.seq_len,
                                 finetune_prob=self.finetune_prob, finetune_shape=self.finetune_shape,
