@@ -131,6 +131,51 @@ def test_a_retention_step_moves_the_actor_toward_the_clone() -> None:
     assert before > 0.05 and kl() < 0.8 * before
 
 
+def test_retention_on_from_scratch_states_leaves_the_fine_tunes_free() -> None:
+    """With ``retention_on="from-scratch"`` the loss is taken only on the states of episodes whose task is not a
+    fine-tune draw (each step's ``info["task"]``), and its steps pull the actor toward the clone there."""
+    import numpy as np
+    from stable_baselines3.common.logger import configure
+
+    from lrpilot.learn.population_ppo import _retention_callback
+    from lrpilot.learn.rollouts import population_venv
+    from lrpilot.learn.sb3_ppo import build_ppo
+
+    clone = load_policy("clone").actor.requires_grad_(False)
+    venv = population_venv(synthetic_distribution(epochs_range=(4, 6)), "0.1,0.5,1,1.5,2", 4, 1, 1, seed=5)
+    try:
+        rollout = np.stack([venv.reset()] + [venv.step(np.full(4, 2))[0] for _ in range(3)])  # (steps, envs, obs)
+        model = build_ppo(venv, net_arch=(64, 64), seed=0, learning_rate=1e-2, n_steps=4, batch_size=16, n_epochs=1,
+                          gamma=1.0, ent_coef=0.0)  # a random actor, far from the clone
+    finally:
+        venv.close()
+    model.set_logger(configure(None, []))
+    callback = _retention_callback(clone, 1.0, 10**6, steps=5, scope="from-scratch")
+    callback.init_callback(model)
+    callback.on_rollout_start()
+    tasks = [["seq-transformer-finetune", "gmm-mlp", "noisy-seq-transformer-finetune", "seq-cnn"]] * 4
+    for names in tasks:  # what the population reports at each step of a rollout
+        callback.update_locals({"infos": [{"task": name} for name in names]})
+        callback.on_step()
+    model.rollout_buffer.observations = rollout.astype(np.float32)
+    callback.on_rollout_end()
+    scratch = torch.as_tensor(rollout[:, [1, 3]].reshape(-1, rollout.shape[-1]), dtype=torch.float32)
+    assert torch.equal(callback.obs, scratch)  # the fine-tunes' states (envs 0 and 2) are left out
+
+    def kl(obs: torch.Tensor) -> float:
+        with torch.no_grad():
+            target = torch.log_softmax(clone(obs), -1)
+            logits = model.policy.get_distribution(obs).distribution.logits
+        return float((target.exp() * (target - logits)).sum(-1).mean())
+
+    before = kl(scratch)
+    callback.on_rollout_start()  # five retention steps on the from-scratch states
+    assert before > 0.05 and kl(scratch) < 0.8 * before
+    assert callback.kept == []  # the next rollout's record starts empty
+    with pytest.raises(ValueError, match="retention_on must be one of all, from-scratch"):
+        _retention_callback(clone, 1.0, 10, scope="finetunes")
+
+
 def test_ppo_progress_saved_every_n_steps_resumes_with_its_curve_and_best_actor(tmp_path: Path) -> None:
     saved: list[dict] = []
 

@@ -13,6 +13,7 @@ import pytest
 
 from lrpilot.cli import main
 from lrpilot.learn.recipe import QUICK_CHANGES, QUICK_TIMESTEPS, Recipe, load_recipe, quick_recipe
+from lrpilot.training.distribution import is_finetune_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_RECIPE = ROOT / "configs" / "clone-policy.toml"  # the recipe of policy:clone (byte for byte)
@@ -142,6 +143,13 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     assert {d.task.options["family"] for d in draws} <= {"teacher", "gmm", "seq"}
     finetunes = [d for d in draws if d.task.options.get("pretrain")]
     assert finetunes and all(1e-5 <= d.lr <= 1e-3 for d in finetunes)
+    assert all(is_finetune_name(d.task.name) == bool(d.task.options.get("pretrain")) for d in draws)
+    select = load_recipe(ROOT / "configs" / "ppo-residual-select.toml")  # the window's, held on from-scratch tasks
+    changed = {f.name for f in dataclasses.fields(Recipe) if getattr(window, f.name) != getattr(select, f.name)}
+    assert changed == {"twin", "retention_until", "retention_steps", "retention_on", "finetune_validation_lrs",
+                       "name", "out_dir"}
+    assert (select.twin, select.retention_on, select.retention_steps) == ("policy:default", "from-scratch", 20)
+    assert select.retention_until > 1000 * select.finetune_timesteps  # the weight does not decay
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -179,6 +187,10 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     ("method = 'population'\nteacher = 'bold'\nvalidation_seeds = 0", "validation_seeds must be an integer >= 1"),
     ("method = 'population'\nfinetune_timesteps = 8\nretention = 1.0", "retention: it keeps PPO near"),
     ("method = 'population'\nteacher = 'bold'\nretention = -1", "retention must be a number >= 0"),
+    ("method = 'population'\nteacher = 'bold'\nretention_on = 'tunes'",
+     "retention_on must be one of all, from-scratch"),
+    ("method = 'population'\nteacher = 'bold'\nretention_on = 'from-scratch'", "retention_on = 'from-scratch' frees"),
+    ("method = 'population'\nteacher = 'bold'\nretention_steps = 0", "retention_steps must be an integer >= 1"),
     ("method = 'population'\nfinetune_timesteps = 8\nresidual = 'bold-anneal-streakup'\nactions = '0.1,0.5,1,1.5,2'"
      "\nretention = 1.0", "retention: it keeps PPO near its starting actor"),
     ("intervals = [0]", "intervals must be a non-empty tuple of fractions"),

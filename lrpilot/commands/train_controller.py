@@ -147,6 +147,10 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
         help="weight of the KL-to-the-starting-actor loss, decaying to 0 (default 0: none)")
     add("--retention-until", "retention_until", type=non_negative_int,
         help="PPO step where the retention weight reaches 0 (default: half of --finetune-timesteps)")
+    add("--retention-steps", "retention_steps", type=positive_int,
+        help="gradient steps on the retention loss before each rollout (default 1)")
+    add("--retention-on", "retention_on", choices=("all", "from-scratch"),
+        help="states the retention loss is taken on (default all; from-scratch: not on fine-tune draws)")
     add("--validate-every", "validate_every", type=non_negative_int,
         help="PPO steps between validation-set scores; the best actor is exported (default 0: none)")
     add("--validation-seeds", "validation_seeds", type=positive_int,
@@ -214,7 +218,8 @@ def _run_population(recipe: Any, console: Any) -> int:
             finetune_lr_range=recipe.finetune_lr_range, confirm_seeds=recipe.confirm_seeds,
             finetune_validation_lrs=recipe.finetune_validation_lrs,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
-                       "retention_until": recipe.retention_until},
+                       "retention_until": recipe.retention_until, "retention_steps": recipe.retention_steps,
+                       "retention_on": recipe.retention_on},
             checkpoint_every=recipe.checkpoint_every)
     finally:
         torch.set_num_threads(threads)

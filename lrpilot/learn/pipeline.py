@@ -178,6 +178,9 @@ def _initial_actor(init_policy: str | None, residual: str | None, spec: Any, act
     return initial.actor
 
 
+_STABILISE_DEFAULTS = {"retention_steps": 1, "retention_on": "all"}
+
+
 def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: int, finetune_timesteps: int,
                      num_envs: int, groups: int, workers: int, families: Sequence[str], net_arch: Sequence[int],
                      bc_epochs: int = 30, ppo: Mapping[str, Any] | None = None, console: Any = None,
@@ -236,7 +239,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                 "ppo": dict(ppo or {})}
     if encoder_version != 1:  # only then: state directories of version-1 runs stay resumable as they were
         settings["encoder_version"] = info["encoder_version"] = encoder_version
-    stabilise = {k: v for k, v in (stabilise or {}).items() if v}  # critic_warmup, retention, retention_until
+    # critic_warmup, retention, retention_until, retention_steps, retention_on: recorded only when not the default
+    stabilise = {k: v for k, v in (stabilise or {}).items() if v and v != _STABILISE_DEFAULTS.get(k)}
     extra = {"epochs_range": list(epochs_range), "twin": twin, "budget_end": budget_end, "init_policy": init_policy,
              "validate_every": validate_every, "stabilise": stabilise, "residual": residual,
              "redraw": redraw, "intervals": [float(v) for v in intervals], "width_range": list(width_range),

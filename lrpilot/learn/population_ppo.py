@@ -21,7 +21,9 @@ still random (the "clone with retention" start of issue #16):
   to 0 at ``retention_until`` steps. The step goes through PPO's Adam, which normalises gradient sizes,
   so the weight acts relative to PPO's own gradients: measured on 512 steps from the shipped clone
   (``tests/test_population_ppo.py``'s setting), weights 1 and 50 both halved the KL from the clone
-  that PPO alone reached (1.07 to 0.49).
+  that PPO alone reached (1.07 to 0.49). ``retention_steps`` takes more than one step per rollout, and
+  ``retention_on="from-scratch"`` takes the loss only on the states of episodes that are not fine-tune draws (a
+  step's ``info["task"]``): PPO is then held at its start on the small from-scratch tasks and free on the fine-tunes.
 
 **Resuming** (``checkpoint_every`` with ``save_progress``, then ``resume_from``): at the start of a
 rollout (after an update, so no transition is half-collected), every ``checkpoint_every`` steps,
@@ -144,40 +146,64 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
     return ValidationCallback()
 
 
-def _retention_callback(clone: Any, coef: float, until: int) -> Any:
+RETENTION_SCOPES = ("all", "from-scratch")
+"""Which states the retention loss is taken on: every state of the last rollout, or only those of episodes that
+train from scratch (not a fine-tune draw, :func:`lrpilot.training.distribution.is_finetune_name`): PPO is then free
+on the fine-tunes and held at its start on the rest."""
+
+
+def _retention_callback(clone: Any, coef: float, until: int, steps: int = 1, scope: str = "all") -> Any:
+    import numpy as np
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
+    from lrpilot.training.distribution import is_finetune_name
+
+    if scope not in RETENTION_SCOPES:
+        raise ValueError(f"retention_on must be one of {', '.join(RETENTION_SCOPES)}, got {scope!r}")
+
     class RetentionCallback(BaseCallback):
-        """Before each rollout, one step on ``coef * decay * KL(clone || policy)`` over the last rollout's observations."""
+        """Before each rollout, ``steps`` steps on ``coef * decay * KL(clone || policy)`` over the last rollout's
+        observations (with ``scope="from-scratch"``: those of from-scratch episodes only)."""
 
         def __init__(self) -> None:
             super().__init__()
             self.obs: torch.Tensor | None = None
+            self.kept: list[np.ndarray] = []  # per rollout step: which envs' states the loss is taken on
 
         def _on_rollout_end(self) -> None:
             buffer = self.model.rollout_buffer
-            self.obs = torch.as_tensor(buffer.observations.reshape(-1, buffer.observations.shape[-1])).clone()
+            obs = buffer.observations
+            if scope == "from-scratch":  # the info of step t describes the episode that acted on obs t
+                obs = obs[np.stack(self.kept)[: obs.shape[0]]]
+            self.obs = torch.as_tensor(obs.reshape(-1, obs.shape[-1])).clone()
 
         def _on_rollout_start(self) -> None:
+            self.kept = []
             weight = coef * max(0.0, 1.0 - self.num_timesteps / until)
-            if self.obs is None or weight <= 0.0:
+            if self.obs is None or len(self.obs) == 0 or weight <= 0.0:
                 return
             policy = self.model.policy
             with torch.no_grad():
                 target = torch.log_softmax(clone(self.obs), dim=-1)
-            logits = policy.get_distribution(self.obs).distribution.logits  # normalised log-probabilities
-            kl = (target.exp() * (target - logits)).sum(-1).mean()
+            for _ in range(steps):
+                logits = policy.get_distribution(self.obs).distribution.logits  # normalised log-probabilities
+                kl = (target.exp() * (target - logits)).sum(-1).mean()
+                if not kl.requires_grad:  # the actor is frozen (critic warm-up): nothing to retain yet
+                    break
+                policy.optimizer.zero_grad()
+                (weight * kl).backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), self.model.max_grad_norm)
+                policy.optimizer.step()
             self.logger.record("train/retention_kl", float(kl.detach()))
-            if not kl.requires_grad:  # the actor is frozen (critic warm-up): nothing to retain yet
-                return
-            policy.optimizer.zero_grad()
-            (weight * kl).backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), self.model.max_grad_norm)
-            policy.optimizer.step()
-            self.logger.record("train/retention_weight", weight)
+            self.logger.record("train/retention_states", len(self.obs))
+            if kl.requires_grad:
+                self.logger.record("train/retention_weight", weight)
 
         def _on_step(self) -> bool:
+            if scope == "from-scratch":
+                self.kept.append(np.array([not is_finetune_name(str(info.get("task", "")))
+                                           for info in self.locals["infos"]]))
             return True
 
     return RetentionCallback()
@@ -274,7 +300,8 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
                          encoder_version: int = 1, env_options: Mapping[str, Any] | None = None,
                          validation: Any = None, validate_every: int = 0, tensorboard_log: str | None = None,
                          console: Any | None = None, critic_warmup: int = 0, retention: float = 0.0,
-                         retention_until: int = 0, checkpoint_every: int = 0,
+                         retention_until: int = 0, retention_steps: int = 1, retention_on: str = "all",
+                         checkpoint_every: int = 0,
                          save_progress: Callable[[dict[str, Any]], None] | None = None,
                          resume_from: Mapping[str, Any] | None = None, base: str | None = None) -> PopulationPPOResult:
     """SB3 PPO whose actor starts from ``net`` (None: from scratch with ``net_arch``); see the module docstring.
@@ -311,7 +338,8 @@ def train_population_ppo(net: Any, *, distribution: Any, actions: str, timesteps
             if net is None:
                 raise ValueError("retention needs a starting actor (a clone) to retain")
             frozen = copy.deepcopy(net).requires_grad_(False)
-            callbacks.append(_retention_callback(frozen, retention, retention_until or max(timesteps // 2, 1)))
+            callbacks.append(_retention_callback(frozen, retention, retention_until or max(timesteps // 2, 1),
+                                                 retention_steps, retention_on))
         validator = None
         if validation is not None:
             validator = _validation_callback(validate_every or timesteps,

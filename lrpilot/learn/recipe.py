@@ -49,14 +49,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "twin": (str, type(None)), "budget_end": (str,), "init_policy": (str, type(None)), "epochs_range": (tuple,),
     "residual": (str, type(None)), "redraw": (str,), "intervals": (tuple,), "width_range": (tuple,),
     "cnn_width_range": (tuple, type(None)), "finetune_lr_range": (tuple, type(None)),
-    "finetune_validation_lrs": (tuple, type(None)),
+    "finetune_validation_lrs": (tuple, type(None)), "retention_on": (str,),
 }
 """Fields checked for their type before any value check (numbers are checked with their ranges)."""
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
 
 _POPULATION_INTS = {"bc_steps": 1, "bc_epochs": 1, "bc_augment": 0, "dagger_rounds": 0, "finetune_timesteps": 0,
                     "population_envs": 1, "population_groups": 1, "population_workers": 1, "validate_every": 0,
-                    "critic_warmup": 0, "retention_until": 0, "validation_seeds": 1, "confirm_seeds": 0}
+                    "critic_warmup": 0, "retention_until": 0, "retention_steps": 1, "validation_seeds": 1,
+                    "confirm_seeds": 0}
 
 
 @dataclass
@@ -135,6 +136,12 @@ class Recipe(PPOConfig):
     """``population``: weight of the KL(start actor || policy) retention loss, decaying linearly to 0."""
     retention_until: int = 0
     """``population``: PPO step at which the retention weight reaches 0 (0: half of ``finetune_timesteps``)."""
+    retention_steps: int = 1
+    """``population``: gradient steps on the retention loss before each rollout (PPO's own update takes
+    ``n_epochs`` x minibatches of them, through the same Adam)."""
+    retention_on: str = "all"
+    """``population``: the states the retention loss is taken on: ``all`` of the last rollout's, or ``from-scratch``
+    (only those of episodes that are not fine-tune draws: PPO is held at its start there and free on fine-tunes)."""
     validate_every: int = 0
     """``population``: PPO steps between validation-set scores (:mod:`lrpilot.learn.validation`); the actor with
     the lowest validation regret is exported and the curve recorded in its card. 0: no validation."""
@@ -232,6 +239,13 @@ class Recipe(PPOConfig):
             raise ValueError(f"retention must be a number >= 0, got {self.retention!r}")
         if self.retention > 0 and not (self.teacher or self.init_policy):
             raise ValueError("retention: it keeps PPO near its starting actor, so it needs a teacher or init_policy")
+        from lrpilot.learn.population_ppo import RETENTION_SCOPES
+
+        if self.retention_on not in RETENTION_SCOPES:
+            raise ValueError(f"retention_on must be one of {', '.join(RETENTION_SCOPES)}, got {self.retention_on!r}")
+        if self.retention_on == "from-scratch" and not self.finetune_prob:
+            raise ValueError("retention_on = 'from-scratch' frees PPO on the fine-tune draws, so it needs "
+                             "finetune_prob > 0")
         if self.confirm_seeds and not (self.validate_every > 0 and (self.teacher or self.init_policy)):
             raise ValueError("confirm_seeds: it checks the best validated checkpoint against PPO's starting actor, "
                              "so it needs validate_every > 0 and a teacher or init_policy")

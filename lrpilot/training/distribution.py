@@ -19,7 +19,7 @@ from lrpilot.training.synthetic import ARCHS, DEFAULT_OPTIONS, FAMILIES, TRAININ
 from lrpilot.training.task import Task
 
 __all__ = ["TaskDistribution", "TaskDraw", "FINETUNE_DRAW", "FINETUNE_BATCH", "FINETUNE_DATA_SEEDS", "FINETUNE_SHAPES",
-           "CLIFF_DRAW", "STEEP_DRAW"]
+           "CLIFF_DRAW", "STEEP_DRAW", "FINETUNE_SUFFIX", "is_finetune_name"]
 
 FINETUNE_DRAW: dict[str, Any] = {"family": "seq", "arch": "transformer", "width": 32, "depth": 2, "classes": 4,
                                  "n_train": 128, "pretrain": 8192}
@@ -46,6 +46,14 @@ FINETUNE_SHAPES: dict[str, tuple[dict[str, Any], int]] = {"transformer": (FINETU
 FINETUNE_DATA_SEEDS = 2
 """Fine-tune draws use data seeds below this (and below ``data_seeds``): each is a body a worker pretrains once
 (about 17 s of a core), so few of them keep the pretraining a small part of training."""
+
+FINETUNE_SUFFIX = "-finetune"
+"""The end of a fine-tune draw's task name (``seq-transformer-finetune``, ``noisy-seq-transformer-finetune``)."""
+
+
+def is_finetune_name(name: str) -> bool:
+    """Whether a drawn task's name (a population step's ``info["task"]``) is that of a fine-tune draw."""
+    return name.endswith(FINETUNE_SUFFIX)
 
 
 def _drawn_weight_decay(task: Task) -> Task:
@@ -209,8 +217,8 @@ class TaskDistribution:
         shape, batch_size = FINETUNE_SHAPES[self.finetune_shape]
         options = {**shape, "noise": round(noise, 3), "seq_len": self.seq_len,
                    "data_seed": int(rng.integers(min(FINETUNE_DATA_SEEDS, self.data_seeds)))}
-        task = synthetic_task(f"{'noisy-' if noise else ''}seq-transformer-finetune", "drawn from TaskDistribution",
-                              optimizer=optimizer, batch_size=batch_size, **options)
+        name = f"{'noisy-' if noise else ''}seq-transformer{FINETUNE_SUFFIX}"
+        task = synthetic_task(name, "drawn from TaskDistribution", optimizer=optimizer, batch_size=batch_size, **options)
         return _drawn_weight_decay(task)
 
     def draw_lr(self, rng: np.random.Generator, task: Task | None = None) -> float:
