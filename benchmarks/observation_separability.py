@@ -10,6 +10,10 @@ Nothing here is the held-out grid.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/observation_separability.py configs/ppo-residual-window.toml \\
         --decisions 3 --seeds 0,1,2,3
+
+``--compare POLICY,...`` (session 24) also says how far each policy moved from ``policy:default`` on the same
+observations, fine-tune and the others apart: the mean KL(default || policy) of the action distributions and the
+share of observations where the greedy (deployed) action differs.
 """
 
 from __future__ import annotations
@@ -64,6 +68,23 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float
     return float(np.mean(logistic)), float(np.mean(stump))
 
 
+def moved_from_default(policy: str, x: np.ndarray) -> tuple[float, float]:
+    """Mean KL(default || policy) of the action distributions on observations ``x``, and the share of them where
+    the greedy actions differ (both policies residuals on the same rule, or both plain)."""
+    import torch
+
+    from lrpilot.controller.policy import load_policy
+
+    start, other = load_policy("default"), load_policy(policy.removeprefix("policy:"))
+    if start.card["normalization"] is not None or other.card["normalization"] is not None:
+        raise ValueError(f"{policy}: only policies without observation normalisation are compared here")
+    obs = torch.as_tensor(x, dtype=torch.float32)
+    with torch.no_grad():
+        p, q = (torch.log_softmax(c.actor(obs), -1) for c in (start, other))
+    kl = float((p.exp() * (p - q)).sum(-1).mean())
+    return kl, float((start.predict(x) != other.predict(x)).mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipe", type=Path, help="the recipe (TOML) whose validation tasks to play")
@@ -72,6 +93,8 @@ def main() -> None:
     parser.add_argument("--finetune-lrs", default="1e-4,3e-4", help="the fine-tune's initial LRs (where raising costs)")
     parser.add_argument("--scratch-lrs", default="1e-4", help="the from-scratch tasks' initial LRs (where raising helps)")
     parser.add_argument("--budgets", default="6,20")
+    parser.add_argument("--compare", default="", metavar="POLICIES",
+                        help="policies (comma-separated) whose distance from policy:default to print")
     args = parser.parse_args()
     try:
         recipe = load_recipe(args.recipe)
@@ -112,6 +135,16 @@ def main() -> None:
     print("features at the first decision, by |standardised mean difference| (fine-tune minus the others):")
     for f in np.argsort(-np.abs(gap))[:6]:
         print(f"  {names[f]}: {gap[f]:+.2f} (fine-tune {x[y, f].mean():+.3f}, others {x[~y, f].mean():+.3f})")
+    if args.compare:
+        x = np.stack([r[4] for r in rows])
+        y = np.array([r[1] for r in rows])
+        print(f"moved from policy:default at decisions 1–{args.decisions}: KL(default || policy), greedy actions "
+              "that differ")
+        print("| policy | fine-tune | the others |")
+        print("| --- | --- | --- |")
+        for policy in args.compare.split(","):
+            (k1, d1), (k0, d0) = moved_from_default(policy, x[y]), moved_from_default(policy, x[~y])
+            print(f"| {policy} | {k1:.4f}, {100 * d1:.1f}% | {k0:.4f}, {100 * d0:.1f}% |")
     print(f"{time.perf_counter() - start:.0f} s")
 
 
