@@ -68,9 +68,10 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float
     return float(np.mean(logistic)), float(np.mean(stump))
 
 
-def moved_from_default(policy: str, x: np.ndarray) -> tuple[float, float]:
-    """Mean KL(default || policy) of the action distributions on observations ``x``, and the share of them where
-    the greedy actions differ (both policies residuals on the same rule, or both plain)."""
+def moved_from_default(policy: str, x: np.ndarray, groups: list[np.ndarray]) -> list[tuple[float, float]]:
+    """Per boolean mask in ``groups``: the mean KL(default || policy) of the action distributions on those rows of
+    ``x``, and the share of them where the greedy actions differ (both policies residuals on the same rule, or both
+    plain)."""
     import torch
 
     from lrpilot.controller.policy import load_policy
@@ -78,11 +79,11 @@ def moved_from_default(policy: str, x: np.ndarray) -> tuple[float, float]:
     start, other = load_policy("default"), load_policy(policy.removeprefix("policy:"))
     if start.card["normalization"] is not None or other.card["normalization"] is not None:
         raise ValueError(f"{policy}: only policies without observation normalisation are compared here")
-    obs = torch.as_tensor(x, dtype=torch.float32)
     with torch.no_grad():
-        p, q = (torch.log_softmax(c.actor(obs), -1) for c in (start, other))
-    kl = float((p.exp() * (p - q)).sum(-1).mean())
-    return kl, float((start.predict(x) != other.predict(x)).mean())
+        p, q = (torch.log_softmax(c.actor(torch.as_tensor(x, dtype=torch.float32)), -1) for c in (start, other))
+    kl = (p.exp() * (p - q)).sum(-1).numpy()
+    changed = start.predict(x) != other.predict(x)
+    return [(float(kl[mask].mean()), float(changed[mask].mean())) for mask in groups]
 
 
 def main() -> None:
@@ -143,7 +144,7 @@ def main() -> None:
         print("| policy | fine-tune | the others |")
         print("| --- | --- | --- |")
         for policy in args.compare.split(","):
-            (k1, d1), (k0, d0) = moved_from_default(policy, x[y]), moved_from_default(policy, x[~y])
+            (k1, d1), (k0, d0) = moved_from_default(policy, x, [y, ~y])
             print(f"| {policy} | {k1:.4f}, {100 * d1:.1f}% | {k0:.4f}, {100 * d0:.1f}% |")
     print(f"{time.perf_counter() - start:.0f} s")
 

@@ -175,7 +175,7 @@ def _retention_callback(clone: Any, coef: float, until: int, steps: int = 1, sco
             buffer = self.model.rollout_buffer
             obs = buffer.observations
             if scope == "from-scratch":  # the info of step t describes the episode that acted on obs t
-                obs = obs[np.stack(self.kept)[: obs.shape[0]]]
+                obs = obs[np.stack(self.kept)]
             self.obs = torch.as_tensor(obs.reshape(-1, obs.shape[-1])).clone()
 
         def _on_rollout_start(self) -> None:
