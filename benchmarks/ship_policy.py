@@ -12,6 +12,12 @@ validation curve, steps per second):
 * ``heldout_evaluation``: the JSON file given with ``--heldout`` (what ``benchmarks/ppo_heldout.py --json``
   writes, with any notes added), if given.
 
+``--checkpoint STEPS`` ships one of the run's validated checkpoints (``validated/NAME-STEPS.*``) instead of what the
+run exported: the card is the run's (recipe, validation curve, speed), its ``validation_best`` stays the run's own
+pick, and ``provenance.shipped_checkpoint`` records the shipped one's validation entry. ``--start OLD=NEW`` records
+that the run's starting policy (``init_policy``) and twin, named ``OLD`` when it trained, ship as ``policy:NEW`` now
+(``provenance.start``, with the weights' sha256), so that the recipe file can name them as they are called today.
+
 The weights are copied byte for byte (the sha256 is printed); a card with NaN (which policy files refuse) is not
 written (replace NaN by null in the --heldout file first). The card keeps its ``name`` field as
 trained unless ``--as`` differs, in which case ``name`` becomes ``--as`` (a file's name and its card agree).
@@ -58,17 +64,37 @@ def main() -> None:
     parser.add_argument("--shipped-as", required=True, help="one sentence for provenance.shipped_as")
     parser.add_argument("--heldout", help="a JSON file for provenance.heldout_evaluation")
     parser.add_argument("--every", type=int, default=20480, help="steps between training-curve points")
+    parser.add_argument("--checkpoint", type=int, help="ship the run's validated checkpoint at this many steps")
+    parser.add_argument("--start", metavar="OLD=NEW", help="the run's start, named OLD then, ships as policy:NEW")
     args = parser.parse_args()
     src = Path(args.policy)
     card = json.loads(src.with_suffix(".json").read_text())
     prov = card["provenance"]
+    weights = src.with_suffix(".safetensors")
+    if args.checkpoint is not None:
+        entry = [e for e in prov["validation_curve"] if e["timesteps"] == args.checkpoint]
+        weights = src.parent / "validated" / f"{src.name}-{args.checkpoint}.safetensors"
+        if not entry or not weights.exists():
+            raise SystemExit(f"no validated checkpoint at {args.checkpoint} steps in {src.parent}")
+        saved = json.loads(weights.with_suffix(".json").read_text())
+        if {k: saved[k] for k in ("architecture", "encoder", "normalization", "action", "base")} != \
+                {k: card[k] for k in ("architecture", "encoder", "normalization", "action", "base")}:
+            raise SystemExit(f"{weights} is not a checkpoint of {src}")
+        prov["shipped_checkpoint"] = entry[0]
+    if args.start:
+        old, new = args.start.split("=", 1)
+        if prov["recipe"].get("init_policy") != old:
+            raise SystemExit(f"the run started from {prov['recipe'].get('init_policy')!r}, not {old!r}")
+        start = SHIPPED_DIR / f"{new}.safetensors"
+        prov["start"] = {"named_when_trained": old, "ships_as": f"policy:{new}",
+                         "sha256": hashlib.sha256(start.read_bytes()).hexdigest()}
     prov["training_curve"] = training_curve(src.parent / "tb", args.every)
     prov["shipped_as"] = args.shipped_as
     if args.heldout:
         prov["heldout_evaluation"] = json.loads(Path(args.heldout).read_text())
     card["name"] = args.name
     dest = SHIPPED_DIR / args.name
-    shutil.copyfile(src.with_suffix(".safetensors"), dest.with_suffix(".safetensors"))
+    shutil.copyfile(weights, dest.with_suffix(".safetensors"))
     dest.with_suffix(".json").write_text(json.dumps(card, indent=1, sort_keys=True, allow_nan=False) + "\n")
     digest = hashlib.sha256(dest.with_suffix(".safetensors").read_bytes()).hexdigest()
     print(f"shipped {src} as policy:{args.name} ({dest}.*), weights sha256 {digest}")

@@ -115,14 +115,14 @@ def test_the_fast_recipe_is_the_long_recipe_with_cheaper_sequence_cnns() -> None
     assert fast.population_groups == fast.population_workers == 8 and fast.population_envs == long.population_envs
 
 
-def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_with_finetunes() -> None:
-    """configs/ppo-residual-finetune.toml is the fast recipe (policy:default's) started from its result, with half
-    of the seq draws fine-tunes, a smaller PPO step and a longer critic warm-up for the fresh critic."""
+def test_the_finetune_recipe_continues_the_fast_recipes_policy_on_a_distribution_with_finetunes() -> None:
+    """configs/ppo-residual-finetune.toml is the fast recipe (policy:ppo-residual-fast's) started from its result,
+    with half of the seq draws fine-tunes, a smaller PPO step and a longer critic warm-up for the fresh critic."""
     fast, tune = (load_recipe(ROOT / "configs" / f"ppo-residual-{n}.toml") for n in ("fast", "finetune"))
     changed = {f.name for f in dataclasses.fields(Recipe) if getattr(fast, f.name) != getattr(tune, f.name)}
     assert changed == {"init_policy", "finetune_prob", "finetune_timesteps", "learning_rate", "critic_warmup",
                        "validate_every", "name", "out_dir"}
-    assert (tune.init_policy, tune.finetune_prob, tune.residual) == ("default", 0.5, fast.residual)
+    assert (tune.init_policy, tune.finetune_prob, tune.residual) == ("ppo-residual-fast", 0.5, fast.residual)
     keep = load_recipe(ROOT / "configs" / "ppo-residual-finetune-keep.toml")  # the same, held near its start
     changed = {f.name for f in dataclasses.fields(Recipe) if getattr(keep, f.name) != getattr(tune, f.name)}
     assert changed == {"retention", "retention_until", "finetune_timesteps", "name", "out_dir"}
@@ -146,9 +146,8 @@ def test_the_finetune_recipe_continues_the_shipped_default_on_a_distribution_wit
     assert all(is_finetune_name(d.task.name) == bool(d.task.options.get("pretrain")) for d in draws)
     select = load_recipe(ROOT / "configs" / "ppo-residual-select.toml")  # the window's, held on from-scratch tasks
     changed = {f.name for f in dataclasses.fields(Recipe) if getattr(window, f.name) != getattr(select, f.name)}
-    assert changed == {"twin", "retention_until", "retention_steps", "retention_on", "finetune_validation_lrs",
-                       "name", "out_dir"}
-    assert (select.twin, select.retention_on, select.retention_steps) == ("policy:default", "from-scratch", 20)
+    assert changed == {"twin", "retention_until", "retention_on", "finetune_validation_lrs", "name", "out_dir"}
+    assert (select.twin, select.retention_on, select.retention_steps) == ("policy:ppo-residual-fast", "from-scratch", 1)
     assert select.retention_until > 1000 * select.finetune_timesteps  # the weight does not decay
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -12,34 +13,54 @@ from lrpilot.learn.recipe import Recipe, load_recipe
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_shipped_ppo_policy_records_its_recipe_curve_and_held_out_evaluation() -> None:
+def test_the_shipped_ppo_policy_records_its_recipe_start_curve_and_held_out_evaluation() -> None:
+    """``policy:default`` (since 2026-12-05) is PPO continued from the previous default: its card names the recipe
+    file, the start (with the start's own 1M-step recipe), the checkpoint shipped and the held-out verdict."""
     card = json.loads((SHIPPED_DIR / "default.json").read_text())
     prov = card["provenance"]
     trained = Recipe.from_dict(prov["recipe"])
-    assert trained == load_recipe(ROOT / "configs" / "ppo-residual-fast.toml").replace(
-        out_dir=trained.out_dir)  # the recipe file it was trained with, 1M steps and all
-    assert trained.finetune_timesteps == 1_000_000 and trained.gamma == 1.0
-    assert card["base"] == {"teacher": "bold-anneal-streakup"} and card["encoder"]["version"] == 2
+    start = prov["start"]  # the run started from (and was paired with) the default of its day, renamed since
+    assert (start["named_when_trained"], start["ships_as"]) == ("default", "policy:ppo-residual-fast")
+    assert start["sha256"] == hashlib.sha256((SHIPPED_DIR / "ppo-residual-fast.safetensors").read_bytes()).hexdigest()
+    assert trained.replace(init_policy="ppo-residual-fast", twin="policy:ppo-residual-fast") == load_recipe(
+        ROOT / "configs" / "ppo-residual-select.toml").replace(out_dir=trained.out_dir, seed=1, confirm_seeds=0)
+    assert trained.gamma == 1.0 and trained.retention_on == "from-scratch"
+    before = json.loads((SHIPPED_DIR / "ppo-residual-fast.json").read_text())["provenance"]
+    assert before["recipe"]["finetune_timesteps"] == 1_000_000  # the start: the fast recipe's 1M steps
     curve = prov["validation_curve"]
-    assert curve[-1]["timesteps"] >= 1_000_000  # the run reached its 1M steps (item 4)
-    assert prov["validation_best"] == min(curve, key=lambda e: (e["mean_regret"], e["timesteps"]))
-    assert prov["validation_best"]["mean_regret"] < curve[0]["mean_regret"]  # PPO improved on its rule (validation)
-    assert "paired_pooled" in prov["heldout_evaluation"]
+    shipped = prov["shipped_checkpoint"]
+    assert shipped in curve and shipped["timesteps"] == 100_352 and curve[0]["timesteps"] == 0
+    assert shipped["mean_regret"] <= curve[0]["mean_regret"]  # no worse than its start on the validation set
+    assert shipped["per_task_regret"]["seq-cnn[1]"] < curve[0]["per_task_regret"]["seq-cnn[1]"] - 0.3  # the fine-tune
+    assert prov["validation_best"] == min(curve, key=lambda e: (e["mean_regret"], e["timesteps"]))  # the run's own pick
+    held = prov["heldout_evaluation"]
+    assert held["paired_pooled"]["bold"]["p_value"] < 0.05 < held["paired_pooled"]["bold"]["mean_diff_points"]
+    worst = held["vs_rule_worst"][1]  # (c): the lowest cell against rule, MiniLM included
+    old = before["heldout_evaluation"]["minilm_sentiment"]["vs_rule_points"]["interval_1"]["0.0001"]
+    assert old < worst < 0  # nearer (c) than the default it replaced (its MiniLM miss), not yet within a point
+    assert sum(v < -1 for v in held["vs_rule_per_lr_and_grid"].values()) == 1
     returns = [p["mean_return_vs_twin"] for p in prov["training_curve"]["points"]]  # the training curve
-    assert len(returns) >= 10 and max(returns) > returns[0]
+    assert len(returns) >= 10 and prov["training_curve"]["points"][-1]["timesteps"] >= shipped["timesteps"]
 
 
-def test_the_previous_default_stays_loadable_under_its_own_name() -> None:
-    """The long recipe's policy (``policy:default`` on 2026-12-02) is ``policy:ppo-residual-long``, weights unchanged."""
+def test_the_previous_defaults_stay_loadable_under_their_own_names() -> None:
+    """The default of 2026-12-03 is ``policy:ppo-residual-fast`` and that of 2026-12-02 ``policy:ppo-residual-long``,
+    weights unchanged."""
+    fast_card = json.loads((SHIPPED_DIR / "ppo-residual-fast.json").read_text())
+    assert fast_card["name"] == "ppo-residual-fast"
+    assert fast_card["provenance"]["validation_best"]["timesteps"] == 600_000  # the checkpoint shipped on 2026-12-03
+    assert Recipe.from_dict(fast_card["provenance"]["recipe"]) == load_recipe(
+        ROOT / "configs" / "ppo-residual-fast.toml").replace(out_dir=fast_card["provenance"]["recipe"]["out_dir"])
     card = json.loads((SHIPPED_DIR / "ppo-residual-long.json").read_text())
     prov = card["provenance"]
     assert card["name"] == "ppo-residual-long" and prov["validation_best"]["timesteps"] == 300_032
     assert Recipe.from_dict(prov["recipe"]) == load_recipe(ROOT / "configs" / "ppo-residual-1m.toml").replace(
         out_dir=prov["recipe"]["out_dir"], finetune_timesteps=prov["finetune_timesteps"])
     assert prov["finetune_timesteps"] == 399_360 < prov["finetune_timesteps_planned"] == 1_000_000  # ended early
-    long, new = from_spec("policy:ppo-residual-long"), from_spec("policy:default")
-    assert long.spec() == "policy:ppo-residual-long" and long.base == new.base == "bold-anneal-streakup"
-    assert long.policy_hash != new.policy_hash
+    long, fast, new = (from_spec(f"policy:{n}") for n in ("ppo-residual-long", "ppo-residual-fast", "default"))
+    assert long.spec() == "policy:ppo-residual-long" and fast.spec() == "policy:ppo-residual-fast"
+    assert long.base == fast.base == new.base == "bold-anneal-streakup"
+    assert len({long.policy_hash, fast.policy_hash, new.policy_hash}) == 3
 
 
 def test_the_shipped_ppo_policy_drives_a_run_through_the_rule_it_refines() -> None:

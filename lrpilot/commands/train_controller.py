@@ -46,10 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
     d = Recipe()
     parser.add_argument("recipe", nargs="?", type=Path,
-                        help="recipe TOML file, e.g. configs/ppo-residual-fast.toml, policy:default's (each flag below overrides "
-                        "one field); without one: a short residual PPO run (configs/ppo-residual-1m.toml on MLP tasks of "
-                        "4-12 epochs, 131,072 steps, "
-                        "2 minutes on 2 CPU cores) (--method ppo or --bc-from: the plain defaults)")
+                        help="recipe TOML file, e.g. configs/ppo-residual-select.toml, policy:default's second stage "
+                        "(each flag below overrides one field); without one: a short residual PPO run "
+                        "(configs/ppo-residual-1m.toml on MLP tasks of 4-12 epochs, 131,072 steps, 2 minutes on 2 CPU "
+                        "cores) (--method ppo or --bc-from: the plain defaults)")
     add = functools.partial(_field_flag, parser)
     add("--method", "method", choices=("ppo", "population"), help="ppo: PPO on LRControlEnv; population: "
         "cloning/DAgger/PPO on the population env")

@@ -14,10 +14,12 @@ Two methods:
   ``tasks``, with held-out evaluation, checkpoints and TensorBoard (:mod:`lrpilot.learn.ppo`).
 * ``method = "population"``: behaviour cloning of a hand rule (``teacher``), DAgger rounds and
   optional PPO fine-tuning (``finetune_timesteps``) on the population environment over the
-  synthetic task distribution (:mod:`lrpilot.learn.pipeline`). The three shipped policies are trained
-  this way: ``default``, a PPO-trained residual on a hand rule (``configs/ppo-residual-fast.toml``, 1M steps),
-  ``ppo-residual-long``, the default before it (``configs/ppo-residual-1m.toml``, ended at 399,360 steps),
-  and ``clone``, the behaviour clone that was the default before that (``configs/clone-policy.toml``).
+  synthetic task distribution (:mod:`lrpilot.learn.pipeline`). The four shipped policies are trained
+  this way: ``default``, ``ppo-residual-fast`` continued for 100,352 PPO steps against itself
+  (``configs/ppo-residual-select.toml``); ``ppo-residual-fast``, a PPO-trained residual on a hand rule
+  (``configs/ppo-residual-fast.toml``, 1M steps), the default before it; ``ppo-residual-long``, the default
+  before that (``configs/ppo-residual-1m.toml``, ended at 399,360 steps); and ``clone``, the behaviour clone that
+  was the first default (``configs/clone-policy.toml``).
 
 Example:
     >>> recipe = load_recipe("configs/clone-policy.toml").replace(out_dir="runs/repro")
