@@ -25,13 +25,17 @@ def test_the_shipped_ppo_policy_records_its_recipe_start_curve_and_held_out_eval
     assert trained.replace(init_policy="ppo-residual-fast", twin="policy:ppo-residual-fast") == load_recipe(
         ROOT / "configs" / "ppo-residual-select.toml").replace(out_dir=trained.out_dir, seed=1, confirm_seeds=0)
     assert trained.gamma == 1.0 and trained.retention_on == "from-scratch"
+    assert card["base"] == {"teacher": "bold-anneal-streakup"} and card["encoder"]["version"] == 2
     before = json.loads((SHIPPED_DIR / "ppo-residual-fast.json").read_text())["provenance"]
-    assert before["recipe"]["finetune_timesteps"] == 1_000_000  # the start: the fast recipe's 1M steps
+    assert before["recipe"]["finetune_timesteps"] == 1_000_000  # the start: the fast recipe's 1M steps (item 4) ...
+    assert before["validation_curve"][-1]["timesteps"] >= 1_000_000  # ... all run, and better than its rule
+    assert before["validation_best"]["mean_regret"] < before["validation_curve"][0]["mean_regret"]
     curve = prov["validation_curve"]
     shipped = prov["shipped_checkpoint"]
     assert shipped in curve and shipped["timesteps"] == 100_352 and curve[0]["timesteps"] == 0
     assert shipped["mean_regret"] <= curve[0]["mean_regret"]  # no worse than its start on the validation set
-    assert shipped["per_task_regret"]["seq-cnn[1]"] < curve[0]["per_task_regret"]["seq-cnn[1]"] - 0.3  # the fine-tune
+    finetune = "seq-cnn[1]"  # the validation fine-tune: where PPO was free to move
+    assert shipped["per_task_regret"][finetune] < curve[0]["per_task_regret"][finetune] - 0.3
     assert prov["validation_best"] == min(curve, key=lambda e: (e["mean_regret"], e["timesteps"]))  # the run's own pick
     held = prov["heldout_evaluation"]
     assert held["paired_pooled"]["bold"]["p_value"] < 0.05 < held["paired_pooled"]["bold"]["mean_diff_points"]
