@@ -2,21 +2,26 @@
 
 Session 23 found PPO trading the validation fine-tune (where raising the LR from 1e-4 or 3e-4 costs accuracy)
 against the small from-scratch tasks (where raising it from 1e-4 is what helps). This plays the first decisions of
-both kinds of run under ``policy:default`` on a recipe's validation tasks, keeps the encoder-v2 observation the
-policy acts on at each of them, and asks whether the two kinds can be told apart from it: the cross-validated
-accuracy of a logistic regression (folds by session seed, so no run is in its own test fold) and of a
+both kinds of run under ``policy:ppo-residual-fast`` (``START``: the start of the fine-tune recipes, and
+``policy:default`` when sessions 23 and 24 ran this) on a recipe's validation tasks, keeps the encoder-v2
+observation the policy acts on at each of them, and asks whether the two kinds can be told apart from it: the
+cross-validated accuracy of a logistic regression (folds by session seed, so no run is in its own test fold) and of a
 one-feature threshold, per decision and pooled, with the features that differ most (standardised mean difference).
 Nothing here is the held-out grid.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/observation_separability.py configs/ppo-residual-window.toml \\
         --decisions 3 --seeds 0,1,2,3
 
-``--compare POLICY,...`` (session 24) also says how far each policy moved from ``policy:default`` on the same
-observations, fine-tune and the others apart: the mean KL(default || policy) of the action distributions and the
+``--compare POLICY,...`` (session 24) also says how far each policy moved from ``START`` on the same
+observations, fine-tune and the others apart: the mean KL(start || policy) of the action distributions and the
 share of observations where the greedy (deployed) action differs.
 """
 
 from __future__ import annotations
+
+START = "ppo-residual-fast"
+"""The policy the observations are played with and distances are measured from (a fixed file: ``policy:default``
+changed on 2026-12-05, and these sessions' numbers are this policy's)."""
 
 import argparse
 import time
@@ -34,11 +39,11 @@ from lrpilot.metrics import EpochMetrics
 
 def first_observations(vs: ValidationSet, task: str, options: dict, lr: float, seed: int, budget: int,
                        decisions: int) -> list[np.ndarray]:
-    """The encoder-v2 observations at the first ``decisions`` decisions of ``policy:default`` (per epoch) on the
+    """The encoder-v2 observations at the first ``decisions`` decisions of ``START`` (per epoch) on the
     validation set's environment of ``task`` (its optimiser and epoch size)."""
     env = vs._env(task, options, budget, None, undo=False)
     encoder = ObservationEncoder(2)
-    controller = from_spec("policy:default")
+    controller = from_spec(f"policy:{START}")
     _, info = env.reset(options={"task": task, "initial_lr": lr, "session_seed": seed})
     controller.reset(lr, budget, env.intervals_per_epoch)
     seen = []
@@ -68,15 +73,15 @@ def cv_accuracy(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> tuple[float
     return float(np.mean(logistic)), float(np.mean(stump))
 
 
-def moved_from_default(policy: str, x: np.ndarray, groups: list[np.ndarray]) -> list[tuple[float, float]]:
-    """Per boolean mask in ``groups``: the mean KL(default || policy) of the action distributions on those rows of
+def moved_from_start(policy: str, x: np.ndarray, groups: list[np.ndarray]) -> list[tuple[float, float]]:
+    """Per boolean mask in ``groups``: the mean KL(start || policy) of the action distributions on those rows of
     ``x``, and the share of them where the greedy actions differ (both policies residuals on the same rule, or both
     plain)."""
     import torch
 
     from lrpilot.controller.policy import load_policy
 
-    start, other = load_policy("default"), load_policy(policy.removeprefix("policy:"))
+    start, other = load_policy(START), load_policy(policy.removeprefix("policy:"))
     if start.card["normalization"] is not None or other.card["normalization"] is not None:
         raise ValueError(f"{policy}: only policies without observation normalisation are compared here")
     with torch.no_grad():
@@ -95,7 +100,7 @@ def main() -> None:
     parser.add_argument("--scratch-lrs", default="1e-4", help="the from-scratch tasks' initial LRs (where raising helps)")
     parser.add_argument("--budgets", default="6,20")
     parser.add_argument("--compare", default="", metavar="POLICIES",
-                        help="policies (comma-separated) whose distance from policy:default to print")
+                        help=f"policies (comma-separated) whose distance from policy:{START} to print")
     args = parser.parse_args()
     try:
         recipe = load_recipe(args.recipe)
@@ -139,12 +144,12 @@ def main() -> None:
     if args.compare:
         x = np.stack([r[4] for r in rows])
         y = np.array([r[1] for r in rows])
-        print(f"moved from policy:default at decisions 1–{args.decisions}: KL(default || policy), greedy actions "
+        print(f"moved from policy:{START} at decisions 1–{args.decisions}: KL(start || policy), greedy actions "
               "that differ")
         print("| policy | fine-tune | the others |")
         print("| --- | --- | --- |")
         for policy in args.compare.split(","):
-            (k1, d1), (k0, d0) = moved_from_default(policy, x, [y, ~y])
+            (k1, d1), (k0, d0) = moved_from_start(policy, x, [y, ~y])
             print(f"| {policy} | {k1:.4f}, {100 * d1:.1f}% | {k0:.4f}, {100 * d0:.1f}% |")
     print(f"{time.perf_counter() - start:.0f} s")
 
