@@ -43,8 +43,24 @@ SUBJECTS = ("the plot", "the acting", "the script", "the music", "the ending", "
 LINKS = ("was", "felt", "seemed", "is", "looked")
 
 
-def generate_reviews(n: int, seed: int, noise: float = 0.0) -> tuple[list[str], list[int]]:
+@dataclasses.dataclass(frozen=True)
+class Vocabulary:
+    """The words a generated review is made of: 15 positive, 15 negative, its subjects and links."""
+
+    positive: tuple[str, ...] = POSITIVE
+    negative: tuple[str, ...] = NEGATIVE
+    subjects: tuple[str, ...] = SUBJECTS
+    links: tuple[str, ...] = LINKS
+
+
+MOVIES = Vocabulary()
+
+
+def generate_reviews(n: int, seed: int, noise: float = 0.0,
+                     vocabulary: Vocabulary = MOVIES) -> tuple[list[str], list[int]]:
     """``n`` reviews of 2-5 clauses such as "the plot was not dull"; label 1 when the positives outweigh."""
+    if len(vocabulary.positive) != 15 or len(vocabulary.negative) != 15:
+        raise ValueError("a vocabulary needs 15 positive and 15 negative words")
     rng = np.random.default_rng(seed)
     texts: list[str] = []
     labels: list[int] = []
@@ -52,8 +68,9 @@ def generate_reviews(n: int, seed: int, noise: float = 0.0) -> tuple[list[str], 
         clauses, score = [], 0
         for _ in range(int(rng.integers(2, 6))):
             positive, negated = bool(rng.random() < 0.5), bool(rng.random() < 0.25)
-            word = (POSITIVE if positive else NEGATIVE)[int(rng.integers(15))]
-            clauses.append(f"{SUBJECTS[int(rng.integers(len(SUBJECTS)))]} {LINKS[int(rng.integers(len(LINKS)))]} "
+            word = (vocabulary.positive if positive else vocabulary.negative)[int(rng.integers(15))]
+            subjects, links = vocabulary.subjects, vocabulary.links
+            clauses.append(f"{subjects[int(rng.integers(len(subjects)))]} {links[int(rng.integers(len(links)))]} "
                            f"{'not ' if negated else ''}{word}")
             score += (1 if positive else -1) * (-1 if negated else 1)
         if score == 0:
@@ -66,9 +83,9 @@ def generate_reviews(n: int, seed: int, noise: float = 0.0) -> tuple[list[str], 
     return texts, labels
 
 
-def data_dir() -> Path:
+def data_dir(root: Path = ROOT, vocabulary: Vocabulary = MOVIES) -> Path:
     """The generated ``DatasetDict`` (train 768 with 10% label noise, test 512), written on first use."""
-    path = ROOT / "data"
+    path = root / "data"
     if (path / "dataset_dict.json").is_file():
         return path
     import datasets
@@ -76,9 +93,9 @@ def data_dir() -> Path:
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["neg", "pos"])})
     splits = {}
     for split, n, seed, noise in (("train", 768, 0, 0.1), ("test", 512, 1, 0.0)):
-        texts, labels = generate_reviews(n, seed, noise)
+        texts, labels = generate_reviews(n, seed, noise, vocabulary)
         splits[split] = datasets.Dataset.from_dict({"text": texts, "label": labels}, features=features)
-    tmp = ROOT / f"data.tmp-{os.getpid()}"
+    tmp = root / f"data.tmp-{os.getpid()}"
     datasets.DatasetDict(splits).save_to_disk(str(tmp))
     try:
         tmp.rename(path)
