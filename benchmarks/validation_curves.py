@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("cards", nargs="+", help="policy cards (NAME.json) with a validation curve")
     parser.add_argument("--out", required=True, help="the PNG to write")
     parser.add_argument("--labels", help="comma-separated line labels, one per card (default: the run folders' names)")
+    parser.add_argument("--title", default="PPO with the twin reward: validation regret (star: exported checkpoint)",
+                        help="the figure's title (default says what the star marks)")
     parser.add_argument("--offsets", help="comma-separated PPO steps before each card's run (default: 0 each)")
     args = parser.parse_args()
     labels = args.labels.split(",") if args.labels else [Path(c).parent.name or Path(c).stem for c in args.cards]
@@ -55,7 +57,7 @@ def main() -> None:
     ax.set_ylabel("validation regret (points; lower is better)")
     if max(values) > 4 * min(values):  # curves from scratch span a decade and read better on a log scale
         ax.set_yscale("log")
-    ax.set_title("PPO with the twin reward: validation regret (star: exported checkpoint)")
+    ax.set_title(args.title)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
