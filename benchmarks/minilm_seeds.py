@@ -16,16 +16,13 @@ import argparse
 import json
 from pathlib import Path
 
-from lrpilot.experiments.controller_eval import collect_scores, scores_from_evaluation
+from ppo_heldout import grid_scores
+
+from lrpilot.experiments.controller_eval import scores_from_evaluation
 from lrpilot.experiments.scoring import Score
 from lrpilot.experiments.stats import paired_comparison
 
 GRIDS = ("minilm-e5", "minilm-e5-i0.25")
-
-
-def load(root: Path) -> list[Score]:
-    return [s for study in sorted((root / "runs").iterdir()) if (study / "study.json").exists()
-            for s in collect_scores(study)]
 
 
 def cells(scores: list[Score]) -> dict[tuple[str, float], dict[int, float]]:
@@ -54,7 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     report: dict = {}
     for grid in GRIDS:
-        table = cells(load(args.root / grid))
+        table = cells(grid_scores(grid, args.root / grid))
         for check in args.check:
             directory, _, renames = check.partition("@")
             rename = dict(pair.split("=", 1) for pair in renames.split(",") if pair)
@@ -67,8 +64,9 @@ def main() -> None:
                     new = table.get((rename.get(controller, controller), lr), {}).get(seed)
                     if new is None:
                         continue
-                    same += abs(new - acc) < 1e-9
-                    if abs(new - acc) >= 1e-9:
+                    if abs(new - acc) < 1e-9:
+                        same += 1
+                    else:
                         print(f"DIFFERS {grid} {controller} lr={lr:g} seed {seed}: committed {acc:.2f}, now {new:.2f}")
             print(f"{grid}: {same} runs as committed in {committed}")
         policies = sorted({c for c, _ in table if c != "rule"})

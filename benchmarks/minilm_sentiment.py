@@ -45,7 +45,7 @@ LINKS = ("was", "felt", "seemed", "is", "looked")
 
 @dataclasses.dataclass(frozen=True)
 class Vocabulary:
-    """The words a generated review is made of: 15 positive, 15 negative, its subjects and links."""
+    """The words a generated review is made of: positive and negative words, subjects and links."""
 
     positive: tuple[str, ...] = POSITIVE
     negative: tuple[str, ...] = NEGATIVE
@@ -59,17 +59,16 @@ MOVIES = Vocabulary()
 def generate_reviews(n: int, seed: int, noise: float = 0.0,
                      vocabulary: Vocabulary = MOVIES) -> tuple[list[str], list[int]]:
     """``n`` reviews of 2-5 clauses such as "the plot was not dull"; label 1 when the positives outweigh."""
-    if len(vocabulary.positive) != 15 or len(vocabulary.negative) != 15:
-        raise ValueError("a vocabulary needs 15 positive and 15 negative words")
     rng = np.random.default_rng(seed)
+    subjects, links = vocabulary.subjects, vocabulary.links
     texts: list[str] = []
     labels: list[int] = []
     while len(texts) < n:
         clauses, score = [], 0
         for _ in range(int(rng.integers(2, 6))):
             positive, negated = bool(rng.random() < 0.5), bool(rng.random() < 0.25)
-            word = (vocabulary.positive if positive else vocabulary.negative)[int(rng.integers(15))]
-            subjects, links = vocabulary.subjects, vocabulary.links
+            words = vocabulary.positive if positive else vocabulary.negative
+            word = words[int(rng.integers(len(words)))]
             clauses.append(f"{subjects[int(rng.integers(len(subjects)))]} {links[int(rng.integers(len(links)))]} "
                            f"{'not ' if negated else ''}{word}")
             score += (1 if positive else -1) * (-1 if negated else 1)
