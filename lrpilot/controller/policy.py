@@ -14,7 +14,11 @@ A policy is two files side by side:
   ``{"teacher": NAME}``, a teacher rule of :mod:`lrpilot.controller.teacher_rules`. Such a policy's
   LR multiplier is the base rule's multiplier on the same observation times the action's (a learned
   residual, ×1 where it agrees with the rule). The base rule reads the same features the policy
-  does, so its state is the policy's own metrics history (in :meth:`LearnedController.state_dict`).
+  does, so its state is the policy's own metrics history (in :meth:`LearnedController.state_dict`);
+  optionally ``raise_power`` (session 27): a number ``p`` in [0, 1]; at ``k`` decisions per epoch the policy's raise
+  ``m > 1`` (base rule included) is applied as ``m ** (k ** -p)``: with 1 its raises are rates per epoch, as
+  ``bold``'s are, while its cuts act at once; absent or 0, every multiplier acts per decision. With one decision per
+  epoch it changes nothing.
 
 Loading never unpickles: weights come from safetensors, the card from JSON, and
 everything is checked against the card and the running encoder. Any problem raises
@@ -177,6 +181,12 @@ def _check_base(path: Path, base: Any) -> None:
                            f"got {_short(base)}")
 
 
+def _check_raise_power(path: Path, power: Any) -> None:
+    """``raise_power``: absent, or a number in [0, 1]."""
+    if power is not None and not (_finite(power) and 0 <= power <= 1):
+        raise _error(path, f"raise_power must be a number in [0, 1], got {_short(power)}")
+
+
 def _finite(value: Any) -> bool:
     """A JSON number that is finite as a float32 (the weights' dtype); bools are not numbers."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -233,6 +243,7 @@ def read_policy(path_or_name: str | Path) -> tuple[dict[str, Any], dict[str, tor
     sizes = _check_architecture(card_path, card, encoder, action)
     _check_normalization(card_path, card["normalization"], encoder.size)
     _check_base(card_path, card.get("base"))
+    _check_raise_power(card_path, card.get("raise_power"))
     weights = _load_weights(weights_path, weight_bytes, sizes)
     digest = hashlib.sha256(card_bytes + weight_bytes).hexdigest()
     return card, weights, digest, (card_path, weights_path)
@@ -316,7 +327,8 @@ class LearnedController(ObservingController):
     ``may_undo`` and ``undo_optional``: it answers :data:`~lrpilot.controller.base.UNDO` when that
     action is the most likely, and after :meth:`disable_undo` (a driver that cannot rewind the run)
     the undo action is masked: it acts on the most likely of the others. A residual policy (card
-    ``base``) multiplies its action's multiplier by its base rule's (:attr:`base`). The encoder is told the budget
+    ``base``) multiplies its action's multiplier by its base rule's (:attr:`base`); a card's ``raise_power`` spreads
+    raises over the decisions of an epoch (:attr:`raise_power`). The encoder is told the budget
     in decisions (``total_epochs * decisions_per_epoch``). The history is
     part of :meth:`state_dict` (JSON-safe); ``policy_hash`` (sha256 over both files)
     identifies the policy, and a state from another policy is refused.
@@ -354,6 +366,8 @@ class LearnedController(ObservingController):
         """A policy whose action set has undo may answer :data:`UNDO`; :meth:`disable_undo` masks that action."""
         self.base: str | None = (card.get("base") or {}).get("teacher")
         """The base rule of a residual policy (a teacher name), None for a plain one."""
+        self.raise_power: float = float(card.get("raise_power") or 0.0)
+        """At ``k`` decisions per epoch a raise ``m > 1`` acts as ``m ** (k ** -raise_power)`` (card ``raise_power``)."""
 
     def spec(self) -> str:
         return f"policy:{self.source}"
@@ -384,6 +398,8 @@ class LearnedController(ObservingController):
         multiplier = self.action_spec.to_multiplier(action)
         if self.base is not None:  # a residual policy: the base rule's multiplier times the learned one
             multiplier *= float(teacher_multipliers(self.base, obs[None, :])[0])
+        if multiplier > 1.0 and self.raise_power:  # raises at rates per epoch: spread over the epoch's decisions
+            multiplier **= self.decisions_per_epoch ** -self.raise_power
         lr = metrics.lr
         if isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0:  # stay where training kept the LR
             lo, hi = LR_BOUNDS

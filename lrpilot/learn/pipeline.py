@@ -172,6 +172,10 @@ def _initial_actor(init_policy: str | None, residual: str | None, spec: Any, act
     if initial.action_spec != spec:
         raise ValueError(f"init_policy: {init_policy!r} acts with actions = {str(initial.action_spec)!r}; "
                          f"this recipe's are {actions!r}")
+    if initial.raise_power:
+        raise ValueError(f"init_policy: {init_policy!r} raises at rates per epoch (raise_power = "
+                         f"{initial.raise_power:g}), which PPO's environments do not apply to the actor; start from "
+                         "a policy without raise_power")
     if initial.encoder.version != encoder_version:
         raise ValueError(f"init_policy: {init_policy!r} reads observation encoder v{initial.encoder.version}; "
                          f"set encoder_version = {initial.encoder.version}")
