@@ -6,6 +6,7 @@ and 20, seeds 0-3; regret per task and the paired difference (candidate minus de
 
     OMP_NUM_THREADS=1 PYTHONPATH=benchmarks .venv/bin/python benchmarks/epoch_raise_validation.py \\
         --json docs/data/s27/validation.json                  # and --power 0.5 --json docs/data/s27/validation-p05.json
+    # after the held-out grid: --budgets 4 (--power 1 and 0.5), whether a 4-epoch budget would have shown its cost
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--policy", default="default")
     parser.add_argument("--power", type=float, default=1.0, help="the candidate's power (epoch-raise's parameter)")
+    parser.add_argument("--budgets", default="6,20", help="epoch budgets (the recipes' validation set: 6,20)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     vs = ValidationSet(intervals=("0.25",), workers=args.workers, seeds=tuple(range(args.seeds)),
+                       budgets=tuple(int(b) for b in args.budgets.split(",")),
                        tasks=VALIDATION_TASKS + (finetune_validation_task("steep"),))
     vs = replace(vs, task_lrs={vs.labels[-1]: FINETUNE_LRS})
     factories = {f"policy:{args.policy}": functools.partial(from_spec, f"policy:{args.policy}"),

@@ -2,7 +2,7 @@
 # Session 27: the held-out runs of a policy that differs from policy:default only below an epoch (a card raise_power):
 # the four small tasks at --interval 0.25 with 4, 6 and 20 epochs (3 seeds), minilm-sentiment at 0.25 (LR 1e-4 on
 # seeds 0-5; 1e-5, 1e-3, 1e-2 on seeds 0-1), and a per-epoch check (wine, breast cancer, 4 epochs) whose runs must equal
-# the default's in docs/data/s25/grid-e4.json. About 20 minutes on the 2-core CPU. Then benchmarks/raise_power_pool.sh.
+# the default's in docs/data/s25/grid-e4.json. About 15 minutes on the 2-core CPU. Then benchmarks/raise_power_pool.sh.
 #   bash benchmarks/raise_power_grid.sh POLICYSPEC OUTDIR
 set -e
 cd "$(dirname "$0")/.."
