@@ -51,7 +51,7 @@ def main() -> None:
         print(f"{name}: regret {r['mean_regret']:.3f} (n={r['n']}), per task "
               + ", ".join(f"{k} {v:.2f}" for k, v in r["per_task_regret"].items())
               + f"; {time.perf_counter() - start:.0f} s", flush=True)
-    (a, ra), (b, rb) = results.items()
+    (_, ra), (_, rb) = results.items()
     diffs = [y["regret"] - x["regret"] for x, y in zip(ra["rows"], rb["rows"])]
     nonzero = [d for d in diffs if d != 0]
     p = float(stats.wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else None

@@ -1,12 +1,11 @@
 """Ship a shipped policy's weights under another name, its card given ``raise_power`` (session 27).
 
-    .venv/bin/python benchmarks/ship_raise_power.py default --as ppo-residual-select --shipped-as "..."
-    .venv/bin/python benchmarks/ship_raise_power.py ppo-residual-select --as default --raise-power 0.5 \\
-        --shipped-as "..." --heldout docs/data/s27/default-heldout.json
-    .venv/bin/python benchmarks/ship_raise_power.py ppo-residual-select --as finetune --raise-power 1 --shipped-as "..."
+    .venv/bin/python benchmarks/ship_raise_power.py default --as finetune --raise-power 1 \
+        --heldout docs/data/s27/finetune-heldout.json --shipped-as "policy:finetune since ..."   # how finetune shipped
 
 The weights are copied byte for byte; the card is the source's with ``name``, ``raise_power`` (removed with
-``--raise-power 0``), ``provenance.shipped_as``, ``provenance.weights_of`` (the source's name and its weights' sha256) and, with ``--heldout``, ``provenance.heldout_evaluation`` (else the source's is dropped: it measured
+``--raise-power 0``), ``provenance.shipped_as``, ``provenance.weights_of`` (the source's name and its weights'
+sha256) and, with ``--heldout``, ``provenance.heldout_evaluation`` (else the source's is dropped: it measured
 another card). The policy is loaded back before the script ends.
 """
 
