@@ -35,8 +35,6 @@ import math
 import statistics
 from pathlib import Path
 
-from scipy.stats import rankdata
-
 from lrpilot.experiments.controller_eval import collect_scores, scores_from_evaluation
 from lrpilot.experiments.scoring import Score, paired_test, regret_and_rank
 
@@ -67,16 +65,10 @@ def paired(scores: list[Score], policy: str, other: str) -> dict[str, float | st
     """The paired comparison, and which side the Wilcoxon signed ranks favour (``p_value`` is two-sided, so a mean
     gain can come with a significant p that favours the other: a few large wins among many small losses)."""
     t = paired_test(scores, policy, other)
-    d = t.difference
-    mine = {s.block: s.test_acc for s in scores if s.controller == policy}
-    diffs = [mine[s.block] - s.test_acc for s in scores if s.controller == other and s.block in mine]
-    diffs = [x for x in diffs if x != 0 and not math.isnan(x)]
-    ranks = rankdata([abs(x) for x in diffs])
-    plus = float(sum(r for r, x in zip(ranks, diffs) if x > 0))
-    minus = float(sum(r for r, x in zip(ranks, diffs) if x < 0))
+    d, ranks = t.difference, t.signed_rank_sum
     return {"n": d.n, "mean_diff_points": round(100 * d.mean, 2) if d.n else math.nan, "wins": t.wins,
             "ties": t.ties, "losses": t.losses, "p_value": t.p_value,
-            "signed_ranks_favour": "policy" if plus > minus else "other" if minus > plus else "neither"}
+            "signed_ranks_favour": "policy" if ranks > 0 else "other" if ranks < 0 else "neither"}
 
 
 def main() -> None:

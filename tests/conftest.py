@@ -1,8 +1,13 @@
-"""Test-wide settings: never reach a model or dataset hub."""
+"""Test-wide settings: never reach a model or dataset hub. Fixtures shared by many test files."""
 
+import importlib
 import os
+import sys
+from pathlib import Path
 
 import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -19,3 +24,19 @@ def one_thread():  # noqa: ANN201
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def benchmark_module(monkeypatch):  # noqa: ANN201
+    """``load(name)``: a module of ``benchmarks/``, imported afresh, and dropped from ``sys.modules`` after the test."""
+    loaded: list[str] = []
+
+    def load(name: str):  # noqa: ANN202
+        monkeypatch.syspath_prepend(str(BENCHMARKS))
+        sys.modules.pop(name, None)
+        loaded.append(name)
+        return importlib.import_module(name)
+
+    yield load
+    for name in loaded:
+        sys.modules.pop(name, None)

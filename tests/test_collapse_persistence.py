@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture()
-def module(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    sys.modules.pop("collapse_persistence", None)
-    yield importlib.import_module("collapse_persistence")
-    sys.modules.pop("collapse_persistence", None)
+def module(benchmark_module):
+    return benchmark_module("collapse_persistence")
 
 
 def write_run(path: Path, shares: list[float], undone: tuple[int, ...] = ()) -> Path:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
 
 from fixtures import minilm_model_dir
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
 
 @pytest.fixture()
-def module(tmp_path, monkeypatch):
+def module(tmp_path, monkeypatch, benchmark_module):
     minilm_model_dir()  # skips without the package
     monkeypatch.setenv("LRPILOT_MINILM_SENTIMENT_DIR", str(tmp_path / "minilm"))
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    sys.modules.pop("minilm_sentiment", None)
-    yield importlib.import_module("minilm_sentiment")
-    sys.modules.pop("minilm_sentiment", None)
+    return benchmark_module("minilm_sentiment")
 
 
 def score(text: str, module, vocabulary=None) -> int:
@@ -55,11 +46,9 @@ def test_generated_reviews_load_through_the_imdb_bert_loader(module, tmp_path):
 
 
 @pytest.fixture()
-def products(module, tmp_path, monkeypatch):
+def products(module, tmp_path, monkeypatch, benchmark_module):
     monkeypatch.setenv("LRPILOT_MINILM_PRODUCTS_DIR", str(tmp_path / "products"))
-    sys.modules.pop("minilm_products", None)
-    yield importlib.import_module("minilm_products")
-    sys.modules.pop("minilm_products", None)
+    return benchmark_module("minilm_products")
 
 
 def test_product_reviews_share_no_word_with_the_held_out_reviews(module, products):

@@ -3,7 +3,6 @@ rename_scores carries one policy's runs over under another name (some seeds only
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -17,11 +16,8 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture()
-def ppo_heldout(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    sys.modules.pop("ppo_heldout", None)
-    yield importlib.import_module("ppo_heldout")
-    sys.modules.pop("ppo_heldout", None)
+def ppo_heldout(benchmark_module):
+    return benchmark_module("ppo_heldout")
 
 
 def test_a_mean_gain_from_few_large_wins_is_reported_as_favouring_the_other(ppo_heldout) -> None:
@@ -49,15 +45,13 @@ def test_rename_scores_renames_every_learned_run_and_keeps_the_seeds_asked_for(t
     assert [(r["controller"], r["seed"]) for r in got] == [("policy:b", 0), ("policy:b", 1), ("constant+prodigy", 0)]
 
 
-def test_the_epoch_raise_probe_acts_as_a_card_with_that_raise_power(monkeypatch) -> None:
+def test_the_epoch_raise_probe_acts_as_a_card_with_that_raise_power(monkeypatch, benchmark_module) -> None:
     """``epoch-raise:policy=default,power=P`` (the stage-1 probe) decides as ``policy:default`` with ``raise_power = P``."""
     from lrpilot.controller import from_spec, spec
     from lrpilot.metrics import EpochMetrics
 
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
     monkeypatch.setattr(spec, "_REGISTRY", dict(spec._REGISTRY))  # the probe's registration ends with the test
-    monkeypatch.delitem(sys.modules, "epoch_raise", raising=False)
-    importlib.import_module("epoch_raise")
+    benchmark_module("epoch_raise")
 
     losses = [0.69, 0.69, 0.68, 0.60, 0.55, 0.56, 0.50, 0.49]
     for power in (1.0, 0.5):

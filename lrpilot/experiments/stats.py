@@ -57,6 +57,10 @@ class PairedTest:
     """Pairs where A is lower."""
     note: str = ""
     """Why no test was run, or what the smallest possible p is."""
+    signed_rank_sum: float = 0.0
+    """R+ minus R-: the Wilcoxon signed ranks of A's gains minus those of its losses (0 without a test). The p is
+    two-sided, so its sign says which side a significant p favours: a mean gain from a few large wins among many small
+    losses has a negative sum."""
 
 
 def _finite(values: Iterable[float | None]) -> list[float]:
@@ -117,8 +121,11 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], confidence: float 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         p = float(stats.wilcoxon(diffs, zero_method="wilcox", alternative="two-sided").pvalue)
+    nonzero_diffs = [d for d in diffs if d != 0]
+    ranks = stats.rankdata([abs(d) for d in nonzero_diffs])
+    rank_sum = float(sum(r if d > 0 else -r for r, d in zip(ranks, nonzero_diffs)))
     return PairedTest(estimate, p, wins, ties, losses, f"smallest possible p with {nonzero} non-zero pairs: "
-                      f"{min_wilcoxon_p(nonzero):.3g}")
+                      f"{min_wilcoxon_p(nonzero):.3g}", rank_sum)
 
 
 def convergence_epoch(history: Sequence[EpochMetrics], acc_tol: float = 0.005, loss_rtol: float = 0.01) -> int | None:
