@@ -113,6 +113,8 @@ class Controller(ABC):
         self.initial_lr: float = math.nan
         self.total_epochs: int = 0
         self.decisions_per_epoch: int = 1
+        self.pretrained: bool = False
+        """Whether the run fine-tunes a model that starts from pretrained weights (told by :meth:`reset`)."""
         self.epochs_seen: int = 0
         """Decisions taken so far (with the default one decision per epoch: epochs seen)."""
         self.last_multiplier: float = 1.0
@@ -120,13 +122,17 @@ class Controller(ABC):
         """The metrics ``act`` reads (beyond ``lr``); deployment checks the caller gives them."""
 
     # -- public API ---------------------------------------------------------------
-    def reset(self, initial_lr: float, total_epochs: int, decisions_per_epoch: int = 1) -> None:
+    def reset(self, initial_lr: float, total_epochs: int, decisions_per_epoch: int = 1, *,
+              pretrained: bool = False) -> None:
         """Start a new run with learning rate ``initial_lr`` and a budget of ``total_epochs``, deciding
-        ``decisions_per_epoch`` times per epoch (control intervals: 4 at ``--interval 0.25``).
+        ``decisions_per_epoch`` times per epoch (control intervals: 4 at ``--interval 0.25``);
+        ``pretrained``: the model starts from pretrained weights (a fine-tune).
 
         The budget stays in epochs; :attr:`total_decisions` is the number of ``act`` calls it allows.
         Every built-in controller keeps its parameters in epochs whatever the interval (see
-        docs/controller.md, "Control intervals").
+        docs/controller.md, "Control intervals"). Only a learned policy whose card says so acts
+        differently on a pretrained model (card ``raise_power_pretrained``); drivers pass ``pretrained``
+        only when it is true, so a plugin controller whose ``reset`` predates it keeps working elsewhere.
         """
         if not (isinstance(initial_lr, (int, float)) and math.isfinite(initial_lr) and initial_lr > 0):
             raise ValueError(f"initial_lr must be a finite number > 0, got {initial_lr!r}")
@@ -134,9 +140,12 @@ class Controller(ABC):
             raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs!r}")
         if isinstance(decisions_per_epoch, bool) or not isinstance(decisions_per_epoch, int) or decisions_per_epoch < 1:
             raise ValueError(f"decisions_per_epoch must be an integer >= 1, got {decisions_per_epoch!r}")
+        if not isinstance(pretrained, bool):
+            raise ValueError(f"pretrained must be True or False, got {pretrained!r}")
         self.initial_lr = float(initial_lr)
         self.total_epochs = total_epochs
         self.decisions_per_epoch = decisions_per_epoch
+        self.pretrained = pretrained
         self.epochs_seen = 0
         self.last_multiplier = 1.0
         self._reset()
@@ -189,6 +198,7 @@ class Controller(ABC):
             "initial_lr": self.initial_lr,
             "total_epochs": self.total_epochs,
             **({"decisions_per_epoch": self.decisions_per_epoch} if self.decisions_per_epoch != 1 else {}),
+            **({"pretrained": True} if self.pretrained else {}),
             "epochs_seen": self.epochs_seen,
             "last_multiplier": self.last_multiplier,
         }
@@ -204,6 +214,7 @@ class Controller(ABC):
         self.initial_lr = float(state["initial_lr"])
         self.total_epochs = int(state["total_epochs"])
         self.decisions_per_epoch = int(state.get("decisions_per_epoch", 1))  # absent: one per epoch
+        self.pretrained = bool(state.get("pretrained", False))  # absent: not told (states written before session 28)
         self.epochs_seen = int(state["epochs_seen"])
         self.last_multiplier = float(state["last_multiplier"])
         for key in self._state_keys:

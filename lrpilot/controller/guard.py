@@ -264,9 +264,11 @@ class Guard(Controller):
         """The inner learned policy's hash (AttributeError when the inner controller is not one)."""
         return self.inner.policy_hash  # type: ignore[attr-defined]
 
-    def reset(self, initial_lr: float, total_epochs: int, decisions_per_epoch: int = 1) -> None:
-        super().reset(initial_lr, total_epochs, decisions_per_epoch)
-        self.inner.reset(initial_lr, total_epochs, decisions_per_epoch)
+    def reset(self, initial_lr: float, total_epochs: int, decisions_per_epoch: int = 1, *,
+              pretrained: bool = False) -> None:
+        super().reset(initial_lr, total_epochs, decisions_per_epoch, pretrained=pretrained)
+        self.inner.reset(initial_lr, total_epochs, decisions_per_epoch,
+                         **({"pretrained": True} if pretrained else {}))
 
     def allow_rewind(self, intervals: int) -> None:
         super().allow_rewind(intervals)

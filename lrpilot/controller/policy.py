@@ -18,7 +18,8 @@ A policy is two files side by side:
   optionally ``raise_power`` (session 27): a number ``p`` in [0, 1]; at ``k`` decisions per epoch the policy's raise
   ``m > 1`` (base rule included) is applied as ``m ** (k ** -p)``: with 1 its raises are rates per epoch, as
   ``bold``'s are, while its cuts act at once; absent or 0, every multiplier acts per decision. With one decision per
-  epoch it changes nothing.
+  epoch it changes nothing; optionally ``raise_power_pretrained`` (session 28): the same, used instead of
+  ``raise_power`` when the run says its model starts from pretrained weights (``reset(..., pretrained=True)``).
 
 Loading never unpickles: weights come from safetensors, the card from JSON, and
 everything is checked against the card and the running encoder. Any problem raises
@@ -181,10 +182,10 @@ def _check_base(path: Path, base: Any) -> None:
                            f"got {_short(base)}")
 
 
-def _check_raise_power(path: Path, power: Any) -> None:
-    """``raise_power``: absent, or a number in [0, 1]."""
+def _check_raise_power(path: Path, power: Any, field: str = "raise_power") -> None:
+    """``raise_power`` (or ``raise_power_pretrained``): absent, or a number in [0, 1]."""
     if power is not None and not (_finite(power) and 0 <= power <= 1):
-        raise _error(path, f"raise_power must be a number in [0, 1], got {_short(power)}")
+        raise _error(path, f"{field} must be a number in [0, 1], got {_short(power)}")
 
 
 def _finite(value: Any) -> bool:
@@ -244,6 +245,7 @@ def read_policy(path_or_name: str | Path) -> tuple[dict[str, Any], dict[str, tor
     _check_normalization(card_path, card["normalization"], encoder.size)
     _check_base(card_path, card.get("base"))
     _check_raise_power(card_path, card.get("raise_power"))
+    _check_raise_power(card_path, card.get("raise_power_pretrained"), "raise_power_pretrained")
     weights = _load_weights(weights_path, weight_bytes, sizes)
     digest = hashlib.sha256(card_bytes + weight_bytes).hexdigest()
     return card, weights, digest, (card_path, weights_path)
@@ -328,7 +330,8 @@ class LearnedController(ObservingController):
     action is the most likely, and after :meth:`disable_undo` (a driver that cannot rewind the run)
     the undo action is masked: it acts on the most likely of the others. A residual policy (card
     ``base``) multiplies its action's multiplier by its base rule's (:attr:`base`); a card's ``raise_power`` spreads
-    raises over the decisions of an epoch (:attr:`raise_power`). The encoder is told the budget
+    raises over the decisions of an epoch (:attr:`raise_power`; on a pretrained model's run, ``raise_power_pretrained``
+    when the card has it). The encoder is told the budget
     in decisions (``total_epochs * decisions_per_epoch``). The history is
     part of :meth:`state_dict` (JSON-safe); ``policy_hash`` (sha256 over both files)
     identifies the policy, and a state from another policy is refused.
@@ -368,6 +371,10 @@ class LearnedController(ObservingController):
         """The base rule of a residual policy (a teacher name), None for a plain one."""
         self.raise_power: float = float(card.get("raise_power") or 0.0)
         """At ``k`` decisions per epoch a raise ``m > 1`` acts as ``m ** (k ** -raise_power)`` (card ``raise_power``)."""
+        pretrained_power = card.get("raise_power_pretrained")
+        self.raise_power_pretrained: float = self.raise_power if pretrained_power is None else float(pretrained_power)
+        """The same power on a run whose model starts from pretrained weights (card ``raise_power_pretrained``;
+        absent: :attr:`raise_power`)."""
 
     def spec(self) -> str:
         return f"policy:{self.source}"
@@ -398,8 +405,9 @@ class LearnedController(ObservingController):
         multiplier = self.action_spec.to_multiplier(action)
         if self.base is not None:  # a residual policy: the base rule's multiplier times the learned one
             multiplier *= float(teacher_multipliers(self.base, obs[None, :])[0])
-        if multiplier > 1.0 and self.raise_power:  # raises at rates per epoch: spread over the epoch's decisions
-            multiplier **= self.decisions_per_epoch ** -self.raise_power
+        power = self.raise_power_pretrained if self.pretrained else self.raise_power
+        if multiplier > 1.0 and power:  # raises at rates per epoch: spread over the epoch's decisions
+            multiplier **= self.decisions_per_epoch ** -power
         lr = metrics.lr
         if isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0:  # stay where training kept the LR
             lo, hi = LR_BOUNDS

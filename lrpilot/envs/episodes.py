@@ -92,7 +92,8 @@ def run_controller(env: LRControlEnv, case: EvalCase, controller: Controller) ->
         epochs = get_task(case.task).epochs
 
     def reset(played: LRControlEnv) -> None:
-        controller.reset(case.initial_lr, epochs, played.intervals_per_epoch)
+        told = {"pretrained": True} if played.session.task.starts_pretrained() else {}  # a fine-tune says so
+        controller.reset(case.initial_lr, epochs, played.intervals_per_epoch, **told)
 
     return run_episode(env, case, lambda obs, metrics: controller.act(metrics), on_reset=reset)
 

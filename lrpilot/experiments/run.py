@@ -135,10 +135,11 @@ def run_training(
         controller.disable_undo()  # masks an optional undo; ValueError for a controller that exists to undo
     session = TrainingSession(task, seed=config.seed, device=config.device, data_dir=config.data_dir,
                               undo=controller.may_undo, interval=config.interval, val_subset=config.val_subset)
-    if session.intervals_per_epoch == 1:  # the call plugin controllers written before intervals know
+    told = {"pretrained": True} if task.starts_pretrained() else {}  # passed only when true (plugin controllers)
+    if session.intervals_per_epoch == 1 and not told:  # the call plugin controllers written before intervals know
         controller.reset(task.lr, task.epochs)
     else:
-        controller.reset(task.lr, task.epochs, session.intervals_per_epoch)
+        controller.reset(task.lr, task.epochs, session.intervals_per_epoch, **told)
     budget = session.total_intervals(task.epochs)
     if controller.may_undo:
         controller.allow_rewind(budget)  # the session keeps as many interval starts as the controller may need

@@ -36,7 +36,8 @@ from lrpilot.controller.base import Controller
 from lrpilot.integrations.evidence import EVIDENCE_METRICS
 from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
 from lrpilot.integrations.scheduler import (
-    check_bounds, check_total_epochs, build_epoch_metrics, check_identity, check_required, rescale_optimizer, resolve_controller,
+    check_bounds, check_total_epochs, build_epoch_metrics, check_identity, check_required, pretrained_flag, rescale_optimizer,
+    resolve_controller,
 )
 
 __all__ = ["PolicyLRCallback"]
@@ -81,6 +82,9 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
             ``eval_steps = ceil(steps_per_epoch / N)``: N). Given, the controller plans
             ``total_epochs`` (default ``num_train_epochs``) epochs of N decisions each, its
             parameters in epochs; None (default): every evaluation counts as one epoch.
+        pretrained: True when the model starts from pretrained weights (``from_pretrained``: the usual
+            Trainer fine-tune); the controller is told (``policy:default`` then spreads its raises over the
+            epoch's decisions, as ``policy:finetune`` does). Default: False.
 
     Needs an eval strategy that evaluates (``"epoch"`` or ``"steps"``), one eval
     dataset, and a scheduler with ``base_lrs`` (every Trainer schedule except the
@@ -117,9 +121,11 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
         undo: bool = True,
         undo_lr_factor: float = 0.1,
         decisions_per_epoch: int | None = None,
+        pretrained: bool = False,
     ) -> None:
         check_bounds(min_lr, max_lr)
         check_total_epochs(total_epochs)
+        self._told = pretrained_flag(pretrained)
         if not isinstance(undo, bool):
             raise ValueError(f"undo must be True or False, got {undo!r}")
         self.undo_lr_factor = check_undo_factor(undo_lr_factor)
@@ -148,7 +154,8 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
         """``args`` rebuild the callback; ``attributes`` hold the controller's whole state."""
         args = {"controller": self.controller.spec(), "total_epochs": self.total_epochs,
                 "min_lr": self.min_lr, "max_lr": self.max_lr, "undo": self.undo, "undo_lr_factor": self.undo_lr_factor,
-                **({"decisions_per_epoch": self.decisions_per_epoch} if self.decisions_per_epoch else {})}
+                **({"decisions_per_epoch": self.decisions_per_epoch} if self.decisions_per_epoch else {}),
+                **self._told}
         saved = None
         if self._active or self.last_step >= 0:
             saved = {"controller": self.controller.state_dict(),
@@ -215,10 +222,10 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
     # -- helpers -------------------------------------------------------------------
     def _reset_controller(self, args: Any, state: Any, lr: float) -> None:
         if self.decisions_per_epoch is None:
-            self.controller.reset(lr, self.total_epochs or _planned_evaluations(args, state))
+            self.controller.reset(lr, self.total_epochs or _planned_evaluations(args, state), **self._told)
             return
         epochs = self.total_epochs or max(1, math.ceil(state.num_train_epochs or args.num_train_epochs))
-        self.controller.reset(lr, epochs, self.decisions_per_epoch)
+        self.controller.reset(lr, epochs, self.decisions_per_epoch, **self._told)
 
     def _start_snapshots(self, args: Any, state: Any, model: Any, optimizer: Any) -> None:
         """Refuse or mask undo in a sharded run, then take the first snapshot (or load a resumed one)."""

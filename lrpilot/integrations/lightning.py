@@ -47,8 +47,8 @@ except ImportError as exc:
 from lrpilot.controller.base import Controller
 from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
 from lrpilot.integrations.scheduler import (
-    ALLOWED_METRICS, build_epoch_metrics, check_bounds, check_total_epochs, check_identity, check_required, rescale_optimizer,
-    resolve_controller,
+    ALLOWED_METRICS, build_epoch_metrics, check_bounds, check_total_epochs, check_identity, check_required, pretrained_flag,
+    rescale_optimizer, resolve_controller,
 )
 
 __all__ = ["PolicyLRCallback"]
@@ -97,6 +97,9 @@ class PolicyLRCallback(UndoIntrospection, pl.Callback):
         decisions_per_epoch: validations per epoch (``val_check_interval=1/N``: N). Given, the
             controller plans ``total_epochs`` (default ``max_epochs``) epochs of N decisions each,
             its parameters in epochs; None (default): every validation counts as one epoch.
+        pretrained: True when the module starts from pretrained weights (a fine-tune); the controller
+            is told (``policy:default`` then spreads its raises over the epoch's decisions, as
+            ``policy:finetune`` does). Default: False.
 
     ``train_loss`` and ``train_loss_std`` (mean and spread of the minibatch losses
     since the previous validation) are measured by the callback from the loss that
@@ -138,9 +141,11 @@ class PolicyLRCallback(UndoIntrospection, pl.Callback):
         undo: bool = True,
         undo_lr_factor: float = 0.1,
         decisions_per_epoch: int | None = None,
+        pretrained: bool = False,
     ) -> None:
         check_bounds(min_lr, max_lr)
         check_total_epochs(total_epochs)
+        self._told = pretrained_flag(pretrained)
         if not isinstance(undo, bool):
             raise ValueError(f"undo must be True or False, got {undo!r}")
         self.undo_lr_factor = check_undo_factor(undo_lr_factor)
@@ -181,7 +186,8 @@ class PolicyLRCallback(UndoIntrospection, pl.Callback):
         if total is None or total < 1:
             raise ValueError(f"set total_epochs: trainer.max_epochs is {trainer.max_epochs!r}")
         group = trainer.optimizers[0].param_groups[0]
-        self.controller.reset(float(group.get("initial_lr", group["lr"])), int(total), self.decisions_per_epoch or 1)
+        self.controller.reset(float(group.get("initial_lr", group["lr"])), int(total), self.decisions_per_epoch or 1,
+                              **self._told)
         self._losses = []
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

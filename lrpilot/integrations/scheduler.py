@@ -217,6 +217,14 @@ def check_bounds(min_lr: float, max_lr: float | None) -> None:
         raise ValueError(f"max_lr must be None or a finite number > min_lr ({min_lr}), got {max_lr!r}")
 
 
+def pretrained_flag(pretrained: bool) -> dict[str, bool]:
+    """``reset``'s keyword for a pretrained model (empty otherwise, so a plugin controller whose ``reset`` predates
+    it keeps working); ``ValueError`` for anything but a bool."""
+    if not isinstance(pretrained, bool):
+        raise ValueError(f"pretrained must be True or False, got {pretrained!r}")
+    return {"pretrained": True} if pretrained else {}
+
+
 def check_total_epochs(total_epochs: int | None) -> None:
     """ValueError unless ``total_epochs`` is None (inferred later) or an integer >= 1."""
     if total_epochs is not None and (isinstance(total_epochs, bool) or not isinstance(total_epochs, int)
@@ -240,6 +248,9 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         decisions_per_epoch: how many times per epoch ``step(metrics)`` is called (control
             intervals: 4 for a validation every quarter epoch); the controller is told. Default: 1.
         undo_lr_factor: what an undo multiplies the restored LR by, in (0, 1]. Default: 0.1.
+        pretrained: True when ``model`` starts from pretrained weights (fine-tuning BERT, say); the
+            controller is told (``policy:default`` then spreads its raises over the epoch's decisions,
+            as ``policy:finetune`` does). Default: False.
 
     ``step(metrics)`` after each validation, with a mapping of ``train_loss``,
     ``val_loss`` and optionally ``val_acc`` and ``train_loss_std``, or a bare number
@@ -291,6 +302,7 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         model: torch.nn.Module | None = None,
         decisions_per_epoch: int = 1,
         undo_lr_factor: float = 0.1,
+        pretrained: bool = False,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
@@ -309,7 +321,8 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         """The decisions (1-based, as ``controller.epochs_seen``) that were undos."""
         self._last_undo = False
         first = optimizer.param_groups[0]
-        self.controller.reset(float(first.get("initial_lr", first["lr"])), total_epochs, decisions_per_epoch)
+        self.controller.reset(float(first.get("initial_lr", first["lr"])), total_epochs, decisions_per_epoch,
+                              **pretrained_flag(pretrained))
         super().__init__(optimizer)
         self._snapshot = IntervalSnapshot(model, [optimizer]) if undoes and model is not None else None
         if self._snapshot is not None:

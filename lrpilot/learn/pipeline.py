@@ -176,6 +176,8 @@ def _initial_actor(init_policy: str | None, residual: str | None, spec: Any, act
         raise ValueError(f"init_policy: {init_policy!r} raises at rates per epoch (raise_power = "
                          f"{initial.raise_power:g}), which PPO's environments do not apply to the actor; start from "
                          "a policy without raise_power")
+    # raise_power_pretrained (the shipped default's, session 28) is let through: PPO's environments never tell a
+    # controller that its run is pretrained, so they play such a policy as they always did; the export omits it.
     if initial.encoder.version != encoder_version:
         raise ValueError(f"init_policy: {init_policy!r} reads observation encoder v{initial.encoder.version}; "
                          f"set encoder_version = {initial.encoder.version}")

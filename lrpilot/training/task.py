@@ -60,6 +60,14 @@ class Task:
     """Minibatch size for validation and test (no gradients)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Task-specific settings (model name, max sequence length, sizes...)."""
+    pretrained: bool = False
+    """The model starts from pretrained weights (a fine-tune, e.g. BERT); see :meth:`starts_pretrained`."""
+
+    def starts_pretrained(self) -> bool:
+        """Whether the run fine-tunes pretrained weights: :attr:`pretrained`, or a synthetic fine-tune
+        (``options["pretrain"]`` > 0, :mod:`lrpilot.training.finetune`). Runs tell their controller
+        (``Controller.reset(..., pretrained=True)``)."""
+        return bool(self.pretrained) or bool(self.options.get("pretrain"))
 
     def with_overrides(self, **overrides: Any) -> "Task":
         """A copy with fields changed; unknown names go into ``options`` only if already there.

@@ -260,7 +260,7 @@ def bert_classifier(task: Task, data: DataSplits) -> nn.Module:
 IMDB_BERT = Task(
     name="imdb-bert", load_data=load_imdb, build_model=bert_classifier,
     description="BERT (bert-base-uncased) fine-tuned on IMDB sentiment (seed experiment; GPU)",
-    optimizer="adam", lr=1e-3, batch_size=64, epochs=50, eval_batch_size=256,
+    optimizer="adam", lr=1e-3, batch_size=64, epochs=50, eval_batch_size=256, pretrained=True,
     options={"model": "bert-base-uncased", "tokenizer": None, "max_length": 256, "val_size": 2500, "cache_dir": None,
              "group_by_length": True},
 )
