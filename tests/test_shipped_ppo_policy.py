@@ -39,10 +39,13 @@ def test_the_shipped_ppo_policy_records_its_recipe_start_curve_and_held_out_eval
     assert prov["validation_best"] == min(curve, key=lambda e: (e["mean_regret"], e["timesteps"]))  # the run's own pick
     held = prov["heldout_evaluation"]
     assert held["paired_pooled"]["bold"]["p_value"] < 0.05 < held["paired_pooled"]["bold"]["mean_diff_points"]
+    clone = held["paired_pooled"]["policy:clone"]  # (a): below its start, the clone
+    assert clone["p_value"] < 0.05 < clone["mean_diff_points"] and clone["signed_ranks_favour"] == "policy"
     worst = held["vs_rule_worst"][1]  # (c): the lowest cell against rule, MiniLM included
     old = before["heldout_evaluation"]["minilm_sentiment"]["vs_rule_points"]["interval_1"]["0.0001"]
-    assert old < worst < 0  # nearer (c) than the default it replaced (its MiniLM miss), not yet within a point
-    assert sum(v < -1 for v in held["vs_rule_per_lr_and_grid"].values()) == 1
+    assert old < -1 < worst < 0  # within a point since session 28 (told that MiniLM is pretrained); its start was not
+    assert held["vs_rule_per_lr_and_grid"]["minilm-e5-i0.25 lr=0.0001"] > 0  # the session-25 default's one miss
+    assert card["raise_power_pretrained"] == 1
     returns = [p["mean_return_vs_twin"] for p in prov["training_curve"]["points"]]  # the training curve
     assert len(returns) >= 10 and prov["training_curve"]["points"][-1]["timesteps"] >= shipped["timesteps"]
 
