@@ -84,6 +84,11 @@ def test_tasks_say_whether_they_start_pretrained() -> None:
     assert not get_task("cifar10-resnet18").starts_pretrained()
     seq = get_task("seq-cnn")
     assert not seq.starts_pretrained() and seq.with_overrides(pretrain=512).starts_pretrained()
+    digits = get_task("digits-mlp").with_overrides(pretrained=True)  # `--option pretrained=true` on any task
+    assert digits.starts_pretrained()
+    digits.validate()
+    with pytest.raises(ValueError, match="pretrained must be True or False"):
+        get_task("digits-mlp").with_overrides(pretrained=1).validate()  # `--option pretrained=1`
 
 
 class Recorder(Controller):

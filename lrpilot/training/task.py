@@ -110,6 +110,8 @@ class Task:
                 raise ValueError(f"{key} must be an integer >= 1, got {value!r}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"weight_decay must be a finite number >= 0, got {self.weight_decay!r}")
+        if not isinstance(self.pretrained, bool):
+            raise ValueError(f"pretrained must be True or False, got {self.pretrained!r}")
 
 
 def _finite_float(value: int | float) -> bool:
