@@ -181,3 +181,21 @@ def test_the_callbacks_take_pretrained() -> None:
     lightning = pytest.importorskip("lrpilot.integrations.lightning")
     with pytest.raises(ValueError, match="pretrained must be True or False"):
         lightning.PolicyLRCallback("rule", pretrained="no")  # type: ignore[arg-type]
+
+
+def test_the_three_sign_check_finds_where_such_a_guard_would_first_undo(tmp_path: Path, benchmark_module) -> None:
+    """``benchmarks/pretrained_guard_signs.py`` (session 28's tried and reverted guard change): a plain run whose first
+    interval predicts one class at chance loss is flagged there, and counts as a false alarm when the run ends fine."""
+    signs = benchmark_module("pretrained_guard_signs")
+    chance = 2.302585  # digits: ten balanced classes
+    one_class = {"epoch": 1, "lr": 1e-5, "train_loss": chance, "val_loss": chance, "val_acc": 0.1,
+                 "val_top_share": 1.0, "val_majority_share": 0.11, "val_chance_loss": chance, "val_spread": 0.01}
+    learning = {**one_class, "epoch": 2, "val_loss": 1.0, "val_acc": 0.7, "val_top_share": 0.2}
+    for seed, first in ((0, one_class), (1, learning)):
+        run = tmp_path / f"digits-mlp__rule__lr1e-05__s{seed}"
+        run.mkdir()
+        final = {"final": {"config": {"task": "digits-mlp", "controller": "rule", "lr": 1e-5, "seed": seed},
+                           "diverged": False, "test_acc": 0.9}}
+        run.joinpath("metrics.jsonl").write_text("\n".join(json.dumps(r) for r in ({**first, "epoch": 1}, learning, final)))
+    rows = signs.table([tmp_path])
+    assert [(r["seed"], r["first_undo"], r["plain_bad"]) for r in rows] == [(0, 1, False), (1, None, False)]
