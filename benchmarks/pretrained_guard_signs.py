@@ -1,7 +1,7 @@
 """Would a guard that judges collapse on three signs (no spread) undo these plain runs? Session 28's tried change.
 
 Session 28 tried, for ``+guard`` on a pretrained model deciding once per epoch, a collapse test on the first three
-signs alone (one class, balanced labels, loss at chance: :func:`three_signs`), without the output-spread sign. A guarded
+signs alone (one class, balanced labels, loss at chance: :func:`lrpilot.controller.guard.one_class_at_chance`), without the output-spread sign. A guarded
 run is its plain twin decision for decision until the guard's first undo, and with that test the guard's verdict on
 an interval does not depend on the run's earlier intervals. So for every plain run (a controller without ``+guard``)
 under the given ``lrpilot compare`` / ``evaluate-controller`` folders, this finds the first interval such a guard would
@@ -22,16 +22,8 @@ from pathlib import Path
 
 from guard_alarms import SUFFIX, _bad, _class_rates, _runs
 
-from lrpilot.controller.guard import COLLAPSE_CHANCE_RATIO, COLLAPSE_MAX_MAJORITY_SHARE, COLLAPSE_TOP_SHARE, diverged
+from lrpilot.controller.guard import diverged, one_class_at_chance
 from lrpilot.metrics import EpochMetrics
-
-
-def three_signs(m: EpochMetrics) -> bool:
-    """The guard's first three signs of collapse (lrpilot/controller/guard.py), without the output spread."""
-    fields = (m.val_top_share, m.val_majority_share, m.val_loss, m.val_chance_loss)
-    return all(isinstance(v, (int, float)) for v in fields) and (
-        m.val_top_share >= COLLAPSE_TOP_SHARE and m.val_majority_share <= COLLAPSE_MAX_MAJORITY_SHARE  # type: ignore[operator]
-        and m.val_loss >= COLLAPSE_CHANCE_RATIO * m.val_chance_loss)  # type: ignore[operator]
 
 
 def first_undo(path: Path) -> int | None:
@@ -41,7 +33,7 @@ def first_undo(path: Path) -> int | None:
         if "final" in record:
             continue
         metrics = EpochMetrics.from_dict(record)
-        if diverged(metrics) or three_signs(metrics):
+        if diverged(metrics) or one_class_at_chance(metrics):
             return metrics.epoch
     return None
 

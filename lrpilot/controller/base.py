@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from lrpilot.metrics import EpochMetrics
 
-__all__ = ["Controller", "MIN_MULTIPLIER", "MAX_MULTIPLIER", "monitored_value", "is_better", "UNDO", "Undo"]
+__all__ = ["Controller", "MIN_MULTIPLIER", "MAX_MULTIPLIER", "monitored_value", "is_better", "UNDO", "Undo", "pretrained_flag"]
 
 MIN_MULTIPLIER = 1e-6
 """Smallest multiplier ``act`` returns; a zero LR could never be raised again."""
@@ -140,8 +140,7 @@ class Controller(ABC):
             raise ValueError(f"total_epochs must be an integer >= 1, got {total_epochs!r}")
         if isinstance(decisions_per_epoch, bool) or not isinstance(decisions_per_epoch, int) or decisions_per_epoch < 1:
             raise ValueError(f"decisions_per_epoch must be an integer >= 1, got {decisions_per_epoch!r}")
-        if not isinstance(pretrained, bool):
-            raise ValueError(f"pretrained must be True or False, got {pretrained!r}")
+        pretrained_flag(pretrained)  # ValueError for anything but a bool
         self.initial_lr = float(initial_lr)
         self.total_epochs = total_epochs
         self.decisions_per_epoch = decisions_per_epoch
@@ -198,7 +197,7 @@ class Controller(ABC):
             "initial_lr": self.initial_lr,
             "total_epochs": self.total_epochs,
             **({"decisions_per_epoch": self.decisions_per_epoch} if self.decisions_per_epoch != 1 else {}),
-            **({"pretrained": True} if self.pretrained else {}),
+            **pretrained_flag(self.pretrained),
             "epochs_seen": self.epochs_seen,
             "last_multiplier": self.last_multiplier,
         }
@@ -230,6 +229,14 @@ class Controller(ABC):
     @abstractmethod
     def _act(self, metrics: EpochMetrics) -> float:
         """Decide the multiplier; ``self.epochs_seen`` already counts this epoch."""
+
+
+def pretrained_flag(pretrained: bool) -> dict[str, bool]:
+    """:meth:`Controller.reset`'s keyword for a pretrained model, empty otherwise: drivers pass it only when true, so
+    a plugin controller whose ``reset`` predates it keeps working elsewhere. ``ValueError`` for anything but a bool."""
+    if not isinstance(pretrained, bool):
+        raise ValueError(f"pretrained must be True or False, got {pretrained!r}")
+    return {"pretrained": True} if pretrained else {}
 
 
 def monitored_value(metrics: EpochMetrics, metric: str) -> float:

@@ -78,13 +78,13 @@ import math
 import warnings
 from typing import Any, ClassVar
 
-from lrpilot.controller.base import Controller, Undo
+from lrpilot.controller.base import Controller, Undo, pretrained_flag
 from lrpilot.metrics import EpochMetrics
 
 __all__ = ["Guard", "GUARD_SUFFIX", "collapsed", "diverged", "COLLAPSE_TOP_SHARE", "COLLAPSE_MAX_MAJORITY_SHARE",
            "COLLAPSE_CHANCE_RATIO", "COLLAPSE_SPREAD_RATIO", "COLLAPSE_MAX_SPREAD", "exploded", "EXPLODED_LOSS_RATIO",
            "EXPLODED_ACC_MARGIN", "learned", "thrashed", "THRASHED_LOSS_RATIO", "LEARNED_ACC_MARGIN",
-           "RAISE_CEILING"]
+           "RAISE_CEILING", "one_class_at_chance"]
 
 GUARD_SUFFIX = "+guard"
 """The spec suffix that wraps a controller in a :class:`Guard`."""
@@ -161,6 +161,18 @@ def learned(metrics: EpochMetrics) -> bool:
     return _finite(metrics.val_acc) and metrics.val_acc >= margin  # type: ignore[operator]
 
 
+def one_class_at_chance(metrics: EpochMetrics) -> bool:
+    """The first three signs of collapse (module docstring): nearly every validation prediction in one class, classes
+    balanced enough for that to be wrong, the validation loss at chance level. A run that has not learned yet shows
+    them too; :func:`collapsed` adds the output-spread sign. False when a field is missing or not finite."""
+    evidence = (metrics.val_top_share, metrics.val_majority_share, metrics.val_chance_loss, metrics.val_loss)
+    if not all(_finite(value) for value in evidence):
+        return False
+    return (metrics.val_top_share >= COLLAPSE_TOP_SHARE  # type: ignore[operator]
+            and metrics.val_majority_share <= COLLAPSE_MAX_MAJORITY_SHARE  # type: ignore[operator]
+            and metrics.val_loss >= COLLAPSE_CHANCE_RATIO * metrics.val_chance_loss)  # type: ignore[operator]
+
+
 def collapsed(metrics: EpochMetrics, reference_spread: float | None = None) -> bool:
     """The model has stopped discriminating (module docstring; every threshold is a named constant).
 
@@ -175,18 +187,13 @@ def collapsed(metrics: EpochMetrics, reference_spread: float | None = None) -> b
         >>> collapsed(m), collapsed(dataclasses.replace(m, val_spread=0.5))
         (True, False)
     """
-    evidence = (metrics.val_top_share, metrics.val_majority_share, metrics.val_chance_loss, metrics.val_spread,
-                metrics.val_loss)
-    if not all(_finite(value) for value in evidence):
+    if not (_finite(metrics.val_spread) and one_class_at_chance(metrics)):
         return False
     if reference_spread is None:
         reference_spread = metrics.val_spread_start
     relative = _finite(reference_spread) and reference_spread > 0  # type: ignore[operator]
     limit = COLLAPSE_SPREAD_RATIO * reference_spread if relative else COLLAPSE_MAX_SPREAD  # type: ignore[operator]
-    return (metrics.val_top_share >= COLLAPSE_TOP_SHARE  # type: ignore[operator]
-            and metrics.val_majority_share <= COLLAPSE_MAX_MAJORITY_SHARE  # type: ignore[operator]
-            and metrics.val_loss >= COLLAPSE_CHANCE_RATIO * metrics.val_chance_loss  # type: ignore[operator]
-            and metrics.val_spread < limit)  # type: ignore[operator]
+    return metrics.val_spread < limit  # type: ignore[operator]
 
 
 def thrashed(metrics: EpochMetrics, reference_spread: float | None = None) -> bool:
@@ -267,8 +274,7 @@ class Guard(Controller):
     def reset(self, initial_lr: float, total_epochs: int, decisions_per_epoch: int = 1, *,
               pretrained: bool = False) -> None:
         super().reset(initial_lr, total_epochs, decisions_per_epoch, pretrained=pretrained)
-        self.inner.reset(initial_lr, total_epochs, decisions_per_epoch,
-                         **({"pretrained": True} if pretrained else {}))
+        self.inner.reset(initial_lr, total_epochs, decisions_per_epoch, **pretrained_flag(pretrained))
 
     def allow_rewind(self, intervals: int) -> None:
         super().allow_rewind(intervals)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from lrpilot.controller.base import Controller, Undo
+from lrpilot.controller.base import Controller, Undo, pretrained_flag
 from lrpilot.envs.lr_control import LRControlEnv
 from lrpilot.metrics import EpochMetrics
 
@@ -92,8 +92,8 @@ def run_controller(env: LRControlEnv, case: EvalCase, controller: Controller) ->
         epochs = get_task(case.task).epochs
 
     def reset(played: LRControlEnv) -> None:
-        told = {"pretrained": True} if played.session.task.starts_pretrained() else {}  # a fine-tune says so
-        controller.reset(case.initial_lr, epochs, played.intervals_per_epoch, **told)
+        controller.reset(case.initial_lr, epochs, played.intervals_per_epoch,
+                         **pretrained_flag(played.session.task.starts_pretrained()))
 
     return run_episode(env, case, lambda obs, metrics: controller.act(metrics), on_reset=reset)
 

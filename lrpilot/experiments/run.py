@@ -20,7 +20,7 @@ import torch
 
 from lrpilot.atomic import torch_save_atomic, write_text_atomic
 from lrpilot.controller import from_spec
-from lrpilot.controller.base import Undo
+from lrpilot.controller.base import Undo, pretrained_flag
 from lrpilot.metrics import EpochMetrics
 from lrpilot.training import TrainingSession, get_task
 from lrpilot.training.snapshots import UNDO_LR_FACTOR
@@ -135,7 +135,7 @@ def run_training(
         controller.disable_undo()  # masks an optional undo; ValueError for a controller that exists to undo
     session = TrainingSession(task, seed=config.seed, device=config.device, data_dir=config.data_dir,
                               undo=controller.may_undo, interval=config.interval, val_subset=config.val_subset)
-    told = {"pretrained": True} if task.starts_pretrained() else {}  # passed only when true (plugin controllers)
+    told = pretrained_flag(task.starts_pretrained())
     if session.intervals_per_epoch == 1 and not told:  # the call plugin controllers written before intervals know
         controller.reset(task.lr, task.epochs)
     else:

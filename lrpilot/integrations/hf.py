@@ -32,11 +32,11 @@ except ImportError as exc:  # pragma: no cover - transformers is a core dependen
 
 import torch
 
-from lrpilot.controller.base import Controller
+from lrpilot.controller.base import Controller, pretrained_flag
 from lrpilot.integrations.evidence import EVIDENCE_METRICS
 from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
 from lrpilot.integrations.scheduler import (
-    check_bounds, check_total_epochs, build_epoch_metrics, check_identity, check_required, pretrained_flag, rescale_optimizer,
+    check_bounds, check_total_epochs, build_epoch_metrics, check_identity, check_required, rescale_optimizer,
     resolve_controller,
 )
 

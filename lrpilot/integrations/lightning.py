@@ -44,11 +44,11 @@ except ImportError as exc:
         "lrpilot.integrations.lightning needs Lightning: pip install 'lrpilot[lightning]'"
     ) from exc
 
-from lrpilot.controller.base import Controller
+from lrpilot.controller.base import Controller, pretrained_flag
 from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
 from lrpilot.integrations.scheduler import (
-    ALLOWED_METRICS, build_epoch_metrics, check_bounds, check_total_epochs, check_identity, check_required, pretrained_flag,
-    rescale_optimizer, resolve_controller,
+    ALLOWED_METRICS, build_epoch_metrics, check_bounds, check_total_epochs, check_identity, check_required, rescale_optimizer,
+    resolve_controller,
 )
 
 __all__ = ["PolicyLRCallback"]

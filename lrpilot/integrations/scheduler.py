@@ -22,7 +22,7 @@ import torch
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from lrpilot.controller.base import Controller
+from lrpilot.controller.base import Controller, pretrained_flag
 from lrpilot.controller.spec import from_spec, list_controllers
 from lrpilot.integrations.evidence import EVIDENCE_METRICS
 from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
@@ -215,14 +215,6 @@ def check_bounds(min_lr: float, max_lr: float | None) -> None:
     if max_lr is not None and (isinstance(max_lr, bool) or not isinstance(max_lr, numbers.Real)
                                or not (math.isfinite(max_lr) and max_lr > min_lr)):
         raise ValueError(f"max_lr must be None or a finite number > min_lr ({min_lr}), got {max_lr!r}")
-
-
-def pretrained_flag(pretrained: bool) -> dict[str, bool]:
-    """``reset``'s keyword for a pretrained model (empty otherwise, so a plugin controller whose ``reset`` predates
-    it keeps working); ``ValueError`` for anything but a bool."""
-    if not isinstance(pretrained, bool):
-        raise ValueError(f"pretrained must be True or False, got {pretrained!r}")
-    return {"pretrained": True} if pretrained else {}
 
 
 def check_total_epochs(total_epochs: int | None) -> None:
