@@ -9,7 +9,7 @@ intervals; one JSON line per measurement: validation loss and accuracy, the shar
 most predicted class (``top``), the spread of the outputs over inputs (``spread``; docs/controller.md,
 "The guard"), the interval's mean training loss and its spread over the minibatches, and how far the
 interval moved the weights (``displacement``: the norm of the change of all parameters over the norm of
-the parameters at the interval's start).
+the parameters at the interval's start, ``EpochMetrics.weight_change`` of a session that keeps snapshots).
 """
 
 from __future__ import annotations
@@ -17,15 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 import minilm_sentiment  # noqa: F401 - registers the task
+import minilm_products  # noqa: F401
 
 from lrpilot.training import TrainingSession, get_task
-
-
-def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().flatten().double() for p in model.parameters()])
 
 
 def main() -> None:
@@ -39,20 +34,18 @@ def main() -> None:
     for lr in (float(x) for x in args.lrs.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
             session = TrainingSession(get_task(args.task).with_overrides(lr=lr), seed=seed, interval=args.interval,
-                                      device="cpu")
+                                      device="cpu", undo=True)  # undo=True: it measures weight_change
             start = session.evaluate("val")
             print(json.dumps({"task": args.task, "lr": lr, "seed": seed, "epochs": 0.0, "val_loss": start["loss"],
                               "val_acc": start["acc"], "top": start["top_share"], "spread": start["spread"],
                               "chance_loss": start["chance_loss"], "majority": start["majority_share"]}), flush=True)
             for _ in range(args.intervals):
-                before = flat_parameters(session.model)
                 m = session.run_interval()
-                moved = float((flat_parameters(session.model) - before).norm() / before.norm())
                 print(json.dumps({"task": args.task, "lr": lr, "seed": seed,
                                   "epochs": m.elapsed_epochs or float(m.epoch), "val_loss": m.val_loss,
                                   "val_acc": m.val_acc, "top": m.val_top_share, "spread": m.val_spread,
                                   "train_loss": m.train_loss, "train_loss_std": m.train_loss_std,
-                                  "displacement": moved}), flush=True)
+                                  "displacement": m.weight_change}), flush=True)
 
 
 if __name__ == "__main__":

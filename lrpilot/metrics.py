@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-__all__ = ["EpochMetrics", "METRIC_NAMES", "OPTIONAL_METRICS"]
+__all__ = ["EpochMetrics", "METRIC_NAMES", "OPTIONAL_METRICS", "weight_change"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,10 @@ class EpochMetrics:
     val_spread_start: float | None = None
     """``val_spread`` of the model before any training, the reference against which a collapse (the
     spread falling far below it) is judged; measured by runs that can undo, None elsewhere."""
+    weight_change: float | None = None
+    """How far the interval moved the model: the norm of the change of all parameters over their norm at
+    the interval's start (0.0006, 0.0057 and 0.053 for a pretrained MiniLM's first epoch under Adam at LR
+    1e-5, 1e-4 and 1e-3). Measured by runs that can undo (they keep the interval's start), None elsewhere."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; non-finite floats become None (JSON has no NaN). ``undone`` appears
@@ -103,5 +107,24 @@ class EpochMetrics:
 METRIC_NAMES: tuple[str, ...] = tuple(f.name for f in fields(EpochMetrics))
 
 OPTIONAL_METRICS: tuple[str, ...] = ("elapsed_epochs", "val_top_share", "val_majority_share", "val_chance_loss",
-                                     "val_spread", "val_spread_start")
+                                     "val_spread", "val_spread_start", "weight_change")
 """Fields written only when measured (None otherwise): interval position and the collapse evidence."""
+
+
+def weight_change(model: Any, start: Mapping[str, Any]) -> float | None:
+    """:attr:`EpochMetrics.weight_change` of ``model`` (a ``torch.nn.Module``) since ``start`` (a ``state_dict`` of
+    it, as the snapshots behind undo keep): the norm of the change of all parameters over the norm of their values
+    in ``start``, in double precision. None when ``start`` lacks a parameter or has another shape, a value is not
+    finite, or the start's norm is 0. Uses only tensor methods, so this module still imports no torch."""
+    moved: Any = 0.0
+    size: Any = 0.0
+    for name, param in model.named_parameters():
+        before = start.get(name)
+        if before is None or tuple(before.shape) != tuple(param.shape):
+            return None
+        before = before.to(param.device).double()
+        moved = moved + (param.detach().double() - before).square().sum()  # a tensor on the model's device
+        size = size + before.square().sum()
+    moved, size = float(moved), float(size)  # one transfer, not one per parameter
+    change = math.sqrt(moved / size) if size > 0 else math.nan
+    return change if math.isfinite(change) else None

@@ -201,6 +201,23 @@ def test_undo_recovers_a_run_started_at_a_diverging_lr(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_callback_that_can_undo_measures_how_far_each_interval_moved_the_weights(tmp_path: Path) -> None:
+    moved: list[float | None] = []
+
+    class Recording(type(_undoer())):  # type: ignore[misc]
+        def _act(self, metrics: Any) -> float:
+            moved.append(metrics.weight_change)
+            return 1.0
+
+    trainer = make_trainer(tmp_path, PolicyLRCallback(Recording()), epochs=1)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.train()
+    change = torch.cat([(p.detach() - before[n]).flatten() for n, p in trainer.model.named_parameters()]).double()
+    size = torch.cat([v.flatten() for v in before.values()]).double().norm()
+    assert moved == [pytest.approx(float(change.norm() / size), rel=1e-9)] and moved[0] > 0
+
+
+@pytest.mark.slow
 def test_undo_restores_the_trainers_model_and_optimizer_in_place(tmp_path: Path) -> None:
     callback = PolicyLRCallback(_undoer(limit=0.0))  # undoes every interval: training never moves on
     trainer = make_trainer(tmp_path, callback, epochs=2)

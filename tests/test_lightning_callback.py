@@ -179,6 +179,22 @@ def test_undo_recovers_a_run_started_at_a_diverging_lr() -> None:
     assert module.lrs[-1] == pytest.approx(10.0 * 0.1 ** callback.undos)
 
 
+def test_a_callback_that_can_undo_measures_how_far_each_interval_moved_the_weights() -> None:
+    moved: list[float | None] = []
+
+    class Recording(type(_undoer())):  # type: ignore[misc]
+        def _act(self, metrics: EpochMetrics) -> float:
+            moved.append(metrics.weight_change)
+            return 1.0
+
+    module = DigitsModule()
+    before = {name: p.detach().clone() for name, p in module.named_parameters()}
+    fit(module, [PolicyLRCallback(Recording())], max_epochs=1)
+    change = torch.cat([(p.detach() - before[n]).flatten() for n, p in module.named_parameters()]).double().norm()
+    size = torch.cat([v.flatten() for v in before.values()]).double().norm()
+    assert moved == [pytest.approx(float(change / size), rel=1e-9)] and moved[0] > 0
+
+
 def test_undo_restores_the_module_and_optimizer_in_place_and_resumes(tmp_path: Path) -> None:
     module, callback = DigitsModule(), PolicyLRCallback(_undoer(limit=0.0))  # undoes every validation
     start = [p.detach().clone() for p in module.parameters()]

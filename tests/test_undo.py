@@ -70,6 +70,7 @@ def test_snapshots_do_not_change_the_run():
     for _ in range(3):
         undoable = _without_time(with_undo.run_epoch())
         assert undoable.pop("val_spread_start") > 0  # a run that can undo also measures the untrained model once
+        assert undoable.pop("weight_change") > 0  # ... and how far each interval moved the weights
         assert _without_time(plain.run_epoch()) == undoable
     assert same_state(_training_state(plain), _training_state(with_undo))
     assert "undo_snapshot" not in plain.state_dict() and "undone" not in plain.history[0].to_dict()

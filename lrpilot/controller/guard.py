@@ -21,7 +21,12 @@
   LR, for the first quarter epoch), but its outputs vary with the input as much as the untrained
   model's did, or more; a collapsed model's outputs are the same for every input (measured in
   docs/controller.md, "The guard"). Where no reference is known (no ``val_spread_start``, or a reference
-  of 0), the spread must be below :data:`COLLAPSE_MAX_SPREAD`.
+  of 0), the spread must be below :data:`COLLAPSE_MAX_SPREAD`. A run that says its model is pretrained
+  (``reset(..., pretrained=True)``) and decides once per epoch has a second way in (:func:`wrecked`):
+  the first three signs after an interval that moved the weights by at least :data:`WRECKED_WEIGHT_CHANGE`
+  of their norm (``EpochMetrics.weight_change``). After a whole epoch a fine-tune ruined by its LR can keep
+  an output spread like the untrained model's, where the spread sign lets it through; one at a too-small
+  LR that still predicts one class has barely moved.
 
 Otherwise the inner controller decides. What an undo does to the inner controller and to the LR:
 
@@ -84,7 +89,7 @@ from lrpilot.metrics import EpochMetrics
 __all__ = ["Guard", "GUARD_SUFFIX", "collapsed", "diverged", "COLLAPSE_TOP_SHARE", "COLLAPSE_MAX_MAJORITY_SHARE",
            "COLLAPSE_CHANCE_RATIO", "COLLAPSE_SPREAD_RATIO", "COLLAPSE_MAX_SPREAD", "exploded", "EXPLODED_LOSS_RATIO",
            "EXPLODED_ACC_MARGIN", "learned", "thrashed", "THRASHED_LOSS_RATIO", "LEARNED_ACC_MARGIN",
-           "RAISE_CEILING", "one_class_at_chance"]
+           "RAISE_CEILING", "one_class_at_chance", "wrecked", "WRECKED_WEIGHT_CHANGE"]
 
 GUARD_SUFFIX = "+guard"
 """The spec suffix that wraps a controller in a :class:`Guard`."""
@@ -118,6 +123,14 @@ least this many times the chance-level loss. Measured on ``minilm-sentiment`` pe
 tasks' blow-ups at LR 0.1 and above, 4.6 and more. The threshold sits near the geometric midpoint of 1.03
 and 1.63. A first rule, an output spread below 0.0025 of the reference, was dropped: at 1e-3 one seed's
 first epoch left a spread of 7e-5 of it, and its retry at 1e-5 never learned (57.2% against 89.8%)."""
+WRECKED_WEIGHT_CHANGE = 10 ** -1.75
+"""On a pretrained model deciding once per epoch, an interval that shows the first three signs of collapse and
+moved the weights by at least this share of their norm (``EpochMetrics.weight_change``, about 0.018) collapsed
+(:func:`wrecked`). Measured on MiniLM's first epoch under Adam (docs/controller.md, "The guard"): 0.0005 to 0.0006
+at LR 1e-5 (where four seeds of twelve predict one class at chance and then learn), 0.0052 to 0.0058 at 1e-4, 0.052
+to 0.054 at 1e-3 (where two seeds of six keep an untrained model's output spread while predicting one class); the
+threshold sits near the geometric midpoint of 0.0057 and 0.053 (session 14's two seeds, from which it was set). Not used on models trained from scratch, whose healthy first quarters move as far (0.043 to
+0.88 of their norm, ibid.), nor with shorter intervals, where the spread sign catches the damage while it shows."""
 COLLAPSE_MAX_SPREAD = 1e-3
 """Without a reference spread (no ``val_spread_start``: metrics from elsewhere than a run that can
 undo), ``val_spread`` must be below this absolute value. Measured on the small real tasks: collapsed
@@ -196,12 +209,28 @@ def collapsed(metrics: EpochMetrics, reference_spread: float | None = None) -> b
     return metrics.val_spread < limit  # type: ignore[operator]
 
 
-def thrashed(metrics: EpochMetrics, reference_spread: float | None = None) -> bool:
+def wrecked(metrics: EpochMetrics) -> bool:
+    """The first three signs of collapse (:func:`one_class_at_chance`) after an interval that moved the weights by
+    at least :data:`WRECKED_WEIGHT_CHANGE` of their norm. :class:`Guard` applies it to a run that says its model is
+    pretrained and decides once per epoch. False when ``weight_change`` is missing.
+
+    Example:
+        >>> m = EpochMetrics(epoch=1, lr=1e-3, train_loss=0.70, val_loss=0.696, val_top_share=1.0,
+        ...                  val_majority_share=0.51, val_chance_loss=0.693, weight_change=0.053)
+        >>> wrecked(m), wrecked(dataclasses.replace(m, weight_change=0.0006))
+        (True, False)
+    """
+    return (_finite(metrics.weight_change) and metrics.weight_change >= WRECKED_WEIGHT_CHANGE  # type: ignore[operator]
+            and one_class_at_chance(metrics))
+
+
+def thrashed(metrics: EpochMetrics, reference_spread: float | None = None, *, quiet: bool | None = None) -> bool:
     """The interval collapsed (:func:`collapsed`, judged against ``reference_spread``) or blew up
     (:func:`exploded`), and its mean training loss was at least :data:`THRASHED_LOSS_RATIO` times the
     chance-level loss: the LR threw the optimisation about rather than letting it settle at chance, and
     the guard cuts it twice. False when the run flagged the interval as diverged (a non-finite loss or
-    weight) or a field is missing.
+    weight) or a field is missing. ``quiet`` is the guard's own verdict on a collapse, where it judges more than
+    :func:`collapsed` does (default: :func:`collapsed`).
 
     Example:
         >>> m = EpochMetrics(epoch=1, lr=1e-2, train_loss=1.49, val_loss=0.70, val_top_share=1.0,
@@ -211,7 +240,9 @@ def thrashed(metrics: EpochMetrics, reference_spread: float | None = None) -> bo
     """
     if metrics.diverged or not (_finite(metrics.train_loss) and _finite(metrics.val_chance_loss)):
         return False
-    if not (collapsed(metrics, reference_spread) or exploded(metrics)):
+    if quiet is None:
+        quiet = collapsed(metrics, reference_spread)
+    if not (quiet or exploded(metrics)):
         return False
     return metrics.train_loss >= THRASHED_LOSS_RATIO * metrics.val_chance_loss  # type: ignore[operator]
 
@@ -300,11 +331,12 @@ class Guard(Controller):
     def _act(self, metrics: EpochMetrics) -> float | Undo:
         self._learn_cut(metrics)
         reference = self._reference_spread(metrics)
-        bad = diverged(metrics) or collapsed(metrics, reference)
+        quiet = collapsed(metrics, reference) or (self.pretrained and self.decisions_per_epoch == 1 and wrecked(metrics))
+        bad = diverged(metrics) or quiet
         if bad and self.undos_in_row < self.max_undos:
             if _finite(metrics.lr) and metrics.lr > 0:
                 self.ceiling = metrics.lr if self.ceiling is None else min(self.ceiling, metrics.lr)
-            return self._undo(metrics, cuts=2 if thrashed(metrics, reference) else 1)
+            return self._undo(metrics, cuts=2 if thrashed(metrics, reference, quiet=quiet) else 1)
         if bad:
             self._give_up(metrics)
         deeper = self.rewind_limit > 1 and not learned(metrics)  # only then can a later undo reach before it

@@ -195,7 +195,7 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
         """Feed this evaluation to the controller and rescale the LR (only while training)."""
         if not self._active or state.global_step == self.last_step:
             return  # an evaluation outside train(), eval_on_start, or a repeat at the same step
-        values = _metrics_from(metrics or {}, state.log_history, since_step=self.last_step)
+        values = self._with_weight_change(_metrics_from(metrics or {}, state.log_history, since_step=self.last_step))
         check_required(self.controller, values, hint=(
             f"; evaluation metrics were {sorted(metrics or {})}. Log the training loss once per evaluation "
             "(e.g. logging_strategy='epoch') and give the Trainer an eval_dataset"))

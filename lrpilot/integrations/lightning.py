@@ -221,7 +221,7 @@ class PolicyLRCallback(UndoIntrospection, pl.Callback):
         """Feed this validation's metrics to the controller and rescale every optimizer."""
         if trainer.sanity_checking or trainer.state.fn != "fit":
             return
-        values = {**self._measured(), **self._read(trainer.callback_metrics)}
+        values = self._with_weight_change({**self._measured(), **self._read(trainer.callback_metrics)})
         check_required(self.controller, values, hint="; training_step must return the loss")
         schedulers = {id(c.scheduler.optimizer): c.scheduler for c in trainer.lr_scheduler_configs
                       if hasattr(c.scheduler, "base_lrs")}

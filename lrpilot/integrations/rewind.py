@@ -19,6 +19,7 @@ import torch
 from torch.optim import Optimizer
 
 from lrpilot.controller.base import Controller, Undo
+from lrpilot.metrics import weight_change
 
 __all__ = ["IntervalSnapshot", "UndoIntrospection", "prepare_undo", "sharded_reason", "check_undo_factor", "snapshot_device", "optimizer_mode",
            "DEVICE_SHARE", "UNDO_LABEL"]
@@ -184,6 +185,10 @@ class IntervalSnapshot:
         for optimizer, mode in zip(self.optimizers, modes_now):
             _set_mode(optimizer, mode)
 
+    def weight_change(self) -> float | None:
+        """How far the model moved since :meth:`take` (``EpochMetrics.weight_change``); None without a snapshot."""
+        return None if self._snapshot is None else weight_change(self.model, self._snapshot["model"])
+
     def state_dict(self) -> dict[str, Any] | None:
         """The snapshot (tensors, plain values; loads with ``torch.load(weights_only=True)``), or None."""
         return self._snapshot
@@ -210,6 +215,13 @@ class UndoIntrospection:
     _last_undo: bool
     undo_lr_factor: float
     _snapshot: IntervalSnapshot | None
+
+    def _with_weight_change(self, values: dict[str, float | None]) -> dict[str, float | None]:
+        """``values`` with ``weight_change`` measured against the snapshot of the interval's start, when one is kept
+        and the caller did not pass it (``+guard`` reads it on a model declared pretrained)."""
+        if self._snapshot is None or not self._snapshot.ready or values.get("weight_change") is not None:
+            return values
+        return {**values, "weight_change": self._snapshot.weight_change()}
 
     def _carry_out(self, decision: float | Undo) -> float:
         """The LR multiplier for the controller's answer ``decision``; on an undo, first restore the model and

@@ -33,7 +33,8 @@ __all__ = [
     "build_epoch_metrics", "scaled_lr", "rescale_optimizer", "controller_identity", "check_identity", "check_bounds",
 ]
 
-ALLOWED_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_acc", "train_loss_std", *EVIDENCE_METRICS)
+ALLOWED_METRICS: tuple[str, ...] = ("train_loss", "val_loss", "val_acc", "train_loss_std", *EVIDENCE_METRICS,
+                                    "weight_change")
 """The metric names ``PolicyScheduler.step`` (and the callbacks) accept: losses, accuracy and the
 collapse evidence ``+guard`` reads (:func:`lrpilot.integrations.evidence.collapse_evidence`)."""
 
@@ -143,7 +144,7 @@ def build_epoch_metrics(values: Mapping[str, float | None], epoch: int, lr: floa
         val_loss=val_loss,
         val_acc=values.get("val_acc"),
         diverged=any(not math.isfinite(loss) for loss in given),
-        **{name: values.get(name) for name in EVIDENCE_METRICS},
+        **{name: values.get(name) for name in (*EVIDENCE_METRICS, "weight_change")},
     )
 
 
@@ -325,7 +326,7 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         if metrics is None:
             super().step()
             return
-        values = normalize_metrics(metrics)
+        values = self._with_weight_change(normalize_metrics(metrics))
         check_required(self.controller, values,
                        hint="; pass them as scheduler.step({'train_loss': ..., 'val_loss': ...})")
         lr = float(self.optimizer.param_groups[0]["lr"])

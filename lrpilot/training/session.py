@@ -18,7 +18,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from lrpilot.metrics import EpochMetrics
+from lrpilot.metrics import EpochMetrics, weight_change
 from lrpilot.training.data import DataSplits, batches_of, epoch_order, fixed_split_indices, sequence_lengths
 from lrpilot.training.devices import autocast, resolve_device
 from lrpilot.training.divergence import DivergenceRule, first_val_loss, resolve_rule
@@ -196,6 +196,8 @@ class TrainingSession:
             elapsed_epochs=self.epoch / self.intervals_per_epoch if self.intervals_per_epoch > 1 else None,
             val_top_share=val.get("top_share"), val_majority_share=val.get("majority_share"),
             val_chance_loss=val.get("chance_loss"), val_spread=val.get("spread"), val_spread_start=self._start_spread,
+            weight_change=weight_change(self.model, self._snapshots[-1]["model"]) if self.keeps_snapshots and finite
+            else None,
         )
         self.history.append(metrics)
         return metrics
