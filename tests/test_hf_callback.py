@@ -42,7 +42,7 @@ def accuracy(pred: Any) -> dict[str, float]:
     return {"accuracy": float((np.argmax(pred.predictions, -1) == pred.label_ids).mean())}
 
 
-def make_trainer(out: Path, callback: PolicyLRCallback | None, epochs: int = 3,
+def make_trainer(out: Path, callback: PolicyLRCallback | None, epochs: int = 3, model: Any = None,
                  **overrides: Any) -> transformers.Trainer:
     torch.manual_seed(0)
     config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
@@ -54,7 +54,7 @@ def make_trainer(out: Path, callback: PolicyLRCallback | None, epochs: int = 3,
     )
     settings.update(overrides)
     args = transformers.TrainingArguments(str(out), **settings)
-    return transformers.Trainer(model=transformers.BertForSequenceClassification(config), args=args,
+    return transformers.Trainer(model=model or transformers.BertForSequenceClassification(config), args=args,
                                 train_dataset=TokenDataset(128, 0), eval_dataset=TokenDataset(64, 1),
                                 compute_metrics=accuracy, callbacks=[callback] if callback else [])
 
@@ -198,6 +198,21 @@ def test_undo_recovers_a_run_started_at_a_diverging_lr(tmp_path: Path) -> None:
     assert logged(trainer, "eval_accuracy")[-1] == 1.0 and logged(trainer, "eval_loss")[-1] < 0.1
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 ** callback.undos)
     assert callback.state()["attributes"]["saved_state"]["undone"] == callback.undone
+
+
+@pytest.mark.slow
+def test_a_model_from_from_pretrained_not_said_to_be_pretrained_gets_one_warning(tmp_path: Path) -> None:
+    make_trainer(tmp_path / "built", None).model.save_pretrained(tmp_path / "saved")
+
+    def loaded() -> Any:
+        return transformers.BertForSequenceClassification.from_pretrained(tmp_path / "saved")
+
+    trainer = make_trainer(tmp_path / "run", PolicyLRCallback("rule"), epochs=1, model=loaded())
+    with pytest.warns(UserWarning, match="was loaded from .*saved.*pass pretrained=True"):
+        trainer.train()
+    said = PolicyLRCallback("rule", pretrained=True)
+    make_trainer(tmp_path / "said", said, epochs=1, model=loaded()).train()
+    assert said.controller.pretrained is True
 
 
 @pytest.mark.slow

@@ -169,6 +169,25 @@ def test_deployed_forms_pass_pretrained_and_refuse_a_non_bool() -> None:
         PolicyScheduler(torch.optim.Adam(model.parameters()), "rule", total_epochs=5, pretrained=1)  # type: ignore[arg-type]
 
 
+def test_a_scheduler_warns_once_when_a_model_from_from_pretrained_is_not_said_to_be_pretrained() -> None:
+    import warnings
+
+    from lrpilot import PolicyScheduler
+
+    loaded = torch.nn.Linear(2, 2)
+    loaded.name_or_path = "bert-base-uncased"  # what Hugging Face's from_pretrained sets on the model
+    with pytest.warns(UserWarning, match="loaded from 'bert-base-uncased'.*pass pretrained=True") as caught:
+        scheduler = PolicyScheduler(torch.optim.Adam(loaded.parameters()), "rule", total_epochs=5, model=loaded)
+    assert len(caught) == 1 and scheduler.controller.pretrained is False  # not said: taken as False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for said in (True, False):  # said either way: no warning
+            PolicyScheduler(torch.optim.Adam(loaded.parameters()), "rule", total_epochs=5, model=loaded, pretrained=said)
+        PolicyScheduler(torch.optim.Adam(loaded.parameters()), "rule", total_epochs=5)  # no model: nothing to look at
+        built = torch.nn.Linear(2, 2)
+        PolicyScheduler(torch.optim.Adam(built.parameters()), "rule", total_epochs=5, model=built)
+
+
 def test_the_callbacks_take_pretrained() -> None:
     pytest.importorskip("transformers")
     from lrpilot.integrations.hf import PolicyLRCallback

@@ -37,7 +37,7 @@ from lrpilot.integrations.evidence import EVIDENCE_METRICS
 from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, check_undo_factor, prepare_undo, sharded_reason
 from lrpilot.integrations.scheduler import (
     check_bounds, check_total_epochs, build_epoch_metrics, check_identity, check_required, rescale_optimizer,
-    resolve_controller,
+    resolve_controller, told_pretrained,
 )
 
 __all__ = ["PolicyLRCallback"]
@@ -84,7 +84,9 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
             parameters in epochs; None (default): every evaluation counts as one epoch.
         pretrained: True when the model starts from pretrained weights (``from_pretrained``: the usual
             Trainer fine-tune); the controller is told (``policy:default`` then spreads its raises over the
-            epoch's decisions, as ``policy:finetune`` does). Default: False.
+            epoch's decisions, as ``policy:finetune`` does; ``+guard`` also judges a whole epoch by how far it
+            moved the weights). Default: None, not said: taken as False, with a warning at train begin when
+            the model was loaded by ``from_pretrained``.
 
     Needs an eval strategy that evaluates (``"epoch"`` or ``"steps"``), one eval
     dataset, and a scheduler with ``base_lrs`` (every Trainer schedule except the
@@ -121,11 +123,12 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
         undo: bool = True,
         undo_lr_factor: float = 0.1,
         decisions_per_epoch: int | None = None,
-        pretrained: bool = False,
+        pretrained: bool | None = None,
     ) -> None:
         check_bounds(min_lr, max_lr)
         check_total_epochs(total_epochs)
-        self._told = pretrained_flag(pretrained)
+        self._pretrained = pretrained
+        self._told = pretrained_flag(False if pretrained is None else pretrained)  # a bad value fails here, at once
         if not isinstance(undo, bool):
             raise ValueError(f"undo must be True or False, got {undo!r}")
         self.undo_lr_factor = check_undo_factor(undo_lr_factor)
@@ -180,6 +183,7 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
                     f"resuming at step {state.global_step} without a saved {type(self).__name__} state: "
                     "the controller starts afresh", stacklevel=2,
                 )
+            self._told = told_pretrained(self._pretrained, kwargs.get("model"), type(self).__name__)
             self._reset_controller(args, state, float(scheduler.base_lrs[0]))
             self.last_step = state.global_step
         self.saved_state = None

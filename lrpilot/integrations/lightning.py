@@ -99,7 +99,8 @@ class PolicyLRCallback(UndoIntrospection, pl.Callback):
             its parameters in epochs; None (default): every validation counts as one epoch.
         pretrained: True when the module starts from pretrained weights (a fine-tune); the controller
             is told (``policy:default`` then spreads its raises over the epoch's decisions, as
-            ``policy:finetune`` does). Default: False.
+            ``policy:finetune`` does; ``+guard`` also judges a whole epoch by how far it moved the weights).
+            Default: False (a LightningModule does not say where its weights came from).
 
     ``train_loss`` and ``train_loss_std`` (mean and spread of the minibatch losses
     since the previous validation) are measured by the callback from the loss that

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import warnings
 from typing import Any, Mapping, SupportsFloat
 
 import torch
@@ -29,7 +30,7 @@ from lrpilot.integrations.rewind import IntervalSnapshot, UndoIntrospection, che
 from lrpilot.metrics import EpochMetrics
 
 __all__ = [
-    "PolicyScheduler", "ALLOWED_METRICS", "resolve_controller", "normalize_metrics", "check_required",
+    "PolicyScheduler", "ALLOWED_METRICS", "resolve_controller", "normalize_metrics", "check_required", "told_pretrained",
     "build_epoch_metrics", "scaled_lr", "rescale_optimizer", "controller_identity", "check_identity", "check_bounds",
 ]
 
@@ -225,6 +226,21 @@ def check_total_epochs(total_epochs: int | None) -> None:
         raise ValueError(f"total_epochs must be None or an integer >= 1, got {total_epochs!r}")
 
 
+def told_pretrained(pretrained: bool | None, model: Any, owner: str) -> dict[str, bool]:
+    """``reset``'s keyword for ``pretrained`` (:func:`~lrpilot.controller.base.pretrained_flag`). None means not said,
+    taken as False, with one warning when ``model`` was loaded by Hugging Face's ``from_pretrained`` (a non-empty
+    ``name_or_path``): a fine-tune nobody declares gets a controller's from-scratch behaviour."""
+    if pretrained is None:
+        name = getattr(model, "name_or_path", None)
+        if isinstance(name, (str, os.PathLike)) and str(name):
+            warnings.warn(f"{owner}: the model was loaded from {str(name)!r}; if it is a fine-tune, pass "
+                          "pretrained=True (policy:default then raises the LR more gently within an epoch, and +guard "
+                          "judges a whole epoch by how far it moved the weights; docs/deploy.md); pretrained=False "
+                          "silences this", stacklevel=3)
+        pretrained = False
+    return pretrained_flag(pretrained)
+
+
 class PolicyScheduler(UndoIntrospection, LRScheduler):
     """Any lrpilot controller as a learning-rate scheduler, stepped with validation metrics.
 
@@ -243,7 +259,9 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         undo_lr_factor: what an undo multiplies the restored LR by, in (0, 1]. Default: 0.1.
         pretrained: True when ``model`` starts from pretrained weights (fine-tuning BERT, say); the
             controller is told (``policy:default`` then spreads its raises over the epoch's decisions,
-            as ``policy:finetune`` does). Default: False.
+            as ``policy:finetune`` does; ``+guard`` also judges a whole epoch by how far it moved the weights).
+            Default: None, not said: taken as False, with a warning when ``model`` was loaded by
+            ``from_pretrained``.
 
     ``step(metrics)`` after each validation, with a mapping of ``train_loss``,
     ``val_loss`` and optionally ``val_acc`` and ``train_loss_std``, or a bare number
@@ -295,7 +313,7 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         model: torch.nn.Module | None = None,
         decisions_per_epoch: int = 1,
         undo_lr_factor: float = 0.1,
-        pretrained: bool = False,
+        pretrained: bool | None = None,
     ) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
@@ -315,7 +333,7 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         self._last_undo = False
         first = optimizer.param_groups[0]
         self.controller.reset(float(first.get("initial_lr", first["lr"])), total_epochs, decisions_per_epoch,
-                              **pretrained_flag(pretrained))
+                              **told_pretrained(pretrained, model, "PolicyScheduler"))
         super().__init__(optimizer)
         self._snapshot = IntervalSnapshot(model, [optimizer]) if undoes and model is not None else None
         if self._snapshot is not None:
