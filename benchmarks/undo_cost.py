@@ -1,5 +1,6 @@
 """What undo costs: the snapshot a ``TrainingSession(undo=True)`` takes at the start of every epoch,
-and the restore of ``session.undo()``, for ResNet-18 (CIFAR stem) with Adam on the CPU.
+the restore of ``session.undo()``, and the measure of how far an interval moved the weights against the snapshot
+(``EpochMetrics.weight_change``, once per interval in such a session), for ResNet-18 (CIFAR stem) with Adam on the CPU.
 
     .venv/bin/python benchmarks/undo_cost.py --repeats 20
 
@@ -7,7 +8,8 @@ The session trains ``cifar10-resnet18`` on generated uint8 images in the task's 
 cannot be downloaded here; the model, optimiser and snapshot code are the real ones). One short
 epoch first fills Adam's moment buffers, so the snapshot holds what it holds in a real run: the
 weights, the buffers (BatchNorm statistics) and the optimiser state. Prints the snapshot's size
-and the median (min-max) milliseconds of taking it and of restoring it; with ``--json`` also writes them.
+and the median (min-max) milliseconds of taking it, of restoring it and of ``weight_change``; with ``--json`` also
+writes them.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def _megabytes(state: object) -> float:
 
 
 def main() -> None:
+    from lrpilot.metrics import weight_change
     from lrpilot.training import TrainingSession
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -56,21 +59,25 @@ def main() -> None:
     session.run_epoch()  # Adam's state exists from here on
     snapshot = session._take_snapshot()
     sizes = {"weights_and_buffers_mb": _megabytes(snapshot["model"]), "optimizer_mb": _megabytes(snapshot["optimizer"])}
-    take, restore = [], []
+    take, restore, moved = [], [], []
     for _ in range(args.repeats):
         start = time.perf_counter()
         session._snapshots = [session._take_snapshot()]
         take.append(1e3 * (time.perf_counter() - start))
+        start = time.perf_counter()
+        weight_change(session.model, session._snapshots[-1]["model"])
+        moved.append(1e3 * (time.perf_counter() - start))
         start = time.perf_counter()
         session.undo(lr_factor=1.0)
         restore.append(1e3 * (time.perf_counter() - start))
     result = {**{k: round(v, 1) for k, v in sizes.items()}, "repeats": args.repeats,
               "torch_threads": torch.get_num_threads(),
               "snapshot_ms": {"median": statistics.median(take), "min": min(take), "max": max(take)},
-              "restore_ms": {"median": statistics.median(restore), "min": min(restore), "max": max(restore)}}
+              "restore_ms": {"median": statistics.median(restore), "min": min(restore), "max": max(restore)},
+              "weight_change_ms": {"median": statistics.median(moved), "min": min(moved), "max": max(moved)}}
     print(f"ResNet-18 + Adam snapshot: {sizes['weights_and_buffers_mb']:.1f} MB weights and buffers + "
           f"{sizes['optimizer_mb']:.1f} MB optimiser state")
-    for key in ("snapshot_ms", "restore_ms"):
+    for key in ("snapshot_ms", "restore_ms", "weight_change_ms"):
         r = result[key]
         print(f"{key}: median {r['median']:.1f} ms (min {r['min']:.1f}, max {r['max']:.1f}), n={args.repeats}")
     if args.json:

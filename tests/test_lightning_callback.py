@@ -192,7 +192,7 @@ def test_a_callback_that_can_undo_measures_how_far_each_interval_moved_the_weigh
     fit(module, [PolicyLRCallback(Recording())], max_epochs=1)
     change = torch.cat([(p.detach() - before[n]).flatten() for n, p in module.named_parameters()]).double().norm()
     size = torch.cat([v.flatten() for v in before.values()]).double().norm()
-    assert moved == [pytest.approx(float(change / size), rel=1e-9)] and moved[0] > 0
+    assert moved == [pytest.approx(float(change / size), rel=1e-6)] and moved[0] > 0
 
 
 def test_undo_restores_the_module_and_optimizer_in_place_and_resumes(tmp_path: Path) -> None:
