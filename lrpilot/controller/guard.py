@@ -129,8 +129,9 @@ moved the weights by at least this share of their norm (``EpochMetrics.weight_ch
 (:func:`wrecked`). Measured on MiniLM's first epoch under Adam (docs/controller.md, "The guard"): 0.0005 to 0.0006
 at LR 1e-5 (where four seeds of twelve predict one class at chance and then learn), 0.0052 to 0.0058 at 1e-4, 0.052
 to 0.054 at 1e-3 (where two seeds of six keep an untrained model's output spread while predicting one class); the
-threshold sits near the geometric midpoint of 0.0057 and 0.053 (session 14's two seeds, from which it was set). Not used on models trained from scratch, whose healthy first quarters move as far (0.043 to
-0.88 of their norm, ibid.), nor with shorter intervals, where the spread sign catches the damage while it shows."""
+threshold sits near the geometric midpoint of 0.0057 and 0.053 (session 14's two seeds, from which it was set). Not
+used on models trained from scratch, whose healthy first quarters move as far (0.043 to 0.88 of their norm, ibid.),
+nor with shorter intervals, where the spread sign catches the damage while it shows."""
 COLLAPSE_MAX_SPREAD = 1e-3
 """Without a reference spread (no ``val_spread_start``: metrics from elsewhere than a run that can
 undo), ``val_spread`` must be below this absolute value. Measured on the small real tasks: collapsed
@@ -220,11 +221,12 @@ def wrecked(metrics: EpochMetrics) -> bool:
         >>> wrecked(m), wrecked(dataclasses.replace(m, weight_change=0.0006))
         (True, False)
     """
-    return (_finite(metrics.weight_change) and metrics.weight_change >= WRECKED_WEIGHT_CHANGE  # type: ignore[operator]
-            and one_class_at_chance(metrics))
+    moved = metrics.weight_change
+    return _finite(moved) and moved >= WRECKED_WEIGHT_CHANGE and one_class_at_chance(metrics)  # type: ignore[operator]
 
 
-def thrashed(metrics: EpochMetrics, reference_spread: float | None = None, *, quiet: bool | None = None) -> bool:
+def thrashed(metrics: EpochMetrics, reference_spread: float | None = None, *,
+             quiet: bool | None = None) -> bool:
     """The interval collapsed (:func:`collapsed`, judged against ``reference_spread``) or blew up
     (:func:`exploded`), and its mean training loss was at least :data:`THRASHED_LOSS_RATIO` times the
     chance-level loss: the LR threw the optimisation about rather than letting it settle at chance, and
@@ -331,7 +333,8 @@ class Guard(Controller):
     def _act(self, metrics: EpochMetrics) -> float | Undo:
         self._learn_cut(metrics)
         reference = self._reference_spread(metrics)
-        quiet = collapsed(metrics, reference) or (self.pretrained and self.decisions_per_epoch == 1 and wrecked(metrics))
+        quiet = collapsed(metrics, reference) or (self.pretrained and self.decisions_per_epoch == 1
+                                                  and wrecked(metrics))
         bad = diverged(metrics) or quiet
         if bad and self.undos_in_row < self.max_undos:
             if _finite(metrics.lr) and metrics.lr > 0:
