@@ -207,10 +207,10 @@ def test_a_model_from_from_pretrained_not_said_to_be_pretrained_gets_one_warning
     def loaded() -> Any:
         return transformers.BertForSequenceClassification.from_pretrained(tmp_path / "saved")
 
-    trainer = make_trainer(tmp_path / "run", PolicyLRCallback("rule"), epochs=1, model=loaded())
+    trainer = make_trainer(tmp_path / "run", PolicyLRCallback("policy:default"), epochs=1, model=loaded())
     with pytest.warns(UserWarning, match="was loaded from .*saved.*pass pretrained=True"):
         trainer.train()
-    said = PolicyLRCallback("rule", pretrained=True)
+    said = PolicyLRCallback("policy:default", pretrained=True)
     make_trainer(tmp_path / "said", said, epochs=1, model=loaded()).train()
     assert said.controller.pretrained is True
 

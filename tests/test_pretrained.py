@@ -176,16 +176,20 @@ def test_a_scheduler_warns_once_when_a_model_from_from_pretrained_is_not_said_to
 
     loaded = torch.nn.Linear(2, 2)
     loaded.name_or_path = "bert-base-uncased"  # what Hugging Face's from_pretrained sets on the model
-    with pytest.warns(UserWarning, match="loaded from 'bert-base-uncased'.*pass pretrained=True") as caught:
-        scheduler = PolicyScheduler(torch.optim.Adam(loaded.parameters()), "rule", total_epochs=5, model=loaded)
-    assert len(caught) == 1 and scheduler.controller.pretrained is False  # not said: taken as False
+    for spec in ("policy:default", "rule+guard"):  # controllers that act differently on a pretrained model
+        with pytest.warns(UserWarning, match="loaded from 'bert-base-uncased'.*pass pretrained=True") as caught:
+            scheduler = PolicyScheduler(torch.optim.Adam(loaded.parameters()), spec, total_epochs=5, model=loaded)
+        assert len(caught) == 1 and scheduler.controller.pretrained is False  # not said: taken as False
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for said in (True, False):  # said either way: no warning
-            PolicyScheduler(torch.optim.Adam(loaded.parameters()), "rule", total_epochs=5, model=loaded, pretrained=said)
-        PolicyScheduler(torch.optim.Adam(loaded.parameters()), "rule", total_epochs=5)  # no model: nothing to look at
+            PolicyScheduler(torch.optim.Adam(loaded.parameters()), "rule+guard", total_epochs=5, model=loaded,
+                            pretrained=said)
+        for spec in ("rule", "policy:default-s25"):  # they act the same either way: nothing to warn about
+            PolicyScheduler(torch.optim.Adam(loaded.parameters()), spec, total_epochs=5, model=loaded)
+        PolicyScheduler(torch.optim.Adam(loaded.parameters()), "policy:default", total_epochs=5)  # no model to look at
         built = torch.nn.Linear(2, 2)
-        PolicyScheduler(torch.optim.Adam(built.parameters()), "rule", total_epochs=5, model=built)
+        PolicyScheduler(torch.optim.Adam(built.parameters()), "rule+guard", total_epochs=5, model=built)
 
 
 def test_the_callbacks_take_pretrained() -> None:

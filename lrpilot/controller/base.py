@@ -101,6 +101,13 @@ class Controller(ABC):
         next interval rewinds at most this many intervals (1 for every controller but ``+guard``)."""
         return 1
 
+    @property
+    def reads_pretrained(self) -> bool:
+        """Whether being told ``pretrained=True`` changes what this controller does (``+guard``, a learned policy whose
+        card has its own ``raise_power_pretrained``); the deployed forms warn about a fine-tune nobody declares only
+        then. False for every other built-in controller."""
+        return False
+
     def disable_undo(self) -> None:
         """Never answer :data:`UNDO` from now on; only for ``undo_optional`` controllers (ValueError otherwise)."""
         if not self.may_undo:

@@ -300,6 +300,12 @@ class Guard(Controller):
         return self.inner.spec() + GUARD_SUFFIX
 
     @property
+    def reads_pretrained(self) -> bool:
+        """True: on a pretrained model deciding once per epoch the guard also judges how far an epoch moved the
+        weights (:func:`wrecked`); and the inner controller is told too."""
+        return True
+
+    @property
     def policy_hash(self) -> str:
         """The inner learned policy's hash (AttributeError when the inner controller is not one)."""
         return self.inner.policy_hash  # type: ignore[attr-defined]

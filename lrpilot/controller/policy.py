@@ -376,6 +376,11 @@ class LearnedController(ObservingController):
         """The same power on a run whose model starts from pretrained weights (card ``raise_power_pretrained``;
         absent: :attr:`raise_power`)."""
 
+    @property
+    def reads_pretrained(self) -> bool:
+        """True when the card's ``raise_power_pretrained`` differs from its ``raise_power``."""
+        return self.raise_power_pretrained != self.raise_power
+
     def spec(self) -> str:
         return f"policy:{self.source}"
 

@@ -86,7 +86,8 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
             Trainer fine-tune); the controller is told (``policy:default`` then spreads its raises over the
             epoch's decisions, as ``policy:finetune`` does; ``+guard`` also judges a whole epoch by how far it
             moved the weights). Default: None, not said: taken as False, with a warning at train begin when
-            the model was loaded by ``from_pretrained``.
+            the model was loaded by ``from_pretrained`` and the controller reads it (``+guard``,
+            ``policy:default``).
 
     Needs an eval strategy that evaluates (``"epoch"`` or ``"steps"``), one eval
     dataset, and a scheduler with ``base_lrs`` (every Trainer schedule except the
@@ -183,7 +184,7 @@ class PolicyLRCallback(UndoIntrospection, TrainerCallback, ExportableState):
                     f"resuming at step {state.global_step} without a saved {type(self).__name__} state: "
                     "the controller starts afresh", stacklevel=2,
                 )
-            self._told = told_pretrained(self._pretrained, kwargs.get("model"), type(self).__name__)
+            self._told = told_pretrained(self._pretrained, kwargs.get("model"), self.controller, type(self).__name__)
             self._reset_controller(args, state, float(scheduler.base_lrs[0]))
             self.last_step = state.global_step
         self.saved_state = None

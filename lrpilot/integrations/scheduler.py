@@ -226,13 +226,14 @@ def check_total_epochs(total_epochs: int | None) -> None:
         raise ValueError(f"total_epochs must be None or an integer >= 1, got {total_epochs!r}")
 
 
-def told_pretrained(pretrained: bool | None, model: Any, owner: str) -> dict[str, bool]:
+def told_pretrained(pretrained: bool | None, model: Any, controller: Controller, owner: str) -> dict[str, bool]:
     """``reset``'s keyword for ``pretrained`` (:func:`~lrpilot.controller.base.pretrained_flag`). None means not said,
     taken as False, with one warning when ``model`` was loaded by Hugging Face's ``from_pretrained`` (a non-empty
-    ``name_or_path``): a fine-tune nobody declares gets a controller's from-scratch behaviour."""
+    ``name_or_path``) and the controller acts differently on a pretrained model (``reads_pretrained``): a fine-tune
+    nobody declares gets its from-scratch behaviour."""
     if pretrained is None:
         name = getattr(model, "name_or_path", None)
-        if isinstance(name, (str, os.PathLike)) and str(name):
+        if controller.reads_pretrained and isinstance(name, (str, os.PathLike)) and str(name):
             warnings.warn(f"{owner}: the model was loaded from {str(name)!r}; if it is a fine-tune, pass "
                           "pretrained=True (policy:default then raises the LR more gently within an epoch, and +guard "
                           "judges a whole epoch by how far it moved the weights; docs/deploy.md); pretrained=False "
@@ -261,7 +262,7 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
             controller is told (``policy:default`` then spreads its raises over the epoch's decisions,
             as ``policy:finetune`` does; ``+guard`` also judges a whole epoch by how far it moved the weights).
             Default: None, not said: taken as False, with a warning when ``model`` was loaded by
-            ``from_pretrained``.
+            ``from_pretrained`` and the controller reads it (``+guard``, ``policy:default``).
 
     ``step(metrics)`` after each validation, with a mapping of ``train_loss``,
     ``val_loss`` and optionally ``val_acc`` and ``train_loss_std``, or a bare number
@@ -333,7 +334,7 @@ class PolicyScheduler(UndoIntrospection, LRScheduler):
         self._last_undo = False
         first = optimizer.param_groups[0]
         self.controller.reset(float(first.get("initial_lr", first["lr"])), total_epochs, decisions_per_epoch,
-                              **told_pretrained(pretrained, model, "PolicyScheduler"))
+                              **told_pretrained(pretrained, model, self.controller, "PolicyScheduler"))
         super().__init__(optimizer)
         self._snapshot = IntervalSnapshot(model, [optimizer]) if undoes and model is not None else None
         if self._snapshot is not None:
