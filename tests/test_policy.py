@@ -285,3 +285,20 @@ def test_the_encoder_is_told_the_budget_in_decisions(tmp_path: Path, monkeypatch
     ctl.reset(1e-3, 10, decisions_per_epoch=4)
     ctl.act(metrics(1, 2.0))
     assert budgets == [10, 40]
+
+
+def test_deploying_a_policy_does_not_change_the_random_numbers_the_training_draws() -> None:
+    """Seeding, then building a `PolicyScheduler` on `policy:default`, must leave torch's global RNG where the
+    seed put it: the user's dropout masks and data order are the same with or without the controller (until
+    session 30 loading a policy initialised its layers from that RNG before overwriting them)."""
+    from lrpilot.integrations.scheduler import PolicyScheduler
+
+    torch.manual_seed(0)
+    seeded = torch.get_rng_state()
+    model = torch.nn.Linear(3, 2)
+    after_model = torch.get_rng_state()
+    assert not torch.equal(seeded, after_model)  # a draw moves the state, so the check below can fail
+    PolicyScheduler(torch.optim.Adam(model.parameters(), lr=1e-3), "policy:default", total_epochs=5)
+    load_policy("default")
+    from_spec("policy:clone+guard")
+    assert torch.equal(torch.get_rng_state(), after_model)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -184,7 +185,7 @@ def test_ppo_progress_saved_every_n_steps_resumes_with_its_curve_and_best_actor(
         torch.save(state, path)
         saved.append(torch.load(path, weights_only=True))
 
-    run = dict(distribution=synthetic_distribution(epochs_range=(4, 6)), actions="0.1,0.5,1,1.5,2", timesteps=384,
+    run = dict(distribution=synthetic_distribution(epochs_range=(4, 6)), actions="0.1,0.5,1,1.5,2", timesteps=512,
                num_envs=8, groups=1, workers=1, n_steps=16, batch_size=64, n_epochs=1, learning_rate=3e-3,
                env_options={"twin": "bold-anneal-streakup", "budget_end": "terminal"}, gamma=1.0,
                validation=ValidationSet(tasks=VALIDATION_TASKS[:1], budgets=(4,), lrs=(1e-3,), seeds=(0,)),
@@ -438,3 +439,19 @@ def test_the_validation_fine_tune_is_played_from_the_recipes_lrs(monkeypatch, tm
                                   resume=True)
     with pytest.raises(ValueError, match="need finetune_prob > 0 and validate_every > 0"):
         pipeline.train_population(**{**run, "finetune_prob": 0.0})
+
+
+def test_validating_during_ppo_does_not_change_what_ppo_trains() -> None:
+    """The same run with and without validations every 256 steps ends with the same actor: scoring a checkpoint
+    draws nothing from the RNGs that PPO samples actions and shuffles minibatches with (until session 30 it did,
+    so a run's weights depended on how often it was validated)."""
+    start = load_policy("clone").actor
+    run = dict(distribution=synthetic_distribution(epochs_range=(4, 6)), actions="0.1,0.5,1,1.5,2", timesteps=512,
+               num_envs=8, groups=1, workers=1, n_steps=32, batch_size=64, n_epochs=2, learning_rate=3e-3,
+               env_options={"twin": "bold-anneal-streakup", "budget_end": "terminal"}, gamma=1.0)
+    plain = train_population_ppo(copy.deepcopy(start), **run)
+    validation = ValidationSet(tasks=VALIDATION_TASKS[:1], budgets=(4,), lrs=(1e-3,))
+    validated = train_population_ppo(copy.deepcopy(start), validation=validation, validate_every=256, **run)
+    assert [e["timesteps"] for e in validated.curve] == [0, 256, 512]
+    assert any(not torch.equal(a, b) for a, b in zip(plain.actor.parameters(), start.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(plain.actor.parameters(), validated.actor.parameters()))

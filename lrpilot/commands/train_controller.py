@@ -46,8 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
 
     d = Recipe()
     parser.add_argument("recipe", nargs="?", type=Path,
-                        help="recipe TOML file, e.g. configs/ppo-residual-select.toml, policy:default's second stage "
-                        "(each flag below overrides one field); without one: a short residual PPO run "
+                        help="recipe TOML file (each flag below overrides one field), e.g. configs/default.toml, "
+                        "policy:default's two stages one after the other (a staged recipe takes --out, --name, "
+                        "--export-dir and --resume only); without one: a short residual PPO run "
                         "(configs/ppo-residual-1m.toml on MLP tasks of 4-12 epochs, 131,072 steps, 2 minutes on 2 CPU "
                         "cores) (--method ppo or --bc-from: the plain defaults)")
     add = functools.partial(_field_flag, parser)
@@ -160,15 +161,20 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
              "it is lower there too (default 0: no check)")
 
 
-def recipe_from_args(args: argparse.Namespace):  # noqa: ANN201 - Recipe
+def recipe_from_args(args: argparse.Namespace):  # noqa: ANN201 - Recipe or StagedRecipe
     """The recipe file with every given flag applied; without one, the short version of the long PPO recipe
     (:func:`~lrpilot.learn.recipe.quick_recipe`), or with ``--method ppo`` or ``--bc-from`` the plain
-    defaults. ``ValueError`` names a bad field."""
-    from lrpilot.learn.recipe import Recipe, load_recipe, quick_recipe
+    defaults. A staged recipe (:mod:`lrpilot.learn.stages`) takes ``--out``, ``--name``, ``--export-dir`` and
+    ``--resume`` only. ``ValueError`` names a bad field."""
+    from lrpilot.learn.recipe import Recipe, quick_recipe
+
+    from lrpilot.learn.stages import StagedRecipe, load_any_recipe
 
     given = {k: v for k, v in vars(args).items() if k not in ("recipe", "no_progress", "command")}
     if args.recipe is not None:
-        recipe = load_recipe(args.recipe)
+        recipe = load_any_recipe(args.recipe)
+        if isinstance(recipe, StagedRecipe):
+            return recipe.replace(**given)
     elif "method" in given or "teacher" in given:
         recipe = Recipe()
     else:
@@ -183,11 +189,56 @@ def recipe_from_args(args: argparse.Namespace):  # noqa: ANN201 - Recipe
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from lrpilot.learn.stages import StagedRecipe
+
     recipe = recipe_from_args(args)
     console = Console()
+    if isinstance(recipe, StagedRecipe):
+        return _run_staged(recipe, console)
     if recipe.method == "population":
         return _run_population(recipe, console)
     return _run_ppo(recipe, console, progress=not args.no_progress)
+
+
+def _run_staged(staged: Any, console: Any) -> int:
+    """Each stage as a one-stage population run in ``OUT/STAGE``, then the last stage's policy as ``OUT/NAME``
+    with every stage in its card (:mod:`lrpilot.learn.stages`)."""
+    import hashlib
+    import json
+    import time
+
+    from lrpilot.controller.policy import load_policy
+    from lrpilot.learn.export import export_policy
+    from lrpilot.learn.pipeline_state import STATE_DIR
+    from lrpilot.learn.ppo import recorded_recipe
+
+    exports: dict[str, Path] = {}
+    stages: list[dict[str, Any]] = []
+    began = time.perf_counter()
+    for number, stage in enumerate(staged.stages, 1):
+        out = staged.stage_dir(stage)
+        recipe = stage.resolved(out, exports)
+        resume = staged.resume and (out / STATE_DIR / "run.json").exists()  # a stage not begun starts afresh
+        console.print(f"[bold]stage {number} of {len(staged.stages)}: {stage.name}[/] in {out}"
+                      f"{' (resumed)' if resume else ''}")
+        t = time.perf_counter()
+        _run_population(recipe.replace(resume=resume), console)
+        exports[stage.name] = path = staged.stage_policy(stage)
+        weights = Path(f"{path}.safetensors")
+        stages.append({"name": stage.name, "recipe": recorded_recipe(recipe), "policy": str(path),
+                       "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+                       "seconds": round(time.perf_counter() - t, 1)})
+    last = staged.stages[-1]
+    card = json.loads(Path(f"{exports[last.name]}.json").read_text())
+    provenance = {**card["provenance"], "stages": stages,
+                  "staged": {"source": staged.source, "name": staged.name, "out_dir": staged.out_dir}}
+    out = Path(staged.export_dir or staged.out_dir)
+    card_path, weights_path = export_policy(load_policy(exports[last.name]).actor, out / staged.name,
+                                            last.recipe.actions, provenance, base=last.recipe.residual)
+    seconds = ", ".join(f"{s['name']} {s['seconds']:.0f} s" for s in stages)
+    console.print(f"{len(stages)} stages in {time.perf_counter() - began:.0f} s ({seconds}); the last stage's policy "
+                  f"written to {card_path} and {weights_path}")
+    return 0
 
 
 def _run_population(recipe: Any, console: Any) -> int:

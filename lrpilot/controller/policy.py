@@ -352,8 +352,8 @@ class LearnedController(ObservingController):
         modules: list[nn.Module] = []
         sizes = arch["layer_sizes"]
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layer = nn.Linear(n_in, n_out)
-            with torch.no_grad():
+            layer = nn.utils.skip_init(nn.Linear, n_in, n_out)  # no draw from torch's global RNG: loading a
+            with torch.no_grad():  # policy must not change the random numbers of the training that deploys it
                 layer.weight.copy_(weights[f"actor.{i}.weight"])
                 layer.bias.copy_(weights[f"actor.{i}.bias"])
             modules.append(layer)

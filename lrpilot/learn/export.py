@@ -71,10 +71,15 @@ def actor_layers(actor: Any) -> tuple[Layers, str]:
 
 
 def actor_from_layers(layers: Sequence[tuple[Any, Any]]) -> Any:
-    """A tanh MLP (``torch.nn.Sequential``) with these (weight, bias) layers, input first."""
+    """A tanh MLP (``torch.nn.Sequential``) with these (weight, bias) layers, input first; building it draws
+    nothing from torch's global RNG (it runs inside PPO, whose action sampling uses that RNG)."""
     import torch
 
-    net = tanh_mlp([int(layers[0][0].shape[1]), *[int(w.shape[0]) for w, _ in layers]])
+    modules: list[Any] = []
+    for i, (weight, _) in enumerate(layers):  # built without initialising: no draw from torch's global RNG
+        modules += [torch.nn.utils.skip_init(torch.nn.Linear, int(weight.shape[1]), int(weight.shape[0]))]
+        modules += [torch.nn.Tanh()] if i < len(layers) - 1 else []
+    net = torch.nn.Sequential(*modules)
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         for lin, (w, b) in zip(linears, layers):

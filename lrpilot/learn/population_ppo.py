@@ -126,8 +126,19 @@ def _validation_callback(every: int, evaluate: Callable[[Any], dict[str, Any]], 
             return True
 
         def run(self) -> None:
+            import random
+
+            import numpy as np
+            import torch
+
             began = time.perf_counter()
-            result = evaluate(self.model)
+            # PPO samples its actions from torch's global RNG and shuffles its minibatches with numpy's: validating
+            # must not change what the run does (until session 30, loading the policy to play drew from torch's)
+            states = np.random.get_state(), random.getstate()
+            with torch.random.fork_rng(devices=[]):
+                result = evaluate(self.model)
+            np.random.set_state(states[0])
+            random.setstate(states[1])
             entry = {"timesteps": int(self.num_timesteps), **{k: result[k] for k in
                                                                 ("mean_regret", "mean_test_acc", "diverged", "n")},
                      "per_task_regret": {k: round(v, 3) for k, v in result["per_task_regret"].items()}}

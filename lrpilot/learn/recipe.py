@@ -16,7 +16,8 @@ Two methods:
   optional PPO fine-tuning (``finetune_timesteps``) on the population environment over the
   synthetic task distribution (:mod:`lrpilot.learn.pipeline`). The four shipped policies are trained
   this way: ``default``, ``ppo-residual-fast`` continued for 100,352 PPO steps against itself
-  (``configs/ppo-residual-select.toml``); ``ppo-residual-fast``, a PPO-trained residual on a hand rule
+  (``configs/ppo-residual-select.toml``; both stages in one command: ``configs/default.toml``, a staged recipe,
+  :mod:`lrpilot.learn.stages`); ``ppo-residual-fast``, a PPO-trained residual on a hand rule
   (``configs/ppo-residual-fast.toml``, 1M steps), the default before it; ``ppo-residual-long``, the default
   before that (``configs/ppo-residual-1m.toml``, ended at 399,360 steps); and ``clone``, the behaviour clone that
   was the first default (``configs/clone-policy.toml``).

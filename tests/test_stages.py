@@ -1,0 +1,154 @@
+"""Staged recipes: `lrpilot train-controller configs/default.toml` trains policy:default's two stages in one
+command, the second from the first's policy, and resumes a killed run without training a finished stage again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lrpilot.cli import main
+from lrpilot.controller.policy import load_policy
+from lrpilot.learn.recipe import Recipe, load_recipe
+from lrpilot.learn.stages import load_any_recipe, load_staged
+
+ROOT = Path(__file__).resolve().parents[1]
+ONE = """
+method = "population"
+name = "one"
+residual = "bold-anneal-streakup"
+actions = "0.1,0.5,1,1.5,2"
+encoder_version = 2
+twin = "bold-anneal-streakup"
+budget_end = "terminal"
+finetune_timesteps = 128
+population_envs = 8
+population_groups = 1
+population_workers = 1
+n_steps = 16
+batch_size = 64
+n_epochs = 1
+epochs_range = [4, 5]
+families = ["teacher", "gmm"]
+width_range = [8, 16]
+"""
+STAGED = """
+name = "both"
+
+[[stage]]
+name = "first"
+recipe = "one.toml"
+
+[[stage]]
+name = "second"
+recipe = "one.toml"
+init_policy = "@first"
+twin = "policy:@first"
+finetune_timesteps = 64
+critic_warmup = 1000000
+"""
+
+
+def _write(folder: Path, staged: str = STAGED) -> Path:
+    (folder / "one.toml").write_text(ONE)
+    path = folder / "staged.toml"
+    path.write_text(staged)
+    return path
+
+
+def test_configs_default_is_the_fast_recipe_then_the_select_run_that_was_shipped() -> None:
+    """Stage 1 is configs/ppo-residual-fast.toml unchanged; stage 2 trains what the shipped default's card says it
+    was trained with (session 24's run of the select recipe, seed 1), except that it starts from stage 1 and plays
+    it as the twin, stops at the shipped checkpoint's step and exports its last actor (no validation)."""
+    staged = load_staged(ROOT / "configs" / "default.toml")
+    assert (staged.name, staged.out_dir) == ("default", "runs/ctrl/default")
+    fast, select = staged.stages
+    assert fast.recipe == load_recipe(ROOT / "configs" / "ppo-residual-fast.toml").replace(out_dir=fast.recipe.out_dir)
+    assert fast.recipe.finetune_timesteps >= 1_000_000
+    card = json.loads((ROOT / "lrpilot" / "checkpoints" / "default.json").read_text())
+    assert card["provenance"]["shipped_checkpoint"]["timesteps"] == select.recipe.finetune_timesteps == 100352
+    trained = Recipe.from_dict(card["provenance"]["recipe"])
+    assert select.recipe.validate_every == 0 and (select.recipe.init_policy, select.twin) == ("@fast",
+                                                                                           "policy:@fast")
+    same = trained.replace(init_policy="@fast", twin=None, finetune_timesteps=100352, validate_every=0,
+                           validation_seeds=2, finetune_validation_lrs=None, name="select",
+                           out_dir=select.recipe.out_dir, checkpoint_every=select.recipe.checkpoint_every)
+    assert select.recipe == same
+    assert load_recipe(ROOT / "configs" / "ppo-residual-select.toml").replace(seed=1) == trained.replace(
+        init_policy="ppo-residual-fast", twin="policy:ppo-residual-fast", name="ppo-residual-select",
+        out_dir="runs/ctrl/ppo-residual-select", checkpoint_every=2048)
+
+
+@pytest.mark.slow
+def test_the_second_stage_starts_from_the_first_and_its_policy_is_exported_with_every_stage(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The second stage starts PPO from the first stage's policy and plays it as the twin; with its critic warming
+    up all run the actor cannot move, so it exports the first stage's weights. ``OUT/NAME`` is the last stage's
+    policy with every stage in its card. Run again, the run is refused in one line; with ``--resume`` a finished
+    stage is not trained again, and a stage that never ran is trained: the result is the same bytes."""
+    path = _write(tmp_path)
+    out = tmp_path / "out"
+    assert main(["train-controller", str(path), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "stage 1 of 2: first" in said and "stage 2 of 2: second" in said
+    first, second = load_policy(out / "first" / "one"), load_policy(out / "second" / "one")
+    for a, b in zip(first.actor.parameters(), second.actor.parameters()):
+        assert torch.equal(a, b)
+    final = out / "both.safetensors"
+    assert final.read_bytes() == (out / "second" / "one.safetensors").read_bytes()
+    card = json.loads((out / "both.json").read_text())
+    stages = card["provenance"]["stages"]
+    assert [s["name"] for s in stages] == ["first", "second"]
+    assert stages[0]["weights_sha256"] == hashlib.sha256((out / "first" / "one.safetensors").read_bytes()).hexdigest()
+    assert stages[1]["recipe"]["init_policy"] == str(out / "first" / "one")
+    assert stages[1]["recipe"]["twin"] == f"policy:{out / 'first' / 'one'}"
+    assert card["provenance"]["recipe"] == stages[1]["recipe"] and card["base"] == {"teacher": "bold-anneal-streakup"}
+
+    assert main(["train-controller", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--resume" in err
+
+    before = final.read_bytes()
+    for file in (out / "second").rglob("*"):  # as if killed before the second stage began
+        if file.is_file():
+            file.unlink()
+    final.unlink()
+    assert main(["train-controller", str(path), "--out", str(out), "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "stage 1 of 2: first in" in said and "(resumed)" in said.split("stage 2")[0]
+    assert "(resumed)" not in said.split("stage 2")[1].splitlines()[0]
+    assert final.read_bytes() == before
+
+
+@pytest.mark.parametrize("text, says", [
+    ("name = 'x'\nseed = 1\n[[stage]]\nname = 'a'\nrecipe = 'one.toml'\n", "move seed into the stages"),
+    ("[[stage]]\nrecipe = 'one.toml'\n", "needs a name"),
+    ("[[stage]]\nname = 'a'\nrecipe = 'one.toml'\n[[stage]]\nname = 'a'\nrecipe = 'one.toml'\n", "used twice"),
+    ("[[stage]]\nname = 'a'\nrecipe = 'one.toml'\ninit_policy = '@b'\n", "does not run before it"),
+    ("[[stage]]\nname = 'a'\nrecipe = 'one.toml'\n[[stage]]\nname = 'b'\nrecipe = 'one.toml'\ntwin = '@a'\n",
+     "policy:@STAGE"),
+    ("[[stage]]\nname = 'a'\nrecipe = 'one.toml'\nmethod = 'ppo'\nresidual = ''\n", "stage 1 (a)"),
+    ("[[stage]]\nname = 'a'\nrecipe = 'staged.toml'\n", "itself staged"),
+    ("[[stage]]\nname = 'a'\nrecipe = 'one.toml'\nseed = -1\n", "stage 1 (a): seed"),
+])
+def test_a_bad_staged_recipe_fails_in_one_line_naming_the_stage_and_field(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, says: str) -> None:
+    path = _write(tmp_path, text)
+    assert main(["train-controller", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and says in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_staged_recipe_takes_only_the_flags_that_apply_to_every_stage(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write(tmp_path)
+    assert main(["train-controller", str(path), "--seed", "3", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--seed" in err and "stage's table" in err
+    staged = load_any_recipe(path)
+    assert [s.recipe.finetune_timesteps for s in staged.stages] == [128, 64]  # the stage's keys override its file
+    assert staged.replace(out_dir="elsewhere").stage_dir(staged.stages[1]) == Path("elsewhere") / "second"
