@@ -152,3 +152,37 @@ def test_a_staged_recipe_takes_only_the_flags_that_apply_to_every_stage(
     staged = load_any_recipe(path)
     assert [s.recipe.finetune_timesteps for s in staged.stages] == [128, 64]  # the stage's keys override its file
     assert staged.replace(out_dir="elsewhere").stage_dir(staged.stages[1]) == Path("elsewhere") / "second"
+
+
+@pytest.mark.slow
+def test_a_staged_run_killed_inside_its_second_stage_resumes_there(tmp_path: Path) -> None:
+    """kill -9 while the second stage trains: ``--resume`` leaves the first stage as it was, goes on with the second
+    from its last progress checkpoint, and exports the policy."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = _write(tmp_path, STAGED.replace("finetune_timesteps = 64\ncritic_warmup = 1000000",
+                                           "finetune_timesteps = 1024\ncheckpoint_every = 128"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lrpilot", "train-controller", str(path), "--out", str(out)]
+    progress = out / "second" / "population-state" / "finetune-progress.pt"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not progress.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.stderr.read()[-2000:]  # still training when the second stage's checkpoint lands
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    first = (out / "first" / "one.safetensors").read_bytes()
+    at = torch.load(progress, weights_only=True)["timesteps"]
+    assert 128 <= at < 1024 and not (out / "both.json").exists()
+    done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming PPO at {at} of 1024 steps" in done.stdout
+    assert (out / "first" / "one.safetensors").read_bytes() == first
+    card = json.loads((out / "both.json").read_text())
+    assert card["provenance"]["finetune_timesteps"] == 1024 and not progress.exists()
