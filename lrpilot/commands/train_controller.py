@@ -167,7 +167,6 @@ def recipe_from_args(args: argparse.Namespace):  # noqa: ANN201 - Recipe or Stag
     defaults. A staged recipe (:mod:`lrpilot.learn.stages`) takes ``--out``, ``--name``, ``--export-dir`` and
     ``--resume`` only. ``ValueError`` names a bad field."""
     from lrpilot.learn.recipe import Recipe, quick_recipe
-
     from lrpilot.learn.stages import StagedRecipe, load_any_recipe
 
     given = {k: v for k, v in vars(args).items() if k not in ("recipe", "no_progress", "command")}
