@@ -185,7 +185,7 @@ def test_ppo_progress_saved_every_n_steps_resumes_with_its_curve_and_best_actor(
         torch.save(state, path)
         saved.append(torch.load(path, weights_only=True))
 
-    run = dict(distribution=synthetic_distribution(epochs_range=(4, 6)), actions="0.1,0.5,1,1.5,2", timesteps=512,
+    run = dict(distribution=synthetic_distribution(epochs_range=(4, 6)), actions="0.1,0.5,1,1.5,2", timesteps=384,
                num_envs=8, groups=1, workers=1, n_steps=16, batch_size=64, n_epochs=1, learning_rate=3e-3,
                env_options={"twin": "bold-anneal-streakup", "budget_end": "terminal"}, gamma=1.0,
                validation=ValidationSet(tasks=VALIDATION_TASKS[:1], budgets=(4,), lrs=(1e-3,), seeds=(0,)),
