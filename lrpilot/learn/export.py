@@ -22,17 +22,19 @@ Layers = list[tuple[Any, Any]]
 """``(weight [out, in], bias [out])`` of each linear layer, input first."""
 
 
-def tanh_mlp(sizes: Sequence[int]) -> Any:
+def tanh_mlp(sizes: Sequence[int], initialise: bool = True) -> Any:
     """A ``torch.nn.Sequential``: ``Linear`` layers of these sizes (input first), ``Tanh`` between them.
 
-    The layers are initialised from torch's global RNG, in order (seed it first for a reproducible net).
+    The layers are initialised from torch's global RNG, in order (seed it first for a reproducible net);
+    ``initialise=False`` leaves them uninitialised and draws nothing from it (for weights copied in next).
     """
     from torch import nn
 
+    linear = nn.Linear if initialise else lambda a, b: nn.utils.skip_init(nn.Linear, a, b)
     modules: list[nn.Module] = []
     for a, b in zip(sizes[:-2], sizes[1:-1]):
-        modules += [nn.Linear(a, b), nn.Tanh()]
-    modules.append(nn.Linear(sizes[-2], sizes[-1]))
+        modules += [linear(a, b), nn.Tanh()]
+    modules.append(linear(sizes[-2], sizes[-1]))
     return nn.Sequential(*modules)
 
 
@@ -75,11 +77,7 @@ def actor_from_layers(layers: Sequence[tuple[Any, Any]]) -> Any:
     nothing from torch's global RNG (it runs inside PPO, whose action sampling uses that RNG)."""
     import torch
 
-    modules: list[Any] = []
-    for i, (weight, _) in enumerate(layers):  # built without initialising: no draw from torch's global RNG
-        modules += [torch.nn.utils.skip_init(torch.nn.Linear, int(weight.shape[1]), int(weight.shape[0]))]
-        modules += [torch.nn.Tanh()] if i < len(layers) - 1 else []
-    net = torch.nn.Sequential(*modules)
+    net = tanh_mlp([int(layers[0][0].shape[1]), *[int(w.shape[0]) for w, _ in layers]], initialise=False)
     linears = [m for m in net if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():
         for lin, (w, b) in zip(linears, layers):
