@@ -192,6 +192,13 @@ def test_save_policy_validates_input(tmp_path: Path) -> None:
                     provenance={})
     with pytest.raises(PolicyFormatError, match="input size"):
         save_policy(tmp_path / "y", layers=random_layers([3, 4]), activation="tanh", action=ActionSpec(), provenance={})
+    with pytest.raises(PolicyFormatError, match=r"raise_power_pretrained must be a number in \[0, 1\]"):
+        save_policy(tmp_path / "z", layers=random_layers([ENC.size, 4]), activation="tanh", action=ActionSpec(),
+                    provenance={}, raise_power_pretrained=1.5)
+    assert not list(tmp_path.glob("z.*"))  # refused before anything was written
+    save_policy(tmp_path / "w", layers=random_layers([ENC.size, 4]), activation="tanh", action=ActionSpec(),
+                provenance={}, raise_power_pretrained=1)
+    assert load_policy(tmp_path / "w").raise_power_pretrained == 1.0
 
 
 def test_loading_a_policy_imports_no_gymnasium_or_sb3() -> None:

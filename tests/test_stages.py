@@ -37,6 +37,7 @@ width_range = [8, 16]
 """
 STAGED = """
 name = "both"
+raise_power_pretrained = 1
 
 [[stage]]
 name = "first"
@@ -77,6 +78,8 @@ def test_configs_default_is_the_fast_recipe_then_the_select_run_that_was_shipped
                            validation_seeds=2, finetune_validation_lrs=None, name="select",
                            out_dir=select.recipe.out_dir, checkpoint_every=select.recipe.checkpoint_every)
     assert select.recipe == same
+    assert staged.card == {"raise_power_pretrained": card["raise_power_pretrained"]}  # the card's, since session 28
+    assert "raise_power" not in card
     assert load_recipe(ROOT / "configs" / "ppo-residual-select.toml").replace(seed=1) == trained.replace(
         init_policy="ppo-residual-fast", twin="policy:ppo-residual-fast", name="ppo-residual-select",
         out_dir="runs/ctrl/ppo-residual-select", checkpoint_every=2048)
@@ -106,12 +109,16 @@ def test_the_second_stage_starts_from_the_first_and_its_policy_is_exported_with_
     assert stages[1]["recipe"]["init_policy"] == str(out / "first" / "one")
     assert stages[1]["recipe"]["twin"] == f"policy:{out / 'first' / 'one'}"
     assert card["provenance"]["recipe"] == stages[1]["recipe"] and card["base"] == {"teacher": "bold-anneal-streakup"}
+    assert card["raise_power_pretrained"] == 1.0 and "raise_power" not in card  # the file's top level, on the card
+    assert "raise_power_pretrained" not in json.loads((out / "second" / "one.json").read_text())
+    both = load_policy(out / "both")
+    assert (both.raise_power, both.raise_power_pretrained) == (0.0, 1.0)
 
     assert main(["train-controller", str(path), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--resume" in err
 
-    before = final.read_bytes()
+    before, spent = final.read_bytes(), stages[0]["seconds"]
     for file in (out / "second").rglob("*"):  # as if killed before the second stage began
         if file.is_file():
             file.unlink()
@@ -121,6 +128,8 @@ def test_the_second_stage_starts_from_the_first_and_its_policy_is_exported_with_
     assert "stage 1 of 2: first in" in said and "(resumed)" in said.split("stage 2")[0]
     assert "(resumed)" not in said.split("stage 2")[1].splitlines()[0]
     assert final.read_bytes() == before
+    resumed = json.loads((out / "both.json").read_text())["provenance"]["stages"][0]
+    assert resumed["seconds"] >= spent > 0  # the time stage 1 took, not the moment its resume took
 
 
 @pytest.mark.parametrize("text, says", [
@@ -133,6 +142,8 @@ def test_the_second_stage_starts_from_the_first_and_its_policy_is_exported_with_
     ("[[stage]]\nname = 'a'\nrecipe = 'one.toml'\nmethod = 'ppo'\nresidual = ''\n", "stage 1 (a)"),
     ("[[stage]]\nname = 'a'\nrecipe = 'staged.toml'\n", "itself staged"),
     ("[[stage]]\nname = 'a'\nrecipe = 'one.toml'\nseed = -1\n", "stage 1 (a): seed"),
+    ("raise_power_pretrained = 2\n[[stage]]\nname = 'a'\nrecipe = 'one.toml'\n", "raise_power_pretrained"),
+    ("raise_power = 'all'\n[[stage]]\nname = 'a'\nrecipe = 'one.toml'\n", "[0, 1]"),
 ])
 def test_a_bad_staged_recipe_fails_in_one_line_naming_the_stage_and_field(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, says: str) -> None:

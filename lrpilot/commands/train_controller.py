@@ -224,16 +224,18 @@ def _run_staged(staged: Any, console: Any) -> int:
         _run_population(recipe.replace(resume=resume), console)
         exports[stage.name] = path = staged.stage_policy(stage)
         weights = Path(f"{path}.safetensors")
+        spent = json.loads(Path(f"{path}.json").read_text())["provenance"].get("training_seconds")
         stages.append({"name": stage.name, "recipe": recorded_recipe(recipe), "policy": str(path),
                        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-                       "seconds": round(time.perf_counter() - t, 1)})
+                       "seconds": spent if spent is not None else round(time.perf_counter() - t, 1)})
     last = staged.stages[-1]
     card = json.loads(Path(f"{exports[last.name]}.json").read_text())
     provenance = {**card["provenance"], "stages": stages,
                   "staged": {"source": staged.source, "name": staged.name, "out_dir": staged.out_dir}}
     out = Path(staged.export_dir or staged.out_dir)
     card_path, weights_path = export_policy(load_policy(exports[last.name]).actor, out / staged.name,
-                                            last.recipe.actions, provenance, base=last.recipe.residual)
+                                            last.recipe.actions, provenance, base=last.recipe.residual,
+                                            powers=staged.card)
     seconds = ", ".join(f"{s['name']} {s['seconds']:.0f} s" for s in stages)
     console.print(f"{len(stages)} stages in {time.perf_counter() - began:.0f} s ({seconds}); the last stage's policy "
                   f"written to {card_path} and {weights_path}")

@@ -274,13 +274,15 @@ def load_policy(path_or_name: str | Path) -> "LearnedController":
 def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tensor]], activation: str,
                 action: ActionSpec, provenance: Mapping[str, Any], evaluation: Mapping[str, Any] | None = None,
                 normalization: Mapping[str, Any] | None = None, encoder_version: int = 1,
-                base: str | None = None) -> tuple[Path, Path]:
+                base: str | None = None, raise_power: float | None = None,
+                raise_power_pretrained: float | None = None) -> tuple[Path, Path]:
     """Write ``PATH.safetensors`` and ``PATH.json`` (atomically) and check they load; returns both paths.
 
     ``layers`` are the actor's linear layers, ``(weight [out, in], bias [out])``, input
     first; ``activation`` follows every layer but the last. ``encoder_version`` is the version of
     the observation encoder the actor was trained with (its input size must match). ``base`` (a teacher
-    name) makes a residual policy (module docstring).
+    name) makes a residual policy (module docstring). ``raise_power`` and ``raise_power_pretrained``, when
+    given, are written onto the card (module docstring; a number in [0, 1], checked before anything is written).
     """
     from safetensors.torch import save as save_safetensors
 
@@ -293,6 +295,9 @@ def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tens
         raise ValueError("a policy needs at least one layer")
     for suffix in (".json", ".safetensors"):
         base = base[: -len(suffix)] if base.endswith(suffix) else base
+    powers = {"raise_power": raise_power, "raise_power_pretrained": raise_power_pretrained}
+    for field, power in powers.items():
+        _check_raise_power(Path(base + ".json"), power, field)
     tensors: dict[str, torch.Tensor] = {}
     for i, (weight, bias) in enumerate(layers):
         tensors[f"actor.{i}.weight"] = weight.detach().to("cpu", torch.float32).contiguous().clone()
@@ -307,6 +312,7 @@ def save_policy(path: str | Path, *, layers: list[tuple[torch.Tensor, torch.Tens
     }
     if rule is not None:
         card["base"] = {"teacher": rule}
+    card.update({field: float(power) for field, power in powers.items() if power is not None})
     card_path, weights_path = Path(base + ".json"), Path(base + ".safetensors")
     write_atomic(weights_path, lambda fh: fh.write(save_safetensors(tensors)))
     write_json_atomic(card_path, card)

@@ -87,19 +87,21 @@ def actor_from_layers(layers: Sequence[tuple[Any, Any]]) -> Any:
 
 
 def export_policy(actor: Any, path: str | Path, action: ActionSpec | str, provenance: Mapping[str, Any],
-                  evaluation: Mapping[str, Any] | None = None, base: str | None = None) -> tuple[Path, Path]:
+                  evaluation: Mapping[str, Any] | None = None, base: str | None = None,
+                  powers: Mapping[str, float] | None = None) -> tuple[Path, Path]:
     """Write the actor as ``path.safetensors`` + ``path.json``; returns (card, weights) paths.
 
     ``action`` is the action set (an :class:`ActionSpec` or its text, ``"0.1,0.5,1,2"``). The
     encoder version recorded in the card is the one whose observation size is the actor's input
     size. No observation normalisation: lrpilot does not use VecNormalize. ``base``: the teacher rule of a
-    residual policy (:mod:`lrpilot.learn.residual`).
+    residual policy (:mod:`lrpilot.learn.residual`). ``powers``: the card's ``raise_power`` and/or
+    ``raise_power_pretrained`` (:func:`~lrpilot.controller.policy.save_policy`).
     """
     layers, activation = actor_layers(actor)
     spec = ActionSpec.parse(action) if isinstance(action, str) else action
     return save_policy(path, layers=layers, activation=activation, action=spec, provenance=provenance,
                        evaluation=evaluation, encoder_version=encoder_version_of(int(layers[0][0].shape[1])),
-                       base=base)
+                       base=base, **dict(powers or {}))
 
 
 def encoder_version_of(inputs: int) -> int:

@@ -17,6 +17,8 @@ Everything lives in ``OUT/population-state/``, is written atomically (:mod:`lrpi
   counters, validation curve and best actor, RNGs; :mod:`lrpilot.learn.population_ppo`), removed
   when fine-tuning ends.
 * ``finetune.pt``: the PPO fine-tuned actor, written when fine-tuning ends.
+* ``elapsed.json``: the wall seconds the run's processes have spent, as of the last save
+  (:attr:`PopulationCheckpoint.seconds`), so that a resumed run's ``training_seconds`` counts them all.
 
 A run killed at any moment and continued with ``--resume`` continues where it stopped. Before PPO it
 exports the same weights, bit for bit on the CPU, as an uninterrupted run: an interrupted collection
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -58,6 +61,9 @@ class PopulationCheckpoint:
         self.settings = {"format": FORMAT, **settings}
         self.shortened_from: int | None = None
         """With ``--resume`` and a lower ``finetune_timesteps`` than the run was started with: that number."""
+        self._began = time.perf_counter()
+        self._earlier = 0.0
+        """Wall seconds that earlier processes of this run spent (0 for a new run)."""
         run = self.dir / "run.json"
         for stale in self.dir.glob(".*.tmp"):  # left by a write that a kill interrupted
             stale.unlink(missing_ok=True)
@@ -77,6 +83,18 @@ class PopulationCheckpoint:
         if diff:
             raise ValueError(f"--resume: {self.dir} was written with different {', '.join(diff)} "
                              f"({', '.join(f'{k}={saved.get(k)!r}' for k in diff)}); use those or another --out")
+        elapsed = self.dir / "elapsed.json"
+        if elapsed.exists():
+            self._earlier = float(json.loads(elapsed.read_text())["seconds"])
+
+    @property
+    def seconds(self) -> float:
+        """Wall seconds this run has spent: its earlier processes' (up to their last save) and this one's."""
+        return self._earlier + time.perf_counter() - self._began
+
+    def record_seconds(self) -> None:
+        """Write :attr:`seconds` to ``elapsed.json`` (done by every :meth:`save`)."""
+        write_json_atomic(self.dir / "elapsed.json", {"seconds": round(self.seconds, 1)})
 
     def path(self, stage: str) -> Path:
         if stage not in STAGES and not re.fullmatch(r"dagger[1-9]\d*-(data|bc)", stage):
@@ -91,8 +109,9 @@ class PopulationCheckpoint:
         return torch.load(path, weights_only=True) if path.exists() else None
 
     def save(self, stage: str, state: Mapping[str, Any]) -> None:
-        """Write ``stage``'s state atomically."""
+        """Write ``stage``'s state atomically, and the seconds spent so far."""
         torch_save_atomic(self.path(stage), dict(state))
+        self.record_seconds()
 
     def saver(self, stage: str) -> Callable[[Mapping[str, Any]], None]:
         """``state -> None`` writing ``stage`` (for ``behaviour_clone(on_epoch=...)``)."""

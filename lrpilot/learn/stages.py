@@ -1,7 +1,9 @@
 """Staged recipes: several training runs as one command, each later one starting from an earlier one's policy.
 
-A recipe file with ``[[stage]]`` tables is a *staged* recipe. Its top level holds only ``name``, ``out_dir`` and
-``export_dir`` (optional); each stage is a recipe of its own (:class:`~lrpilot.learn.recipe.Recipe`), with a
+A recipe file with ``[[stage]]`` tables is a *staged* recipe. Its top level holds only ``name``, ``out_dir``,
+``export_dir`` (optional) and the exported card's ``raise_power`` and ``raise_power_pretrained`` (optional; see
+:mod:`lrpilot.controller.policy`: they change how the final policy acts at several decisions per epoch, and no stage's
+training or validation reads them); each stage is a recipe of its own (:class:`~lrpilot.learn.recipe.Recipe`), with a
 ``name`` and, optionally, ``recipe``, a recipe file (relative to the staged one) whose fields the stage's other
 keys override. In ``init_policy`` and ``twin`` a stage names an earlier stage's policy as ``@STAGE``::
 
@@ -34,20 +36,22 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from lrpilot.learn.recipe import Recipe
 from lrpilot.tomlfile import read_toml
 
-__all__ = ["Stage", "StagedRecipe", "is_staged", "load_staged", "load_any_recipe", "STAGED_FLAGS"]
+__all__ = ["Stage", "StagedRecipe", "is_staged", "load_staged", "load_any_recipe", "STAGED_FLAGS", "CARD_FIELDS"]
 
 STAGED_FLAGS = ("out_dir", "name", "export_dir", "resume")
 """The fields a flag may set on a staged recipe; every other one belongs to a stage, and is set in the file."""
 
 _REF = re.compile(r"^(policy:)?@([A-Za-z0-9_-]+)$")
-_TOP = ("name", "out_dir", "export_dir", "stage")
+CARD_FIELDS = ("raise_power", "raise_power_pretrained")
+"""Top-level fields of a staged recipe written onto the last stage's exported card, not read by any stage."""
+_TOP = ("name", "out_dir", "export_dir", *CARD_FIELDS, "stage")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ class StagedRecipe:
     export_dir: str | None = None
     resume: bool = False
     source: str = "recipe"
+    card: Mapping[str, float] = field(default_factory=dict)
+    """The exported card's ``raise_power`` / ``raise_power_pretrained`` that the file sets (:data:`CARD_FIELDS`)."""
 
     def replace(self, **changes: Any) -> "StagedRecipe":
         """A copy with these top-level fields changed (``STAGED_FLAGS`` only; ``ValueError`` for another)."""
@@ -109,8 +115,8 @@ def staged_from_dict(data: Mapping[str, Any], source: str, folder: Path) -> Stag
     """Build and check a staged recipe; ``ValueError`` naming the file, the stage and the field."""
     unknown = sorted(set(data) - set(_TOP))
     if unknown:
-        raise ValueError(f"{source}: a staged recipe holds only name, out_dir, export_dir and [[stage]] tables at "
-                         f"its top; move {', '.join(unknown)} into the stages")
+        raise ValueError(f"{source}: a staged recipe holds only name, out_dir, export_dir, {', '.join(CARD_FIELDS)} "
+                         f"and [[stage]] tables at its top; move {', '.join(unknown)} into the stages")
     tables = data["stage"]
     if not isinstance(tables, list) or not tables or not all(isinstance(t, Mapping) for t in tables):
         raise ValueError(f"{source}: stage must be one or more [[stage]] tables")
@@ -120,10 +126,15 @@ def staged_from_dict(data: Mapping[str, Any], source: str, folder: Path) -> Stag
         if value is not None and (not isinstance(value, str) or not value.strip() or (key == "name" and "/" in value)):
             raise ValueError(f"{source}: {key} must be a non-empty string{' without /' if key == 'name' else ''}, "
                              f"got {value!r}")
+    card = {key: data[key] for key in CARD_FIELDS if key in data}
+    for key, value in card.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(f"{source}: {key} (the exported card's) must be a number in [0, 1], got {value!r}")
     stages: list[Stage] = []
     for number, table in enumerate(tables, 1):
         stages.append(_stage(dict(table), f"{source}, stage {number}", folder, {s.name for s in stages}))
-    return StagedRecipe(name=name, out_dir=out_dir, export_dir=export_dir, stages=tuple(stages), source=source)
+    return StagedRecipe(name=name, out_dir=out_dir, export_dir=export_dir, stages=tuple(stages), source=source,
+                        card={key: float(value) for key, value in card.items()})
 
 
 def _stage(table: dict[str, Any], where: str, folder: Path, earlier: set[str]) -> Stage:
