@@ -220,16 +220,14 @@ def _run_staged(staged: Any, console: Any) -> int:
         resume = staged.resume and (out / STATE_DIR / "run.json").exists()  # a stage not begun starts afresh
         console.print(f"[bold]stage {number} of {len(staged.stages)}: {stage.name}[/] in {out}"
                       f"{' (resumed)' if resume else ''}")
-        t = time.perf_counter()
         _run_population(recipe.replace(resume=resume), console)
         exports[stage.name] = path = staged.stage_policy(stage)
         weights = Path(f"{path}.safetensors")
-        spent = json.loads(Path(f"{path}.json").read_text())["provenance"].get("training_seconds")
+        card = json.loads(Path(f"{path}.json").read_text())  # its training time counts every process of the stage
         stages.append({"name": stage.name, "recipe": recorded_recipe(recipe), "policy": str(path),
                        "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-                       "seconds": spent if spent is not None else round(time.perf_counter() - t, 1)})
-    last = staged.stages[-1]
-    card = json.loads(Path(f"{exports[last.name]}.json").read_text())
+                       "seconds": card["provenance"]["training_seconds"]})
+    last = staged.stages[-1]  # ``card`` is its stage's
     provenance = {**card["provenance"], "stages": stages,
                   "staged": {"source": staged.source, "name": staged.name, "out_dir": staged.out_dir}}
     out = Path(staged.export_dir or staged.out_dir)
