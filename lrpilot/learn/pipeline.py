@@ -292,8 +292,7 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                                       confirm_seeds, finetune_validation_lrs)
         info.update(record)
     if state is not None:  # every process of a resumed run counts, not only this one
-        state.record_seconds()
-        info["training_seconds"] = round(state.seconds, 1)
+        info["training_seconds"] = round(state.record_seconds(), 1)
     else:
         info["training_seconds"] = round(time.perf_counter() - start, 1)
     return PopulationResult(actor=net, bc_actor=bc_net if bc_net is not net else None, provenance=info,

@@ -92,9 +92,12 @@ class PopulationCheckpoint:
         """Wall seconds this run has spent: its earlier processes' (up to their last save) and this one's."""
         return self._earlier + time.perf_counter() - self._began
 
-    def record_seconds(self) -> None:
-        """Write :attr:`seconds` to ``elapsed.json`` (done by every :meth:`save`)."""
-        write_json_atomic(self.dir / "elapsed.json", {"seconds": round(self.seconds, 1)})
+    def record_seconds(self) -> float:
+        """Write :attr:`seconds` to ``elapsed.json`` (done by every :meth:`save`) and return what was written, to the
+        millisecond: a resumed run starts from it, so what it reports later is never less than what this reports."""
+        seconds = round(self.seconds, 3)
+        write_json_atomic(self.dir / "elapsed.json", {"seconds": seconds})
+        return seconds
 
     def path(self, stage: str) -> Path:
         if stage not in STAGES and not re.fullmatch(r"dagger[1-9]\d*-(data|bc)", stage):
