@@ -197,3 +197,18 @@ def test_a_staged_run_killed_inside_its_second_stage_resumes_there(tmp_path: Pat
     assert (out / "first" / "one.safetensors").read_bytes() == first
     card = json.loads((out / "both.json").read_text())
     assert card["provenance"]["finetune_timesteps"] == 1024 and not progress.exists()
+
+
+def test_a_resumed_run_reports_at_least_the_seconds_its_earlier_process_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a run reports as its seconds is what it wrote for a resume to start from, so a stage resumed after it
+    finished never says it took less time than its first run said (CI once saw 0.3 against 0.4)."""
+    import lrpilot.learn.pipeline_state as pipeline_state
+
+    clock = iter([100.0, 100.36, 200.0, 200.0])  # began; reported 0.36 s in; the resume begins and reports at once
+    monkeypatch.setattr(pipeline_state.time, "perf_counter", lambda: next(clock))
+    first = pipeline_state.PopulationCheckpoint(tmp_path, {"seed": 0}, resume=False)
+    written = first.record_seconds()
+    assert json.loads((first.dir / "elapsed.json").read_text())["seconds"] == written == pytest.approx(0.36)
+    again = pipeline_state.PopulationCheckpoint(tmp_path, {"seed": 0}, resume=True)
+    assert round(again.record_seconds(), 1) >= round(written, 1) == 0.4
