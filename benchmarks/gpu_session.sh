@@ -58,6 +58,7 @@ else
 fi
 
 DATA=/tmp/cifar10-generated  # written beside steps 1-2 (one CPU core of many, while ResNet-18 compiles)
+rm -rf "$DATA" /tmp/rpg1 /tmp/rpg4  # a rerun on a warm machine starts afresh too
 timeout 240 $PY benchmarks/gpu_checks.py cifar-data "$DATA" "${IMAGES[@]}" > "$OUT/cifar-data.log" 2>&1 &
 DATA_PID=$!
 
