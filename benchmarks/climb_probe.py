@@ -7,8 +7,8 @@ doubled the LR every quarter from its floor to the ceiling and diverged (docs/co
 validation set chooses checkpoints; if it is to choose against such policies, it must hold runs where that happens.
 This plays the validation tasks (:data:`lrpilot.learn.validation.VALIDATION_TASKS`, data seeds reserved for
 validation; no held-out data) at the budgets, LRs and interval given, with each controller, and prints per
-controller: mean final test accuracy, divergences, runs that end at the LR ceiling (100x the initial LR), and per (task, budget, LR)
-cell the mean accuracy difference to ``rule`` (the cells of (c)), with the worst cell.
+controller: mean final test accuracy, divergences, runs that end at the LR ceiling (100x the initial LR), and per
+(task, budget, LR) cell the mean accuracy difference to ``rule`` (the cells of (c)), with the worst cell.
 
     OMP_NUM_THREADS=1 python benchmarks/climb_probe.py policy:default policy:PATH bold-anneal-streakup \\
         --budgets 20 30 --lrs 1e-3 1e-2 --interval 0.25 --seeds 0 1 2 [--small] --json out.json
@@ -58,7 +58,8 @@ def probe(specs: list[str], budgets: tuple[int, ...], lrs: tuple[float, ...], in
                          "at_ceiling": sum(r["final_lr"] >= r["initial_lr"] * LR_BOUNDS[1] * 0.999 for r in rows),
                          "cells_below_rule_by_1": sorted(k for k, v in means.items() if v < -1.0),
                          "worst_cell": worst, "worst_cell_points": means[worst], "cells": means}
-    return {"tasks": [list(t) for t in vs.tasks], "budgets": budgets, "lrs": lrs, "interval": interval, "seeds": seeds, "summary": summary,
+    return {"tasks": [list(t) for t in vs.tasks], "budgets": budgets, "lrs": lrs, "interval": interval, "seeds": seeds,
+            "summary": summary,
             "rows": {spec: [{k: r[k] for k in ("label", "budget", "initial_lr", "session_seed", "acc", "diverged",
                                                  "final_lr")} for r in rows] for spec, rows in played.items()}}
 

@@ -6,7 +6,7 @@ Three sub-commands, each writing JSON, called by ``benchmarks/gpu_session.sh`` (
     python benchmarks/gpu_checks.py cifar-data DIR --train 50000 --test 10000
         CIFAR-10 in the format ``datasets.load_dataset("uoft-cs/cifar10")`` gives (``img`` PIL images,
         ``label`` ClassLabel; splits train/test), written with ``save_to_disk``: what ``--data-dir``
-        reads. The images are noise around a colour per class (learnable, so the runs are not flat).
+        reads: the test suite's generator, noise around a colour per class (learnable, so the runs are not flat).
     python benchmarks/gpu_checks.py env-episode --data-dir DIR --device cuda --epochs 2 --json F
         One ``lrpilot/LRControl-v0`` episode of ``cifar10-resnet18`` on the device: the seconds of
         each step (the first one compiles), the observations finite, the LR each action set.
@@ -20,34 +20,23 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for tests.fixtures
 
 
 def cifar_data(path: str, n_train: int, n_test: int, seed: int = 0) -> dict[str, Any]:
-    """Write a CIFAR-10-format ``DatasetDict`` of ``n_train`` + ``n_test`` images to ``path``."""
-    import datasets
-    from PIL import Image
-
-    datasets.disable_progress_bars()
-    rng = np.random.default_rng(seed)
-    palette = np.random.default_rng(1234).integers(40, 216, (10, 3))
-    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=CIFAR_CLASSES)})
-
-    def split(n: int) -> datasets.Dataset:
-        labels = rng.integers(0, 10, n)
-        noise = rng.normal(0, 60, (n, 32, 32, 3))
-        images = np.clip(palette[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8)
-        return datasets.Dataset.from_dict({"img": [Image.fromarray(x) for x in images], "label": labels.tolist()},
-                                          features=features)
+    """Write a CIFAR-10-format ``DatasetDict`` of ``n_train`` + ``n_test`` images to ``path`` (the test suite's
+    generator, :func:`tests.fixtures.make_cifar_dir`)."""
+    from tests.fixtures import make_cifar_dir
 
     began = time.perf_counter()
-    datasets.DatasetDict({"train": split(n_train), "test": split(n_test)}).save_to_disk(path)
+    make_cifar_dir(path, n_train, n_test, seed=seed)
     return {"dir": path, "train": n_train, "test": n_test, "seconds": round(time.perf_counter() - began, 1)}
 
 
@@ -75,7 +64,8 @@ def env_episode(data_dir: str, device: str, epochs: int, interval: float | None 
             torch.cuda.synchronize()
         steps.append({"step": t, "seconds": round(time.perf_counter() - tick, 2), "reward": float(reward),
                       "lr": float(info.get("lr", math.nan)),
-                      "val_acc": info["metrics"].get("val_acc"), "diverged": bool(info.get("diverged")), "obs_finite": bool(np.isfinite(obs).all())})
+                      "val_acc": info["metrics"].get("val_acc"), "diverged": bool(info.get("diverged")),
+                      "obs_finite": bool(np.isfinite(obs).all())})
         done = terminated or truncated
     session = env.unwrapped.session
     env.close()

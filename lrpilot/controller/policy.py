@@ -44,7 +44,7 @@ from lrpilot.controller.features import ObservationEncoder, ObservingController
 from lrpilot.controller.teacher_rules import TEACHERS, teacher_multipliers
 from lrpilot.metrics import EpochMetrics
 
-__all__ = ["PolicyFormatError", "LearnedController", "load_policy", "save_policy", "read_policy",
+__all__ = ["PolicyFormatError", "is_raise_power", "LearnedController", "load_policy", "save_policy", "read_policy",
            "FORMAT", "FORMAT_VERSION", "SHIPPED_DIR"]
 
 FORMAT = "lrpilot-policy"
@@ -182,9 +182,14 @@ def _check_base(path: Path, base: Any) -> None:
                            f"got {_short(base)}")
 
 
+def is_raise_power(power: Any) -> bool:
+    """Whether ``power`` may be a card's ``raise_power`` or ``raise_power_pretrained``: a number in [0, 1]."""
+    return _finite(power) and 0 <= power <= 1
+
+
 def _check_raise_power(path: Path, power: Any, field: str = "raise_power") -> None:
     """``raise_power`` (or ``raise_power_pretrained``): absent, or a number in [0, 1]."""
-    if power is not None and not (_finite(power) and 0 <= power <= 1):
+    if power is not None and not is_raise_power(power):
         raise _error(path, f"{field} must be a number in [0, 1], got {_short(power)}")
 
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from lrpilot.controller.policy import is_raise_power
 from lrpilot.learn.recipe import Recipe
 from lrpilot.tomlfile import read_toml
 
@@ -128,7 +129,7 @@ def staged_from_dict(data: Mapping[str, Any], source: str, folder: Path) -> Stag
                              f"got {value!r}")
     card = {key: data[key] for key in CARD_FIELDS if key in data}
     for key, value in card.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        if not is_raise_power(value):
             raise ValueError(f"{source}: {key} (the exported card's) must be a number in [0, 1], got {value!r}")
     stages: list[Stage] = []
     for number, table in enumerate(tables, 1):
