@@ -3,6 +3,7 @@
 import importlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Pretrained fine-tune bodies are cached on disk (lrpilot.training.finetune.body_cache_dir): the tests' go to a
+# directory of their own, never the user's cache; worker processes started later inherit it.
+os.environ["LRPILOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="lrpilot-test-cache-")
 
 
 @pytest.fixture
