@@ -97,6 +97,10 @@ def test_flags_override_single_fields(tmp_path: Path) -> None:
     window = recipe_from_args(parser.parse_args(["--finetune-prob", "1", "--families", "seq", "--finetune-lr-range",
                                                  "1e-5,1e-3"]))
     assert (window.finetune_lr_range, Recipe().finetune_lr_range) == ((1e-5, 1e-3), None)
+    cheap_tunes = recipe_from_args(parser.parse_args(["--finetune-prob", "1", "--families", "seq",
+                                                      "--val-examples", "128"]))
+    assert (cheap_tunes.val_examples, Recipe().val_examples) == (128, None)
+    assert cheap_tunes.distribution().val_examples == 128
     confirmed = recipe_from_args(parser.parse_args(["--bc-from", "bold", "--validate-every", "9", "--confirm-seeds",
                                                     "4"]))
     assert (confirmed.confirm_seeds, Recipe().confirm_seeds) == (4, 0)
@@ -202,6 +206,8 @@ def test_the_finetune_recipe_continues_the_fast_recipes_policy_on_a_distribution
     ("finetune_shape = 'sheer'", "finetune_shape must be one of"),
     ("finetune_lr_range = [1e-3, 1e-5]", "finetune_lr_range must be a pair"),
     ("finetune_lr_range = 1e-4", "finetune_lr_range must be a list"),
+    ("val_examples = 8", "val_examples must be an integer in \\[16, 100000\\]"),
+    ("val_examples = 128.0", "val_examples must be an integer, got 128.0"),
     ("method = 'population'\nteacher = 'bold'\nconfirm_seeds = 2", "confirm_seeds: it checks the best validated"),
     ("method = 'population'\nteacher = 'bold'\nvalidate_every = 9\nconfirm_seeds = -1",
      "confirm_seeds must be an integer >= 0"),

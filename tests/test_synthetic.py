@@ -327,6 +327,27 @@ def test_finetune_draws_start_from_their_own_lr_range_and_other_draws_are_unchan
         TaskDistribution(finetune_lr_range=(1e-3, 1e-5))
 
 
+def test_val_examples_sets_every_generated_draws_validation_split_and_nothing_else() -> None:
+    """``val_examples`` (cheaper training): every draw, fine-tunes included, validates on that many examples; the
+    tasks, LRs and budgets are otherwise the ones the distribution without it draws (the generated examples are
+    drawn as one set, so which examples each split holds may differ)."""
+    kwargs = {"families": ("teacher", "gmm", "seq"), "finetune_prob": 0.5, "seq_len": 16, "finetune_shape": "steep"}
+    cheap_rng, plain_rng = np.random.default_rng(6), np.random.default_rng(6)
+    cheap = [TaskDistribution(**kwargs, val_examples=128).draw(cheap_rng) for _ in range(40)]
+    plain = [TaskDistribution(**kwargs).draw(plain_rng) for _ in range(40)]
+    assert any(p.task.options["pretrain"] for p in plain) and any(not p.task.options["pretrain"] for p in plain)
+    for c, p in zip(cheap, plain):
+        assert c.task.options == {**p.task.options, "n_val": 128}
+        assert (c.lr, c.epochs, c.epoch_examples, c.task.batch_size) == (p.lr, p.epochs, p.epoch_examples,
+                                                                        p.task.batch_size)
+    pairs = list(zip(cheap, plain))
+    for c, p in [pair for pair in pairs if pair[1].task.options["pretrain"]][:1] + pairs[:3]:
+        data, plain_data = c.task.load_data(c.task, None), p.task.load_data(p.task, None)
+        assert (len(data.val), len(plain_data.val), len(data.train)) == (128, 512, len(plain_data.train))
+    with pytest.raises(ValueError, match="val_examples must be an integer in"):
+        TaskDistribution(val_examples=4)
+
+
 def test_a_finetune_draw_plays_in_a_population(monkeypatch: pytest.MonkeyPatch) -> None:
     """A population group trains a fine-tune draw (here with a smaller source set, to keep the test short): the
     members start from one pretrained body, and their episodes report finite metrics."""

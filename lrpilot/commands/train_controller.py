@@ -129,6 +129,8 @@ def _add_population_arguments(parser: argparse.ArgumentParser) -> None:
              "steep: the cliff with a fragile body, best near 1e-4)")
     add("--finetune-lr-range", "finetune_lr_range", type=_float_list, metavar="LO,HI",
         help="initial LRs of the fine-tune draws, log-uniform (default: those of every draw, 1e-5,1e-1)")
+    add("--val-examples", "val_examples", type=positive_int, metavar="N",
+        help="validation examples of every drawn task (default: each draw's own, 512; fewer are cheaper, noisier)")
     add("--finetune-validation-lrs", "finetune_validation_lrs", type=_float_list, metavar="LRS",
         help="initial LRs the validation set's fine-tune is played from (default: the set's, 1e-4,1e-3,1e-2)")
     add("--twin", "twin", metavar="SPEC",
@@ -267,6 +269,7 @@ def _run_population(recipe: Any, console: Any) -> int:
             finetune_shape=recipe.finetune_shape, validation_seeds=recipe.validation_seeds,
             finetune_lr_range=recipe.finetune_lr_range, confirm_seeds=recipe.confirm_seeds,
             finetune_validation_lrs=recipe.finetune_validation_lrs,
+            val_examples=recipe.val_examples,
             stabilise={"critic_warmup": recipe.critic_warmup, "retention": recipe.retention,
                        "retention_until": recipe.retention_until, "retention_steps": recipe.retention_steps,
                        "retention_on": recipe.retention_on},

@@ -201,7 +201,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                      seq_len: int = 32, finetune_prob: float = 0.0,
                      finetune_shape: str = "transformer", validation_seeds: int = 2,
                      finetune_lr_range: Sequence[float] | None = None, confirm_seeds: int = 0,
-                     finetune_validation_lrs: Sequence[float] | None = None) -> PopulationResult:
+                     finetune_validation_lrs: Sequence[float] | None = None,
+                     val_examples: int | None = None) -> PopulationResult:
     """Behaviour cloning of ``teacher`` (if any) then PPO (``finetune_timesteps`` > 0) on the population env.
 
     ``encoder_version`` chooses the observation encoder; the teachers read version-1 features,
@@ -212,7 +213,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
     validation set then holds one too (:func:`~lrpilot.learn.validation.finetune_validation_task`), and they start
     from an initial LR drawn from ``finetune_lr_range`` (None: the range of every draw); each validation
     plays every case with ``validation_seeds`` session seeds (the fine-tune from ``finetune_validation_lrs`` when
-    given), and ``confirm_seeds`` more check the pick (:func:`confirm_best`).
+    given), and ``confirm_seeds`` more check the pick (:func:`confirm_best`). ``val_examples`` sets every
+    draw's validation examples (None: each draw's own).
 
     ``bc_augment`` relabelled copies of each teacher observation with a redrawn budget fraction,
     and ``dagger_rounds`` rounds of ``dagger_steps`` (default ``bc_steps``) student rollouts labelled
@@ -254,12 +256,14 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
              "finetune_prob": float(finetune_prob), "finetune_shape": finetune_shape,
              "validation_seeds": validation_seeds,
              "finetune_lr_range": None if finetune_lr_range is None else list(finetune_lr_range),
-             "confirm_seeds": confirm_seeds, "finetune_validation_lrs": finetune_validation_lrs}
+             "confirm_seeds": confirm_seeds, "finetune_validation_lrs": finetune_validation_lrs,
+             "val_examples": val_examples}
     defaults = {"epochs_range": [4, 30], "twin": None, "budget_end": "truncated", "init_policy": None,
                 "validate_every": 0, "stabilise": {}, "residual": None,
                 "redraw": "cut", "intervals": [1.0], "width_range": [16, 128], "cnn_width_range": None,
                 "seq_len": 32, "finetune_prob": 0.0, "finetune_shape": "transformer", "validation_seeds": 2,
-                "finetune_lr_range": None, "confirm_seeds": 0, "finetune_validation_lrs": None}
+                "finetune_lr_range": None, "confirm_seeds": 0, "finetune_validation_lrs": None,
+                "val_examples": None}
     for key, value in extra.items():  # recorded (and checked on resume) only when not the default, as above
         if value != defaults[key]:
             settings[key] = info[key] = value
@@ -275,7 +279,8 @@ def train_population(*, teacher: str | None, actions: str, seed: int, bc_steps: 
                                           intervals=tuple(float(v) for v in intervals), width_range=tuple(width_range),
                                           cnn_width_range=None if cnn_width_range is None else tuple(cnn_width_range),
                                           seq_len=seq_len, finetune_prob=float(finetune_prob),
-                                          finetune_shape=finetune_shape, finetune_lr_range=finetune_lr_range)
+                                          finetune_shape=finetune_shape, finetune_lr_range=finetune_lr_range,
+                                          val_examples=val_examples)
     env = {"distribution": distribution, "actions": actions, "num_envs": num_envs,
            "groups": groups, "workers": workers, "seed": seed, "encoder_version": encoder_version}
     net, bc_net, validated = initial, None, {}

@@ -53,6 +53,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "residual": (str, type(None)), "redraw": (str,), "intervals": (tuple,), "width_range": (tuple,),
     "cnn_width_range": (tuple, type(None)), "finetune_lr_range": (tuple, type(None)),
     "finetune_validation_lrs": (tuple, type(None)), "retention_on": (str,),
+    "val_examples": (int, type(None)),
 }
 """Fields checked for their type before any value check (numbers are checked with their ranges)."""
 _TYPE_NAMES = {str: "a string", tuple: "a list", Mapping: "a table", int: "an integer", type(None): "absent"}
@@ -112,6 +113,10 @@ class Recipe(PPOConfig):
     finetune_lr_range: tuple[float, float] | None = None
     """``population``: initial LRs of the fine-tune draws, log-uniform (``TaskDistribution.finetune_lr_range``);
     None: the same range as every draw (1e-5 to 1e-1)."""
+    val_examples: int | None = None
+    """``population``: validation examples of every drawn task, fine-tunes included (``TaskDistribution.val_examples``);
+    None: each draw's own, 512. Fewer make training cheaper (each decision evaluates every member and twin on them)
+    and the validation loss it reads noisier; the validation set's tasks keep their own."""
     finetune_validation_lrs: tuple[float, ...] | None = None
     """``population``: initial LRs the validation set's fine-tune is played from; None: the set's (1e-4, 1e-3,
     1e-2). From 1e-3 and 1e-2 the ``steep`` fine-tune ends near chance under every controller (two thirds of its
@@ -217,7 +222,8 @@ class Recipe(PPOConfig):
                                 width_range=tuple(self.width_range), seq_len=self.seq_len,
                                 finetune_prob=self.finetune_prob, finetune_shape=self.finetune_shape,
                                 cnn_width_range=None if self.cnn_width_range is None else tuple(self.cnn_width_range),
-                                finetune_lr_range=self.finetune_lr_range)
+                                finetune_lr_range=self.finetune_lr_range,
+                                val_examples=self.val_examples)
 
     def _validate_method(self) -> None:
         if self.teacher is not None and self.teacher not in TEACHERS:

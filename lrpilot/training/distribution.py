@@ -145,6 +145,12 @@ class TaskDistribution:
     pretrained model are started near its good LRs in practice (BERT's authors tried 2e-5 to 5e-5); drawn from
     the whole :attr:`lr_range`, half of the ``steep`` shape's episodes start past its cliff, where every
     controller probed ends near chance. The same random number is used either way, so no other draw changes."""
+    val_examples: int | None = None
+    """Validation examples of every generated draw, fine-tunes included (the ``n_val`` data option; None: each
+    draw's own, 512; ``digits`` keeps its split). Each decision evaluates every member and twin on them, most of a
+    fine-tune's decision and a large part of any other's (docs/performance.md, session 33): fewer make training
+    cheaper and the validation loss, which the observation and the twin reward read, noisier. Draws nothing, so
+    every draw is otherwise the one the distribution without it makes."""
 
     def __post_init__(self) -> None:
         for name, values, allowed in (("families", self.families, FAMILIES), ("archs", self.archs, ARCHS),
@@ -180,6 +186,10 @@ class TaskDistribution:
         if self.finetune_shape not in FINETUNE_SHAPES:
             raise ValueError(f"TaskDistribution: finetune_shape must be one of {tuple(FINETUNE_SHAPES)}, "
                              f"got {self.finetune_shape!r}")
+        if self.val_examples is not None and (isinstance(self.val_examples, bool) or not isinstance(
+                self.val_examples, int) or not 16 <= self.val_examples <= 100_000):
+            raise ValueError("TaskDistribution: val_examples must be an integer in [16, 100000] (or absent), "
+                             f"got {self.val_examples!r}")
         if not isinstance(self.intervals, tuple) or not self.intervals or not all(
                 not isinstance(v, bool) and isinstance(v, (int, float)) and 0 < v <= 1 for v in self.intervals):
             raise ValueError(f"TaskDistribution: intervals must be a non-empty tuple of fractions of an epoch in "
@@ -201,6 +211,8 @@ class TaskDistribution:
                    "classes": 10 if family == "digits" else classes}
         if family == "seq" and self.seq_len != DEFAULT_OPTIONS["seq_len"]:
             options["seq_len"] = self.seq_len
+        if self.val_examples is not None and family != "digits":
+            options["n_val"] = self.val_examples
         name = f"{'noisy-' if noise else ''}{family}-{arch}"
         task = synthetic_task(name, "drawn from TaskDistribution", optimizer=optimizer,
                               batch_size=self.batch_sizes[int(rng.integers(len(self.batch_sizes)))], **options)
@@ -217,6 +229,8 @@ class TaskDistribution:
         shape, batch_size = FINETUNE_SHAPES[self.finetune_shape]
         options = {**shape, "noise": round(noise, 3), "seq_len": self.seq_len,
                    "data_seed": int(rng.integers(min(FINETUNE_DATA_SEEDS, self.data_seeds)))}
+        if self.val_examples is not None:
+            options["n_val"] = self.val_examples
         name = f"{'noisy-' if noise else ''}seq-transformer{FINETUNE_SUFFIX}"
         task = synthetic_task(name, "drawn from TaskDistribution", optimizer=optimizer, batch_size=batch_size, **options)
         return _drawn_weight_decay(task)
