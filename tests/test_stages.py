@@ -85,6 +85,19 @@ def test_configs_default_is_the_fast_recipe_then_the_select_run_that_was_shipped
         out_dir="runs/ctrl/ppo-residual-select", checkpoint_every=2048)
 
 
+def test_configs_default_lean_is_the_default_with_128_validation_examples_per_draw() -> None:
+    """configs/default-lean.toml (session 33) changes one thing in each of configs/default.toml's stages: every drawn
+    task validates on 128 examples; its own name, output directory and card field are the default's."""
+    lean, default = load_staged(ROOT / "configs" / "default-lean.toml"), load_staged(ROOT / "configs" / "default.toml")
+    assert (lean.name, lean.out_dir, lean.card) == ("default-lean", "runs/ctrl/default-lean", default.card)
+    assert [s.name for s in lean.stages] == [s.name for s in default.stages]
+    for ours, theirs in zip(lean.stages, default.stages):
+        assert ours.recipe.val_examples == 128 and theirs.recipe.val_examples is None
+        assert ours.recipe.distribution().val_examples == 128
+        assert ours.recipe.replace(val_examples=None, out_dir=theirs.recipe.out_dir) == theirs.recipe
+        assert (ours.recipe.init_policy, ours.twin) == (theirs.recipe.init_policy, theirs.twin)
+
+
 @pytest.mark.slow
 def test_the_second_stage_starts_from_the_first_and_its_policy_is_exported_with_every_stage(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
