@@ -101,7 +101,10 @@ def _read_body(path: Path | None) -> dict[str, torch.Tensor] | None:
     try:
         return load_file(str(path))
     except Exception:  # noqa: BLE001 - a corrupt cache file is trained again and replaced, never trusted
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # a read-only cache: _write_body says so
+            pass
         return None
 
 
