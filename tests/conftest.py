@@ -1,7 +1,9 @@
 """Test-wide settings: never reach a model or dataset hub. Fixtures shared by many test files."""
 
+import atexit
 import importlib
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -17,6 +19,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Pretrained fine-tune bodies are cached on disk (lrpilot.training.finetune.body_cache_dir): the tests' go to a
 # directory of their own, never the user's cache; worker processes started later inherit it.
 os.environ["LRPILOT_CACHE_DIR"] = tempfile.mkdtemp(prefix="lrpilot-test-cache-")
+atexit.register(shutil.rmtree, os.environ["LRPILOT_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture
