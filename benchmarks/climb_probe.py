@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from lrpilot.controller import from_spec
+from lrpilot.controller.actions import LR_BOUNDS
 from lrpilot.learn.validation import VALIDATION_DATA_SEEDS, VALIDATION_TASKS, ValidationSet
 
 SMALL_TASKS = tuple((task, {**options, "n_train": 128}) for task, options in VALIDATION_TASKS if task != "iris-mlp")
 """The synthetic validation tasks with 128 training examples, played whole every epoch: small enough that the
 training loss reaches 0 within the budget, as on wine-mlp (about 100 training examples) and iris-mlp (90)."""
 assert all(options["data_seed"] in VALIDATION_DATA_SEEDS for _, options in SMALL_TASKS)
-from lrpilot.controller.actions import LR_BOUNDS
 
 
 def probe(specs: list[str], budgets: tuple[int, ...], lrs: tuple[float, ...], interval: str | None,
