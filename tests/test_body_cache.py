@@ -110,3 +110,25 @@ def test_an_unwritable_cache_warns_and_trains_on(monkeypatch, tmp_path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pretrained_body(OPTIONS)  # in memory now: no second warning
+
+
+def test_processes_that_need_a_body_at_once_train_it_once(cache, monkeypatch) -> None:
+    """A population's workers start together: while one trains the body the others wait for it, then load it."""
+    import threading
+
+    trained = pretrained_body(OPTIONS)
+    (path,) = cache.iterdir()
+    content = path.read_bytes()
+    path.unlink()
+    monkeypatch.setattr(finetune, "_BODIES", {})
+    _no_training(monkeypatch)  # the waiter must load, not train
+    got: dict[str, dict[str, torch.Tensor]] = {}
+    with finetune._one_trainer(path):  # this test is the process that trains
+        waiter = threading.Thread(target=lambda: got.setdefault("body", pretrained_body(OPTIONS)))
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive() and not got  # waiting for the trainer, not training
+        path.write_bytes(content)
+    waiter.join(timeout=30)
+    assert all(torch.equal(got["body"][k], trained[k]) for k in trained)
+    assert [p.name for p in cache.iterdir()] == [path.name]  # no lock file left behind

@@ -225,3 +225,17 @@ def test_a_resumed_run_reports_at_least_the_seconds_its_earlier_process_reported
     assert json.loads((first.dir / "elapsed.json").read_text())["seconds"] == written == pytest.approx(0.36)
     again = pipeline_state.PopulationCheckpoint(tmp_path, {"seed": 0}, resume=True)
     assert round(again.record_seconds(), 1) >= round(written, 1) == 0.4
+
+
+def test_configs_default_lean256_validates_drawn_tasks_on_256_then_128_examples() -> None:
+    """configs/default-lean256.toml (session 34) is configs/default.toml with 256 validation examples per draw and
+    half the validations in stage "fast", and 128 validation examples per draw in stage "select"."""
+    lean, default = load_staged(ROOT / "configs" / "default-lean256.toml"), load_staged(ROOT / "configs" / "default.toml")
+    assert (lean.name, lean.out_dir, lean.card) == ("default-lean256", "runs/ctrl/default-lean256", default.card)
+    (fast, select), (default_fast, default_select) = lean.stages, default.stages
+    assert (fast.recipe.val_examples, fast.recipe.validate_every) == (256, 200_000)
+    assert fast.recipe.replace(val_examples=None, validate_every=default_fast.recipe.validate_every,
+                               out_dir=default_fast.recipe.out_dir) == default_fast.recipe
+    assert select.recipe.distribution().val_examples == 128
+    assert select.recipe.replace(val_examples=None, out_dir=default_select.recipe.out_dir) == default_select.recipe
+    assert (select.recipe.init_policy, select.twin) == (default_select.recipe.init_policy, default_select.twin)

@@ -11,12 +11,13 @@ imports nothing of ``synthetic``, so the two modules form no cycle.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -108,6 +109,37 @@ def _read_body(path: Path | None) -> dict[str, torch.Tensor] | None:
         return None
 
 
+@contextlib.contextmanager
+def _one_trainer(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``'s lock file (``body-....lock`` beside it) while a body is trained, so
+    that the processes of a run that start together (a population's workers) train it once: the others wait, then
+    read the file. The lock file is removed once the body is written. Without ``fcntl`` (Windows) or a writable cache
+    folder, every process trains as before."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None  # type: ignore[assignment]
+    handle = None
+    if path is not None and fcntl is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path.with_suffix(".lock"), "ab")  # noqa: SIM115 - closed below
+        except OSError:  # a read-only cache: _write_body says so
+            handle = None
+    if handle is None:
+        yield
+        return
+    lock = path.with_suffix(".lock")
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:  # removed before it is unlocked: a waiter then finds the body, a newcomer a fresh lock file
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _write_body(path: Path | None, body: dict[str, torch.Tensor]) -> None:
     if path is None:
         return
@@ -132,7 +164,8 @@ def pretrain_body(opt: dict[str, Any], source: Callable[[], tuple[torch.Tensor, 
     depend on the run's seed. Kept on disk too (:func:`body_cache_dir`), so the other processes of a run (a
     population's workers, a validation pool), a resumed run and later runs load it in place of training it again
     (about 30 s of a core for the ``steep`` fine-tune's depth-4 body); the file is named by everything its bits
-    depend on, thread count included, so a loaded body is the one this process would have trained."""
+    depend on, thread count included, so a loaded body is the one this process would have trained. Processes that
+    need the same body at once train it once: one holds a lock while it trains, the others wait and load it."""
     key = tuple(sorted((k, v) for k, v in opt.items() if k not in _TARGET_ONLY))
     if key not in _BODIES:
         inputs, labels = source()
@@ -143,15 +176,18 @@ def pretrain_body(opt: dict[str, Any], source: Callable[[], tuple[torch.Tensor, 
             path = _disk_path(key, (inputs, labels), model)
             body = _read_body(path)
             if body is None:
-                optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-                for _ in range(PRETRAIN_EPOCHS):
-                    for batch in torch.randperm(len(labels)).split(64):
-                        optimizer.zero_grad()
-                        nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
-                        optimizer.step()
-                body = {name: value.detach().clone() for name, value in model.state_dict().items()
-                        if not name.startswith(f"{head}.")}
-                _write_body(path, body)
+                with _one_trainer(path):
+                    body = _read_body(path)  # another process may have trained it while this one waited
+                    if body is None:
+                        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+                        for _ in range(PRETRAIN_EPOCHS):
+                            for batch in torch.randperm(len(labels)).split(64):
+                                optimizer.zero_grad()
+                                nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
+                                optimizer.step()
+                        body = {name: value.detach().clone() for name, value in model.state_dict().items()
+                                if not name.startswith(f"{head}.")}
+                        _write_body(path, body)
         _BODIES[key] = body
         while len(_BODIES) > BODY_CACHE:
             del _BODIES[next(iter(_BODIES))]
