@@ -109,27 +109,27 @@ def _read_body(path: Path | None) -> dict[str, torch.Tensor] | None:
         return None
 
 
-@contextlib.contextmanager
-def _one_trainer(path: Path | None) -> Iterator[None]:
-    """Hold an exclusive lock on ``path``'s lock file (``body-....lock`` beside it) while a body is trained, so
-    that the processes of a run that start together (a population's workers) train it once: the others wait, then
-    read the file. The lock file is removed once the body is written. Without ``fcntl`` (Windows) or a writable cache
-    folder, every process trains as before."""
+def _one_trainer(path: Path | None) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock on ``path``'s lock file (``body-....lock`` beside it), held while a body is read or trained,
+    so that the processes of a run that start together (a population's workers) train it once: the others wait, then
+    read the file. Without ``fcntl`` (Windows) or a writable cache folder, every process trains as before."""
     try:
         import fcntl
     except ImportError:
-        fcntl = None  # type: ignore[assignment]
-    handle = None
-    if path is not None and fcntl is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(path.with_suffix(".lock"), "ab")  # noqa: SIM115 - closed below
-        except OSError:  # a read-only cache: _write_body says so
-            handle = None
-    if handle is None:
-        yield
-        return
+        return contextlib.nullcontext()
+    if path is None:
+        return contextlib.nullcontext()
     lock = path.with_suffix(".lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "ab")  # noqa: SIM115 - closed by _held
+    except OSError:  # a read-only cache: _write_body says so
+        return contextlib.nullcontext()
+    return _held(handle, lock, fcntl)
+
+
+@contextlib.contextmanager
+def _held(handle: Any, lock: Path, fcntl: Any) -> Iterator[None]:
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -154,6 +154,19 @@ def _write_body(path: Path | None, body: dict[str, torch.Tensor]) -> None:
                       f"or to an empty string to turn the disk cache off", RuntimeWarning, stacklevel=3)
 
 
+def _train_body(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, head: str) -> dict[str, torch.Tensor]:
+    """Pretrain ``model`` on the source set (Adam, LR 1e-3, batch 64, :data:`PRETRAIN_EPOCHS` epochs) and return
+    every parameter but the output layer ``head``'s."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(PRETRAIN_EPOCHS):
+        for batch in torch.randperm(len(labels)).split(64):
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
+            optimizer.step()
+    return {name: value.detach().clone() for name, value in model.state_dict().items()
+            if not name.startswith(f"{head}.")}
+
+
 def pretrain_body(opt: dict[str, Any], source: Callable[[], tuple[torch.Tensor, torch.Tensor]],
                   build: Callable[[torch.Tensor, torch.Tensor], nn.Module]) -> dict[str, torch.Tensor]:
     """The body (every parameter but the output layer's, :func:`output_layer`) of ``build(inputs, labels)``
@@ -174,20 +187,11 @@ def pretrain_body(opt: dict[str, Any], source: Callable[[], tuple[torch.Tensor, 
             model = build(inputs, labels)
             head = output_layer(model)
             path = _disk_path(key, (inputs, labels), model)
-            body = _read_body(path)
-            if body is None:
-                with _one_trainer(path):
-                    body = _read_body(path)  # another process may have trained it while this one waited
-                    if body is None:
-                        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-                        for _ in range(PRETRAIN_EPOCHS):
-                            for batch in torch.randperm(len(labels)).split(64):
-                                optimizer.zero_grad()
-                                nn.functional.cross_entropy(model(inputs[batch]), labels[batch]).backward()
-                                optimizer.step()
-                        body = {name: value.detach().clone() for name, value in model.state_dict().items()
-                                if not name.startswith(f"{head}.")}
-                        _write_body(path, body)
+            with _one_trainer(path):  # read under the lock: another process may be training this body
+                body = _read_body(path)
+                if body is None:
+                    body = _train_body(model, inputs, labels, head)
+                    _write_body(path, body)
         _BODIES[key] = body
         while len(_BODIES) > BODY_CACHE:
             del _BODIES[next(iter(_BODIES))]
