@@ -79,7 +79,7 @@ def test_population_training_killed_anywhere_resumes_to_the_same_weights(tmp_pat
     rng = random.Random(0)
     out, state = tmp_path / "killed", tmp_path / "killed" / "population-state"
     # each kill waits for this attempt's own progress on disk, then a random delay
-    plan = [(lambda t0: written_since(state / "run.json", t0), 1.0),  # inside the teacher rollouts
+    plan = [(lambda t0: written_since(state / "run.json", t0), 0.3),  # inside the teacher rollouts (0.76 s here)
             (lambda t0: written_since(state / "teacher-data.pt", t0), 0.02),  # rollouts redone; cloning starts
             (lambda t0: written_since(state / "bc.pt", t0), 0.05),  # inside behaviour cloning
             (lambda t0: written_since(state / "bc.pt", t0) and bc_epoch(state) == 40, 1.0),  # inside PPO
