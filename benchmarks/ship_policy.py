@@ -12,6 +12,10 @@ validation curve, steps per second):
 * ``heldout_evaluation``: the JSON file given with ``--heldout`` (what ``benchmarks/ppo_heldout.py --json``
   writes, with any notes added), if given.
 
+A staged command's card (``provenance.stages``, what ``lrpilot train-controller configs/default.toml`` writes) takes
+each stage's curve from that stage's run folder (beside the stage's ``policy``), one after the other, and each stage's
+entry gains its own run's ``validation_curve`` and ``validation_best`` where it validated.
+
 ``--checkpoint STEPS`` ships one of the run's validated checkpoints (``validated/NAME-STEPS.*``) instead of what the
 run exported: the card is the run's (recipe, validation curve, speed), its ``validation_best`` stays the run's own
 pick, and ``provenance.shipped_checkpoint`` records the shipped one's validation entry. ``--start OLD=NEW`` records
@@ -57,6 +61,24 @@ def training_curve(tb_dir: Path, every: int) -> dict:
             "points": [{"mean_return_vs_twin": round(points[s], 4), "timesteps": s} for s in kept]}
 
 
+def staged_curves(stages: list[dict], every: int) -> dict:
+    """One training curve over a staged command's stages (each point names its stage; steps count within it), and
+    each stage's validation curve and pick copied from its own card into its ``stages`` entry."""
+    points, where = [], []
+    for stage in stages:
+        run = Path(stage["policy"])
+        curve = training_curve(run.parent / "tb", every)
+        points += [{**point, "stage": stage["name"]} for point in curve["points"]]
+        where.append(f"{stage['name']}: {run.parent / 'tb'}")
+        own = json.loads(run.with_suffix(".json").read_text())["provenance"]
+        stage.update({key: own[key] for key in ("validation_curve", "validation_best") if key in own})
+    return {"what": "SB3's rollout/ep_rew_mean: the mean episode return against the twin (the agent's final validation "
+                    "log-loss improvement minus the twin's) over the last 100 finished episodes, read from each stage's "
+                    f"TensorBoard log ({'; '.join(where)}), at its first rollout and then every {every:,} steps; "
+                    "timesteps count within the stage",
+            "points": points}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("policy", help="the trained policy's path without suffix (PATH.json, PATH.safetensors)")
@@ -88,7 +110,10 @@ def main() -> None:
         start = SHIPPED_DIR / f"{new}.safetensors"
         prov["start"] = {"named_when_trained": old, "ships_as": f"policy:{new}",
                          "sha256": hashlib.sha256(start.read_bytes()).hexdigest()}
-    prov["training_curve"] = training_curve(src.parent / "tb", args.every)
+    if "stages" in prov:  # a staged command's card (configs/default.toml): every stage's curves, from its own run
+        prov["training_curve"] = staged_curves(prov["stages"], args.every)
+    else:
+        prov["training_curve"] = training_curve(src.parent / "tb", args.every)
     prov["shipped_as"] = args.shipped_as
     if args.heldout:
         prov["heldout_evaluation"] = json.loads(Path(args.heldout).read_text())
