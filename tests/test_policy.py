@@ -208,7 +208,8 @@ def test_loading_a_policy_imports_no_gymnasium_or_sb3() -> None:
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("name", ["clone", "default", "default-s25", "finetune", "ppo-residual-fast", "ppo-residual-long"])
+@pytest.mark.parametrize("name", ["clone", "default", "default-s28", "default-s25", "finetune", "ppo-residual-fast",
+                                  "ppo-residual-long"])
 def test_a_learned_policy_keeps_the_lr_where_it_was_trained(name: str) -> None:
     """The training envs keep an episode's LR within x1e-4..x100 of the initial LR; so does the deployed policy."""
     ctl = load_policy(name)

@@ -326,7 +326,7 @@ def test_residual_ppo_goes_on_from_the_shipped_default(tmp_path: Path) -> None:
     argv = ["train-controller", "--method", "population", "--residual", "bold-anneal-streakup", "--init-policy",
             "default", "--finetune-timesteps", "64", "--critic-warmup", "1000000", "--population-envs", "8",
             "--population-groups", "1", "--population-workers", "1", "--n-steps", "8", "--batch-size", "32",
-            "--n-epochs", "1", "--epochs-range", "4,5", "--actions", "0.1,0.5,1,1.5,2", "--encoder-version", "2",
+            "--n-epochs", "1", "--epochs-range", "4,5", "--actions", "0.1,0.5,1,1.5,2,undo", "--encoder-version", "2",
             "--out", str(tmp_path),
             "--name", "onward"]
     assert main(argv) == 0

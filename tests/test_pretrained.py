@@ -32,24 +32,38 @@ def _decisions(spec: str, k: int, **told: bool) -> list[float]:
             for i, v in enumerate(LOSSES)]
 
 
-def test_the_default_acts_as_finetune_on_a_pretrained_model_and_as_before_elsewhere() -> None:
+def test_the_previous_default_acts_as_finetune_on_a_pretrained_model_and_as_before_elsewhere() -> None:
     before = _decisions("policy:default-s25", 4)
     assert any(m > 1.2 for m in before)  # per decision, the previous default raises fast on this history
-    assert _decisions("policy:default", 4) == before  # a run that says nothing: the default of sessions 25-27
-    on_pretrained = _decisions("policy:default", 4, pretrained=True)
+    assert _decisions("policy:default-s28", 4) == before  # a run that says nothing: the default of sessions 25-27
+    on_pretrained = _decisions("policy:default-s28", 4, pretrained=True)
     assert on_pretrained == _decisions("policy:finetune", 4) == pytest.approx(
         [m ** 0.25 if m > 1 else m for m in before])  # raises at rates per epoch, cuts at once
-    assert _decisions("policy:default", 1, pretrained=True) == _decisions("policy:default-s25", 1)  # per epoch: same
-    assert _decisions("policy:default+guard", 4, pretrained=True) == on_pretrained  # the guard tells its inner policy
+    assert _decisions("policy:default-s28", 1, pretrained=True) == _decisions("policy:default-s25", 1)  # per epoch: same
+    assert _decisions("policy:default-s28+guard", 4, pretrained=True) == on_pretrained  # the guard tells its policy
+
+
+def test_the_default_spreads_its_raises_over_the_epoch_on_a_pretrained_model_only() -> None:
+    """Today's default (session 35) keeps the field: told that the model is pretrained, at four decisions per epoch each
+    raise is the fourth root of the one it makes otherwise; cuts and per-epoch decisions are unchanged."""
+    before = _decisions("policy:default", 4)
+    assert any(m > 1.2 for m in before) and any(m < 1 for m in before)
+    on_pretrained = _decisions("policy:default", 4, pretrained=True)
+    assert on_pretrained == pytest.approx([m ** 0.25 if m > 1 else m for m in before])
+    assert _decisions("policy:default", 1, pretrained=True) == _decisions("policy:default", 1)
+    assert _decisions("policy:default+guard", 4, pretrained=True) == on_pretrained
 
 
 def test_the_shipped_cards_say_which_policy_is_which() -> None:
-    card = json.loads((SHIPPED_DIR / "default.json").read_text())
+    card = json.loads((SHIPPED_DIR / "default-s28.json").read_text())
     previous = json.loads((SHIPPED_DIR / "default-s25.json").read_text())
-    assert card["raise_power_pretrained"] == 1 and "raise_power" not in card
+    assert card["raise_power_pretrained"] == 1 and "raise_power" not in card and card["name"] == "default-s28"
     assert "raise_power_pretrained" not in previous and previous["name"] == "default-s25"
-    assert (SHIPPED_DIR / "default.safetensors").read_bytes() == (SHIPPED_DIR / "default-s25.safetensors").read_bytes()
-    assert load_policy("default").policy_hash != load_policy("default-s25").policy_hash  # states are not mixed up
+    assert (SHIPPED_DIR / "default-s28.safetensors").read_bytes() == (
+        SHIPPED_DIR / "default-s25.safetensors").read_bytes()
+    assert load_policy("default-s28").policy_hash != load_policy("default-s25").policy_hash  # states are not mixed up
+    today = json.loads((SHIPPED_DIR / "default.json").read_text())
+    assert today["raise_power_pretrained"] == 1 and "raise_power" not in today and today["name"] == "default"
 
 
 def test_a_bad_raise_power_pretrained_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -136,9 +150,10 @@ def test_runs_tell_their_controller_and_policy_default_follows(pretrained_digits
     lrs(pretrained_digits, Recorder.name)
     lrs("digits-mlp", Recorder.name)
     assert Recorder.told == [{"decisions_per_epoch": 4, "pretrained": True}, {"decisions_per_epoch": 4}]
-    on_pretrained = lrs(pretrained_digits, "policy:default")
+    on_pretrained = lrs(pretrained_digits, "policy:default-s28")
     assert on_pretrained == lrs(pretrained_digits, "policy:finetune") != lrs(pretrained_digits, "policy:default-s25")
-    assert lrs("digits-mlp", "policy:default") == lrs("digits-mlp", "policy:default-s25")
+    assert lrs("digits-mlp", "policy:default-s28") == lrs("digits-mlp", "policy:default-s25")
+    assert lrs(pretrained_digits, "policy:default") != lrs("digits-mlp", "policy:default")  # today's default too
     assert len(lrs("digits-mlp", OldPlugin.name)) == 8  # an old plugin still runs where nothing is pretrained
 
 
@@ -158,7 +173,8 @@ def test_deployed_forms_pass_pretrained_and_refuse_a_non_bool() -> None:
     lrs: dict[bool, list[float]] = {}
     for pretrained in (False, True):
         opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-        scheduler = PolicyScheduler(opt, "policy:default", total_epochs=5, decisions_per_epoch=4, pretrained=pretrained)
+        scheduler = PolicyScheduler(opt, "policy:default", total_epochs=5, decisions_per_epoch=4, pretrained=pretrained,
+                                    model=model)
         assert scheduler.controller.pretrained is pretrained
         for v in LOSSES:
             opt.step()
@@ -187,7 +203,7 @@ def test_a_scheduler_warns_once_when_a_model_from_from_pretrained_is_not_said_to
                             pretrained=said)
         for spec in ("rule", "policy:default-s25"):  # they act the same either way: nothing to warn about
             PolicyScheduler(torch.optim.Adam(loaded.parameters()), spec, total_epochs=5, model=loaded)
-        PolicyScheduler(torch.optim.Adam(loaded.parameters()), "policy:default", total_epochs=5)  # no model to look at
+        PolicyScheduler(torch.optim.Adam(loaded.parameters()), "policy:default-s28", total_epochs=5)  # no model
         built = torch.nn.Linear(2, 2)
         PolicyScheduler(torch.optim.Adam(built.parameters()), "rule+guard", total_epochs=5, model=built)
 

@@ -72,24 +72,26 @@ def test_training_refuses_to_start_from_a_policy_with_per_epoch_raises(tmp_path:
     assert _initial_actor(str(_policy(tmp_path / "plain", action=2)), "bold", ActionSpec.parse(A5), A5, 2) is not None
 
 
-def test_the_shipped_finetune_policy_is_the_default_with_raises_per_epoch() -> None:
-    """``policy:finetune`` ships the default's weights byte for byte with ``raise_power = 1``: per epoch it is the default
-    decision for decision, and at four decisions per epoch each of its raises is the fourth root of the default's."""
+def test_the_shipped_finetune_policy_is_the_previous_default_with_raises_per_epoch() -> None:
+    """``policy:finetune`` ships the weights of the default of its day (``policy:default-s28``) byte for byte with
+    ``raise_power = 1``: per epoch it is that policy decision for decision, and at four decisions per epoch each of its
+    raises is the fourth root of that policy's (which acts so itself only on a run declared pretrained)."""
     import hashlib
 
     from lrpilot.controller import from_spec
     from lrpilot.controller.policy import SHIPPED_DIR
 
     weights = (SHIPPED_DIR / "finetune.safetensors").read_bytes()
-    assert weights == (SHIPPED_DIR / "default.safetensors").read_bytes()
+    assert weights == (SHIPPED_DIR / "default-s28.safetensors").read_bytes()
     card = json.loads((SHIPPED_DIR / "finetune.json").read_text())
     assert card["name"] == "finetune" and card["raise_power"] == 1.0
+    assert card["provenance"]["weights_of"]["policy"] == "default-s28"
     assert card["provenance"]["weights_of"]["sha256"] == hashlib.sha256(weights).hexdigest()
     held = card["provenance"]["heldout_evaluation"]  # issue #16's grid with its 0.25 cells rerun (session 27)
     assert held["vs_rule_worst"][1] > -1 and held["vs_rule_per_lr_and_grid"]["minilm-e5-i0.25 lr=0.0001"] > 0
     losses = [0.69, 0.69, 0.68, 0.60, 0.55, 0.56, 0.50, 0.49]  # a flat start, then learning: the default raises
     for k in (1, 4):
-        default, finetune = from_spec("policy:default"), from_spec("policy:finetune")
+        default, finetune = from_spec("policy:default-s28"), from_spec("policy:finetune")
         for c in (default, finetune):
             c.reset(1e-4, 5, k)
         pairs = [(default.act(m), finetune.act(m)) for m in

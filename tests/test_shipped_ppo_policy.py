@@ -13,10 +13,36 @@ from lrpilot.learn.recipe import Recipe, load_recipe
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_shipped_ppo_policy_records_its_recipe_start_curve_and_held_out_evaluation() -> None:
-    """``policy:default`` (since 2026-12-05) is PPO continued from the previous default: its card names the recipe
-    file, the start (with the start's own 1M-step recipe), the checkpoint shipped and the held-out verdict."""
+def test_the_shipped_ppo_policy_records_its_stages_curves_and_held_out_evaluation() -> None:
+    """``policy:default`` (since session 35) is configs/default.toml's run: its card records each stage's recipe, the
+    first stage's validation curve (it falls from the rule's regret to the exported checkpoint's), the return against
+    the twin through both stages, and the held-out grid on which it met issue #16's (a), (b) and (c)."""
     card = json.loads((SHIPPED_DIR / "default.json").read_text())
+    prov = card["provenance"]
+    assert card["name"] == "default" and card["base"] == {"teacher": "bold-anneal-streakup"}
+    assert card["action"] == {"kind": "discrete", "multipliers": [0.1, 0.5, 1.0, 1.5, 2.0], "undo": True}
+    fast, select = prov["stages"]
+    assert Recipe.from_dict(fast["recipe"]).finetune_timesteps >= 1_000_000 and Recipe.from_dict(fast["recipe"]).gamma == 1
+    curve = fast["validation_curve"]  # (d): the shipped recipe's learning curve on the validation set
+    assert curve[0]["timesteps"] == 0 and curve[-1]["timesteps"] >= 1_000_000
+    assert fast["validation_best"] == min(curve, key=lambda e: (e["mean_regret"], e["timesteps"]))
+    assert fast["validation_best"]["mean_regret"] < curve[0]["mean_regret"] - 1  # PPO beat its start, the rule
+    assert Recipe.from_dict(select["recipe"]).init_policy == fast["policy"]  # stage 2 went on from stage 1's export
+    assert fast["seconds"] + select["seconds"] < 45 * 60  # issue #16's item 4, on the machine that trained it
+    stages = [p["stage"] for p in prov["training_curve"]["points"]]
+    assert stages.index("select") > 10 and stages[-1] == "select" and set(stages) == {"fast", "select"}
+    held = prov["heldout_evaluation"]["paired_pooled"]
+    for other in ("policy:clone", "bold", "bold+guard"):  # (a) and (b)
+        assert held[other]["p_value"] < 0.05 < held[other]["mean_diff_points"], other
+    assert prov["heldout_evaluation"]["vs_rule_worst"][1] > -1  # (c)
+    assert not (held["policy:default-s28"]["p_value"] < 0.05 and held["policy:default-s28"]["mean_diff_points"] < 0)
+
+
+def test_the_previous_default_records_its_recipe_start_curve_and_held_out_evaluation() -> None:
+    """``policy:default-s28`` (the default from session 25 to 34) is PPO continued from the default before it: its
+    card names the recipe file, the start (with the start's own 1M-step recipe), the checkpoint shipped and the
+    held-out verdict."""
+    card = json.loads((SHIPPED_DIR / "default-s28.json").read_text())
     prov = card["provenance"]
     trained = Recipe.from_dict(prov["recipe"])
     start = prov["start"]  # the run started from (and was paired with) the default of its day, renamed since
@@ -51,8 +77,13 @@ def test_the_shipped_ppo_policy_records_its_recipe_start_curve_and_held_out_eval
 
 
 def test_the_previous_defaults_stay_loadable_under_their_own_names() -> None:
-    """The default of 2026-12-03 is ``policy:ppo-residual-fast`` and that of 2026-12-02 ``policy:ppo-residual-long``,
-    weights unchanged."""
+    """The default of sessions 25 to 34 is ``policy:default-s28`` (``policy:default-s25`` without its field for
+    pretrained runs), that of 2026-12-03 ``policy:ppo-residual-fast`` and that of 2026-12-02
+    ``policy:ppo-residual-long``, weights unchanged."""
+    s28 = json.loads((SHIPPED_DIR / "default-s28.json").read_text())
+    assert s28["name"] == "default-s28" and s28["raise_power_pretrained"] == 1
+    assert (SHIPPED_DIR / "default-s28.safetensors").read_bytes() == (SHIPPED_DIR / "default-s25.safetensors").read_bytes()
+    assert from_spec("policy:default-s28").policy_hash != from_spec("policy:default").policy_hash
     fast_card = json.loads((SHIPPED_DIR / "ppo-residual-fast.json").read_text())
     assert fast_card["name"] == "ppo-residual-fast"
     assert fast_card["provenance"]["validation_best"]["timesteps"] == 600_000  # the checkpoint shipped on 2026-12-03

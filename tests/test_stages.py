@@ -1,5 +1,6 @@
 """Staged recipes: `lrpilot train-controller configs/default.toml` trains policy:default's two stages in one
-command, the second from the first's policy, and resumes a killed run without training a finished stage again."""
+command, the second from the first's policy, and resumes a killed run without training a finished stage again.
+`configs/default-s28.toml` does the same for the previous default, policy:default-s28."""
 
 from __future__ import annotations
 
@@ -60,16 +61,40 @@ def _write(folder: Path, staged: str = STAGED) -> Path:
     return path
 
 
-def test_configs_default_is_the_fast_recipe_then_the_select_run_that_was_shipped() -> None:
-    """Stage 1 is configs/ppo-residual-fast.toml unchanged; stage 2 trains what the shipped default's card says it
+def test_configs_default_is_the_recipe_whose_run_ships_as_the_default() -> None:
+    """configs/default.toml trains, stage by stage, what the shipped default's card records of its run (session 34's
+    docs/data/s34/undo/undo.toml): configs/default-lean256.toml with the undo action in both stages; the card says the
+    run met issue #16's (a), (b) and (c) on the held-out grid."""
+    staged = load_staged(ROOT / "configs" / "default.toml")
+    lean = load_staged(ROOT / "configs" / "default-lean256.toml")
+    assert (staged.name, staged.out_dir, staged.card) == ("default", "runs/ctrl/default", {"raise_power_pretrained": 1})
+    card = json.loads((ROOT / "lrpilot" / "checkpoints" / "default.json").read_text())
+    assert card["raise_power_pretrained"] == 1 and card["action"]["undo"] is True
+    assert [s.name for s in staged.stages] == [s["name"] for s in card["provenance"]["stages"]] == ["fast", "select"]
+    for stage, trained, leaner in zip(staged.stages, card["provenance"]["stages"], lean.stages):
+        assert stage.recipe.actions == "0.1,0.5,1,1.5,2,undo"
+        assert stage.recipe.replace(actions=leaner.recipe.actions, out_dir=leaner.recipe.out_dir) == leaner.recipe
+        ran = Recipe.from_dict(trained["recipe"])  # its paths were the run's folders; the command names the stages
+        assert ran.replace(out_dir=stage.recipe.out_dir, init_policy=stage.recipe.init_policy,
+                           twin=stage.recipe.twin) == stage.recipe
+    fast, select = staged.stages
+    assert fast.recipe.finetune_timesteps >= 1_000_000 and (select.recipe.init_policy, select.twin) == (
+        "@fast", "policy:@fast")
+    held = card["provenance"]["heldout_evaluation"]
+    assert held["paired_pooled"]["policy:clone"]["p_value"] < 0.05 < held["paired_pooled"]["policy:clone"][
+        "mean_diff_points"] and held["vs_rule_worst"][1] > -1
+
+
+def test_configs_default_s28_is_the_fast_recipe_then_the_select_run_that_was_shipped() -> None:
+    """Stage 1 is configs/ppo-residual-fast.toml unchanged; stage 2 trains what policy:default-s28's card says it
     was trained with (session 24's run of the select recipe, seed 1), except that it starts from stage 1 and plays
     it as the twin, stops at the shipped checkpoint's step and exports its last actor (no validation)."""
-    staged = load_staged(ROOT / "configs" / "default.toml")
-    assert (staged.name, staged.out_dir) == ("default", "runs/ctrl/default")
+    staged = load_staged(ROOT / "configs" / "default-s28.toml")
+    assert (staged.name, staged.out_dir) == ("default-s28", "runs/ctrl/default-s28")
     fast, select = staged.stages
     assert fast.recipe == load_recipe(ROOT / "configs" / "ppo-residual-fast.toml").replace(out_dir=fast.recipe.out_dir)
     assert fast.recipe.finetune_timesteps >= 1_000_000
-    card = json.loads((ROOT / "lrpilot" / "checkpoints" / "default.json").read_text())
+    card = json.loads((ROOT / "lrpilot" / "checkpoints" / "default-s28.json").read_text())
     assert card["provenance"]["shipped_checkpoint"]["timesteps"] == select.recipe.finetune_timesteps == 100352
     trained = Recipe.from_dict(card["provenance"]["recipe"])
     assert select.recipe.validate_every == 0 and (select.recipe.init_policy, select.twin) == ("@fast",
@@ -86,9 +111,9 @@ def test_configs_default_is_the_fast_recipe_then_the_select_run_that_was_shipped
 
 
 def test_configs_default_lean_is_the_default_with_128_validation_examples_per_draw() -> None:
-    """configs/default-lean.toml (session 33) changes one thing in each of configs/default.toml's stages: every drawn
+    """configs/default-lean.toml (session 33) changes one thing in each of configs/default-s28.toml's stages: every drawn
     task validates on 128 examples; its own name, output directory and card field are the default's."""
-    lean, default = load_staged(ROOT / "configs" / "default-lean.toml"), load_staged(ROOT / "configs" / "default.toml")
+    lean, default = load_staged(ROOT / "configs" / "default-lean.toml"), load_staged(ROOT / "configs" / "default-s28.toml")
     assert (lean.name, lean.out_dir, lean.card) == ("default-lean", "runs/ctrl/default-lean", default.card)
     assert [s.name for s in lean.stages] == [s.name for s in default.stages]
     for ours, theirs in zip(lean.stages, default.stages):
@@ -228,9 +253,9 @@ def test_a_resumed_run_reports_at_least_the_seconds_its_earlier_process_reported
 
 
 def test_configs_default_lean256_validates_drawn_tasks_on_256_then_128_examples() -> None:
-    """configs/default-lean256.toml (session 34) is configs/default.toml with 256 validation examples per draw and
+    """configs/default-lean256.toml (session 34) is configs/default-s28.toml with 256 validation examples per draw and
     half the validations in stage "fast", and 128 validation examples per draw in stage "select"."""
-    lean, default = load_staged(ROOT / "configs" / "default-lean256.toml"), load_staged(ROOT / "configs" / "default.toml")
+    lean, default = load_staged(ROOT / "configs" / "default-lean256.toml"), load_staged(ROOT / "configs" / "default-s28.toml")
     assert (lean.name, lean.out_dir, lean.card) == ("default-lean256", "runs/ctrl/default-lean256", default.card)
     (fast, select), (default_fast, default_select) = lean.stages, default.stages
     assert (fast.recipe.val_examples, fast.recipe.validate_every) == (256, 200_000)

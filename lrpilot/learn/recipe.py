@@ -14,12 +14,13 @@ Two methods:
   ``tasks``, with held-out evaluation, checkpoints and TensorBoard (:mod:`lrpilot.learn.ppo`).
 * ``method = "population"``: behaviour cloning of a hand rule (``teacher``), DAgger rounds and
   optional PPO fine-tuning (``finetune_timesteps``) on the population environment over the
-  synthetic task distribution (:mod:`lrpilot.learn.pipeline`). The four shipped policies are trained
-  this way: ``default``, ``ppo-residual-fast`` continued for 100,352 PPO steps against itself
-  (``configs/ppo-residual-select.toml``; both stages in one command: ``configs/default.toml``, a staged recipe,
-  :mod:`lrpilot.learn.stages`); ``ppo-residual-fast``, a PPO-trained residual on a hand rule
-  (``configs/ppo-residual-fast.toml``, 1M steps), the default before it; ``ppo-residual-long``, the default
-  before that (``configs/ppo-residual-1m.toml``, ended at 399,360 steps); and ``clone``, the behaviour clone that
+  synthetic task distribution (:mod:`lrpilot.learn.pipeline`). The shipped policies are trained
+  this way: ``default``, 1M PPO steps as a residual on a hand rule with an undo action, continued for 100,352 steps
+  against itself (``configs/default.toml``, a staged recipe, :mod:`lrpilot.learn.stages`); ``default-s28``, the
+  default before it, ``ppo-residual-fast`` continued so (``configs/ppo-residual-select.toml``; both stages in one
+  command: ``configs/default-s28.toml``); ``ppo-residual-fast``, a PPO-trained residual on a hand rule
+  (``configs/ppo-residual-fast.toml``, 1M steps), the default before that; ``ppo-residual-long``, the default
+  before that one (``configs/ppo-residual-1m.toml``, ended at 399,360 steps); and ``clone``, the behaviour clone that
   was the first default (``configs/clone-policy.toml``).
 
 Example:
