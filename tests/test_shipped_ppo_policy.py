@@ -27,7 +27,8 @@ def test_the_shipped_ppo_policy_records_its_stages_curves_and_held_out_evaluatio
     assert curve[0]["timesteps"] == 0 and curve[-1]["timesteps"] >= 1_000_000
     assert fast["validation_best"] == min(curve, key=lambda e: (e["mean_regret"], e["timesteps"]))
     assert fast["validation_best"]["mean_regret"] < curve[0]["mean_regret"] - 1  # PPO beat its start, the rule
-    assert Recipe.from_dict(select["recipe"]).init_policy == fast["policy"]  # stage 2 went on from stage 1's export
+    assert select["recipe"]["init_policy"] == fast["policy"]  # stage 2 went on from stage 1's export (a run folder)
+    assert select["recipe"]["twin"] == f"policy:{fast['policy']}"  # and played it as the twin
     assert fast["seconds"] + select["seconds"] < 45 * 60  # issue #16's item 4, on the machine that trained it
     stages = [p["stage"] for p in prov["training_curve"]["points"]]
     assert stages.index("select") > 10 and stages[-1] == "select" and set(stages) == {"fast", "select"}

@@ -74,9 +74,9 @@ def test_configs_default_is_the_recipe_whose_run_ships_as_the_default() -> None:
     for stage, trained, leaner in zip(staged.stages, card["provenance"]["stages"], lean.stages):
         assert stage.recipe.actions == "0.1,0.5,1,1.5,2,undo"
         assert stage.recipe.replace(actions=leaner.recipe.actions, out_dir=leaner.recipe.out_dir) == leaner.recipe
-        ran = Recipe.from_dict(trained["recipe"])  # its paths were the run's folders; the command names the stages
-        assert ran.replace(out_dir=stage.recipe.out_dir, init_policy=stage.recipe.init_policy,
-                           twin=stage.recipe.twin) == stage.recipe
+        named = {"out_dir": stage.recipe.out_dir, "init_policy": stage.recipe.init_policy, "twin": stage.recipe.twin}
+        assert Recipe.from_dict({**trained["recipe"], **named}) == stage.recipe  # the run named its own folders
+    assert card["provenance"]["stages"][1]["recipe"]["init_policy"] == card["provenance"]["stages"][0]["policy"]
     fast, select = staged.stages
     assert fast.recipe.finetune_timesteps >= 1_000_000 and (select.recipe.init_policy, select.twin) == (
         "@fast", "policy:@fast")
