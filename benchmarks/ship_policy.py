@@ -38,6 +38,10 @@ from pathlib import Path
 from lrpilot.controller.policy import SHIPPED_DIR
 
 
+RETURN_CURVE = ("SB3's rollout/ep_rew_mean: the mean episode return against the twin (the agent's final validation "
+                "log-loss improvement minus the twin's) over the last 100 finished episodes")
+
+
 def training_curve(tb_dir: Path, every: int) -> dict:
     """The mean return against the twin, from the run's TensorBoard events."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -55,9 +59,8 @@ def training_curve(tb_dir: Path, every: int) -> dict:
     if not steps:
         raise SystemExit(f"no rollout/ep_rew_mean in {tb_dir}")
     kept = sorted(set([steps[0]] + [min(s for s in steps if s >= k) for k in range(every, steps[-1] + 1, every)]))
-    return {"what": "SB3's rollout/ep_rew_mean: the mean episode return against the twin (the agent's final validation "
-                    "log-loss improvement minus the twin's) over the last 100 finished episodes, read from the run's "
-                    f"TensorBoard log ({tb_dir}), at the first rollout and then every {every:,} steps",
+    return {"what": f"{RETURN_CURVE}, read from the run's TensorBoard log ({tb_dir}), at the first rollout and then "
+                    f"every {every:,} steps",
             "points": [{"mean_return_vs_twin": round(points[s], 4), "timesteps": s} for s in kept]}
 
 
@@ -72,10 +75,8 @@ def staged_curves(stages: list[dict], every: int) -> dict:
         where.append(f"{stage['name']}: {run.parent / 'tb'}")
         own = json.loads(run.with_suffix(".json").read_text())["provenance"]
         stage.update({key: own[key] for key in ("validation_curve", "validation_best") if key in own})
-    return {"what": "SB3's rollout/ep_rew_mean: the mean episode return against the twin (the agent's final validation "
-                    "log-loss improvement minus the twin's) over the last 100 finished episodes, read from each stage's "
-                    f"TensorBoard log ({'; '.join(where)}), at its first rollout and then every {every:,} steps; "
-                    "timesteps count within the stage",
+    return {"what": f"{RETURN_CURVE}, read from each stage's TensorBoard log ({'; '.join(where)}), at its first rollout "
+                    f"and then every {every:,} steps; timesteps count within the stage",
             "points": points}
 
 

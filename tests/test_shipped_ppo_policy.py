@@ -22,7 +22,8 @@ def test_the_shipped_ppo_policy_records_its_stages_curves_and_held_out_evaluatio
     assert card["name"] == "default" and card["base"] == {"teacher": "bold-anneal-streakup"}
     assert card["action"] == {"kind": "discrete", "multipliers": [0.1, 0.5, 1.0, 1.5, 2.0], "undo": True}
     fast, select = prov["stages"]
-    assert Recipe.from_dict(fast["recipe"]).finetune_timesteps >= 1_000_000 and Recipe.from_dict(fast["recipe"]).gamma == 1
+    first = Recipe.from_dict(fast["recipe"])
+    assert first.finetune_timesteps >= 1_000_000 and first.gamma == 1
     curve = fast["validation_curve"]  # (d): the shipped recipe's learning curve on the validation set
     assert curve[0]["timesteps"] == 0 and curve[-1]["timesteps"] >= 1_000_000
     assert fast["validation_best"] == min(curve, key=lambda e: (e["mean_regret"], e["timesteps"]))
